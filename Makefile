@@ -1,0 +1,53 @@
+# Readership developer verbs. `make run` and `make test` are the public contract.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export FLASK_APP := webapp:create_app
+
+.PHONY: run test install install-test translations bench lint ci clean extract-messages
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,test]'
+	@touch $@
+
+install: $(VENV)/.installed translations
+
+install-test: $(VENV)/.installed-test translations
+
+# Catalogues are compiled at install; the .mo files are build output, not committed.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile -d webapp/translations
+
+extract-messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o webapp/translations/messages.pot .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching
+
+run: install
+	$(BIN)/readership db upgrade
+	$(BIN)/readership demo --if-empty
+	$(BIN)/readership run --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check webapp emails jobs tests bench migrations
+
+bench: install-test
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+ci:
+	bash .ci/run
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,52 @@
+"""Every job by its public name (`readership jobs run NAME`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+
+log = logging.getLogger("readership.jobs")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of scheduled work."""
+
+    #: Public name, used on the command line and in the job log.
+    name: str
+    #: What it does, shown by `readership jobs list`.
+    description: str
+    #: Human description of its schedule (the scheduler holds the real trigger).
+    schedule: str
+    #: Runs the job once inside an app context and returns a one-line summary.
+    run: Callable[[Flask], str]
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> Job:
+    """Add a job to the registry (module import time is fine: it only fills a dict)."""
+    JOBS[job.name] = job
+    return job
+
+
+def load_jobs() -> dict[str, Job]:
+    """Import every job module so each registers itself, then return the registry."""
+    from jobs import cleanup  # noqa: F401
+
+    return JOBS
+
+
+def run_job(app: Flask, name: str) -> str:
+    """Run one job by name inside an app context; returns its summary."""
+    jobs = load_jobs()
+    if name not in jobs:
+        raise KeyError(name)
+    with app.app_context():
+        summary = jobs[name].run(app)
+    log.info("job %s: %s", name, summary)
+    return summary

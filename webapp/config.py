@@ -1,0 +1,65 @@
+"""The one place that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+#: Languages every public page and email exists in; adding one is a catalogue and this list.
+DEFAULT_LANGUAGES = ("en", "ru")
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app configuration from the environment, `.env` and explicit overrides.
+
+    Overrides win over the environment; tests pass a dict instead of touching `os.environ`.
+    """
+    load_dotenv(Path.cwd() / ".env", override=False)
+    env = os.environ
+    instance = Path(instance_path)
+    base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    languages = tuple(
+        code.strip() for code in env.get("LANGUAGES", ",".join(DEFAULT_LANGUAGES)).split(",")
+        if code.strip()
+    )
+    config: dict[str, Any] = {
+        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{instance / 'readership.sqlite3'}",
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
+        "BASE_URL": base_url,
+        "SMTP_URL": env.get("SMTP_URL") or None,
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "30")),
+        "MAIL_FROM": env.get("MAIL_FROM", "Readership <newsletter@localhost>"),
+        "MAILBOX_DIR": env.get("MAILBOX_DIR") or str(instance / "mailbox"),
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "LANGUAGES": languages,
+        "DEFAULT_LANGUAGE": languages[0] if languages else "en",
+        # Flask-Limiter storage; memory:// is per process, use redis:// or memcached:// with
+        # several gunicorn workers so the limits are shared.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        # How long a double opt-in link and a pending signup live.
+        "CONFIRMATION_MAX_AGE_HOURS": int(env.get("CONFIRMATION_MAX_AGE_HOURS", "72")),
+        # At most one confirmation email per address within this window, whatever the IPs.
+        "CONFIRMATION_RESEND_MINUTES": int(env.get("CONFIRMATION_RESEND_MINUTES", "15")),
+        "PENDING_SIGNUP_EXPIRY_DAYS": int(env.get("PENDING_SIGNUP_EXPIRY_DAYS", "7")),
+        "STAFF_SESSION_MAX_AGE_HOURS": int(env.get("STAFF_SESSION_MAX_AGE_HOURS", "12")),
+        "TRUST_PROXY": _bool(env.get("TRUST_PROXY"), False),
+    }
+    config["SESSION_COOKIE_SECURE"] = base_url.startswith("https://")
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
+    if overrides:
+        config.update(overrides)
+    return config

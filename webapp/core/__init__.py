@@ -1,0 +1,1 @@
+"""Small shared pieces only: clock, signed tokens, security headers, network helpers."""

@@ -1,0 +1,15 @@
+"""Registers each feature's blueprints, CLI commands and template helpers on the app."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+
+def register_features(app: Flask, csrf: CSRFProtect) -> None:
+    """Wire every feature package into `app` (the one place that knows them all)."""
+    from webapp.site import views as site_views
+    from webapp.site.context import init_app as init_site_context
+
+    init_site_context(app)
+    app.register_blueprint(site_views.bp)
