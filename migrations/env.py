@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from webapp import models  # noqa: F401  (registers every table)
 from webapp.db import Base, make_engine
 

@@ -17,4 +17,7 @@ def init_app(app: Flask) -> None:
     def _site() -> dict[str, Any]:
         if "site_settings" not in g:
             g.site_settings = get_site_settings(get_session())
-        return {"site": g.site_settings, "has_page": lambda endpoint: endpoint in app.view_functions}
+        return {
+            "site": g.site_settings,
+            "has_page": lambda endpoint: endpoint in app.view_functions,
+        }

@@ -1,0 +1,1 @@
+"""Staff users, roles, sign-in, sessions and the audit log."""
