@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := webapp:create_app
 
-.PHONY: run test install install-test translations bench lint ci clean extract-messages
+.PHONY: run test install install-test install-browser-tools translations bench lint ci clean extract-messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,18 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 install: $(VENV)/.installed translations
 
-install-test: $(VENV)/.installed-test translations
+install-test: $(VENV)/.installed-test translations install-browser-tools
+
+# axe-core (pinned in package.json/package-lock.json) is injected into pages by tests/browser.
+# Playwright drives Debian's /usr/bin/chromium; it never downloads a browser.
+install-browser-tools: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm not found: browser tests will skip locally (and fail in CI)"; \
+	fi
 
 # Catalogues are compiled at install; the .mo files are build output, not committed.
 translations: $(VENV)/.installed
@@ -50,4 +61,4 @@ ci:
 	bash .ci/run
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules test-artifacts

@@ -84,6 +84,9 @@ def app_config(
         "RATELIMIT_STORAGE_URI": "memory://",
         "CLOCK": clock,
         "SERVER_NAME": "localhost",
+        # Cheap argon2id costs keep sign-in tests fast; production uses argon2's defaults.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8192,
     }
 
 

@@ -13,3 +13,17 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
 
     init_site_context(app)
     app.register_blueprint(site_views.bp)
+
+    from webapp.staff.setup import init_app as init_staff
+
+    init_staff(app)
+
+    # Email: the Mailer (renderer + sender), the staff mailbox viewer and outbox pages.
+    from webapp.outbox.setup import init_app as init_outbox
+
+    init_outbox(app)
+
+    # The newsletter list: public signup/preferences pages, staff pages, CSV and demo CLI.
+    from webapp.subscribers.setup import init_app as init_subscribers
+
+    init_subscribers(app, csrf)

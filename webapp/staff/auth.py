@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, g, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 
 from webapp.staff.roles import Permission, role_allows
 
@@ -18,6 +18,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Staff endpoints reachable without signing in (the sign-in steps themselves).
 PUBLIC_STAFF_ENDPOINTS: set[str] = set()
+
+#: Key in Flask's signed cookie session holding the random staff session token.
+SESSION_KEY = "staff_sid"
+#: Key holding the pending second-factor step: {"uid": user id, "at": epoch seconds, "next": path}.
+PENDING_TOTP_KEY = "staff_totp_pending"
 
 
 def current_staff() -> Any | None:
@@ -49,3 +54,57 @@ def public_staff_endpoint(view: F) -> F:
     PUBLIC_STAFF_ENDPOINTS.add(f"{view.__module__}:{view.__name__}")
     view.public_staff_endpoint = True  # type: ignore[attr-defined]
     return view
+
+
+def is_marked(view: Callable[..., Any] | None) -> bool:
+    """True when a view carries `@requires(...)` or `@public_staff_endpoint`."""
+    return view is not None and (
+        getattr(view, "required_permission", None) is not None
+        or bool(getattr(view, "public_staff_endpoint", False))
+    )
+
+
+def load_staff() -> None:
+    """Before each request: find the live server-side session named by the cookie.
+
+    Sets `g.staff` (the `StaffUser`) and `g.staff_session` (the `StaffSession`), or leaves
+    them unset. A dead token is dropped from the cookie. `last_seen_at` is written at most
+    once a minute.
+    """
+    token = session.get(SESSION_KEY)
+    if not token or request.endpoint == "static":
+        return
+    # Imported here: models import the database layer, which this module must not need
+    # at import time (roles and decorators are imported everywhere).
+    from webapp.core.clock import utcnow
+    from webapp.db import get_session
+    from webapp.staff.services import load_session, touch_session
+
+    db = get_session()
+    now = utcnow()
+    row = load_session(db, token=str(token), now=now)
+    if row is None:
+        session.pop(SESSION_KEY, None)
+        return
+    if touch_session(row, now):
+        db.commit()
+    g.staff = row.user
+    g.staff_session = row
+
+
+def deny_unmarked_staff_views() -> None:
+    """Before each request: a `/staff` view without `requires` or `public_staff_endpoint`
+    answers 403, so a forgotten decorator fails closed."""
+    if not (request.path == "/staff" or request.path.startswith("/staff/")):
+        return
+    if request.endpoint is None:  # 404/405: the routing error answers
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if not is_marked(view):
+        abort(403)
+
+
+def init_app(app: Flask) -> None:
+    """Install the session loader and the fail-closed check for `/staff` paths."""
+    app.before_request(load_staff)
+    app.before_request(deny_unmarked_staff_views)

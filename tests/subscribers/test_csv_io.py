@@ -1,0 +1,247 @@
+"""CSV import (ours, Substack, Ghost, Mailchimp) and export, through the real service."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.subscribers.factories import get_subscriber, make_subscriber
+from webapp.core.clock import FrozenClock, as_utc
+from webapp.subscribers import csv_io
+from webapp.subscribers.models import ConsentRecord, ImportJob, Subscriber, SubscriberEvent
+from webapp.subscribers.queries import history
+
+DATA = Path(__file__).parent / "data"
+LANGUAGES = ("en", "ru")
+
+
+def run(session: Session, clock: FrozenClock, path: Path, fmt: str = "auto",
+        language: str = "en", batch_size: int = 1000) -> ImportJob:
+    job = csv_io.start_import(session, filename=path.name, requested_format=fmt,
+                              default_language=language, now=clock.now())
+    session.commit()
+    return csv_io.run_import(session, job, path, languages=LANGUAGES, now=clock.now,
+                             batch_size=batch_size)
+
+
+def rejections(job: ImportJob) -> list[tuple[int, str, str]]:
+    return [(r.line, r.value, r.reason) for r in job.rejections]
+
+
+def dt(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def test_our_own_format(db_session: Session, clock: FrozenClock) -> None:
+    job = run(db_session, clock, DATA / "readership.csv")
+    assert job.status == "finished" and job.detected_format == "readership"
+    assert (job.created_count, job.rejected_count, job.processed_rows) == (5, 0, 5)
+    anna = get_subscriber(db_session, "anna@example.com")
+    assert anna.name == "Анна Иванова" and anna.languages == ["ru", "en"]
+    assert anna.status == "confirmed" and anna.source == "signup_page"
+    assert as_utc(anna.confirmed_at) == dt("2025-03-01T10:05:00")
+    ben = get_subscriber(db_session, "ben@example.com")
+    assert ben.status == "unsubscribed" and as_utc(ben.unsubscribed_at) == dt("2025-09-01T12:00")
+    dan = get_subscriber(db_session, "dan@example.com")
+    assert dan.name == 'Dan "The Man" Reed' and dan.status == "bounced"
+    assert dan.suppressed and dan.suppression_reason == "hard_bounce"
+    assert get_subscriber(db_session, "eve@example.com").paused is True
+    assert get_subscriber(db_session, "cleo@example.com").status == "pending"
+    # Each imported person points at the import: that is their "imported" history line.
+    assert anna.import_job_id == job.id
+    assert [(line.kind, line.detail["format"]) for line in history(db_session, anna)] == [
+        ("imported", "readership")]
+    assert anna.consents == [] and anna.events == []
+
+
+def test_substack(db_session: Session, clock: FrozenClock) -> None:
+    job = run(db_session, clock, DATA / "substack.csv", language="ru")
+    assert job.detected_format == "substack"
+    assert job.created_count == 3
+    assert rejections(job) == [(5, "broken-address", "bad_email")]
+    tara = get_subscriber(db_session, "tara@example.org")
+    assert tara.status == "confirmed" and tara.language == "ru"
+    assert as_utc(tara.created_at) == dt("2024-06-11T08:30:00")
+    assert get_subscriber(db_session, "will@example.net").status == "unsubscribed"
+
+
+def test_ghost(db_session: Session, clock: FrozenClock) -> None:
+    job = run(db_session, clock, DATA / "ghost.csv")
+    assert job.detected_format == "ghost" and job.created_count == 4
+    olga = get_subscriber(db_session, "olga@example.com")
+    assert olga.language == "ru" and olga.name == "Ольга Орлова"  # from the "ru" label
+    assert get_subscriber(db_session, "peter@example.com").status == "unsubscribed"
+    gone = get_subscriber(db_session, "gone@example.com")
+    assert gone.status == "unsubscribed" and as_utc(gone.unsubscribed_at) == dt("2024-01-01")
+    assert get_subscriber(db_session, "grace@example.com").status == "confirmed"
+
+
+def test_mailchimp_lists_in_sequence(db_session: Session, clock: FrozenClock) -> None:
+    subscribed = run(db_session, clock, DATA / "mailchimp_subscribed.csv")
+    assert subscribed.detected_format == "mailchimp" and subscribed.created_count == 2
+    alice = get_subscriber(db_session, "alice@example.com")
+    assert alice.name == "Alice Adams" and alice.status == "confirmed"
+    assert as_utc(alice.created_at) == dt("2022-01-15T10:22:11")
+    assert as_utc(alice.confirmed_at) == dt("2022-01-15T10:25:00")
+    # The unsubscribed export: Alice (on the list) leaves, Ivan arrives as unsubscribed.
+    unsubscribed = run(db_session, clock, DATA / "mailchimp_unsubscribed.csv")
+    assert (unsubscribed.created_count, unsubscribed.updated_count) == (1, 1)
+    alice = get_subscriber(db_session, "alice@example.com")
+    assert alice.status == "unsubscribed"
+    assert as_utc(alice.unsubscribed_at) == dt("2023-05-05T05:05:05")
+    assert [e.kind for e in alice.events] == ["imported"]  # the change by the second file
+    assert [line.kind for line in history(db_session, alice)] == ["imported", "imported"]
+    assert get_subscriber(db_session, "ivan@example.com").status == "unsubscribed"
+    cleaned = run(db_session, clock, DATA / "mailchimp_cleaned.csv")
+    dead = get_subscriber(db_session, "dead@example.com")
+    assert cleaned.created_count == 1 and dead.status == "bounced" and dead.suppressed
+
+
+def test_rejected_rows_are_reported_with_line_and_reason(
+    db_session: Session, clock: FrozenClock
+) -> None:
+    job = run(db_session, clock, DATA / "rejects.csv", batch_size=2)
+    assert job.status == "finished"
+    assert job.created_count == 2
+    assert rejections(job) == [
+        (3, "", "missing_email"),
+        (4, "not-an-email", "bad_email"),
+        (5, "good@example.com", "duplicate_in_file"),
+        (6, "weird@example.com", "unknown_status"),
+        (7, "lang@example.com", "unknown_language"),
+        (8, "date@example.com", "bad_date"),
+        (9, "multi line@example.com", "bad_email"),
+    ]
+    assert get_subscriber(db_session, "last@example.com").status == "pending"
+    report = csv_io.rejections_csv(job)
+    assert report.splitlines()[0] == "line,email,reason"
+    assert "8,date@example.com,bad_date" in report
+
+
+def test_people_who_left_stay_gone_whatever_the_file_says(
+    db_session: Session, clock: FrozenClock
+) -> None:
+    make_subscriber(db_session, email="anna@example.com", status="unsubscribed")
+    make_subscriber(db_session, email="eve@example.com", status="bounced")
+    make_subscriber(db_session, email="ben@example.com", status="confirmed")
+    make_subscriber(db_session, email="cleo@example.com", status="confirmed")
+    db_session.commit()
+    job = run(db_session, clock, DATA / "readership.csv")
+    assert get_subscriber(db_session, "anna@example.com").status == "unsubscribed"
+    assert get_subscriber(db_session, "eve@example.com").status == "bounced"
+    # An unsubscribe in the file is applied; "pending" never downgrades a confirmed person.
+    assert get_subscriber(db_session, "ben@example.com").status == "unsubscribed"
+    assert get_subscriber(db_session, "cleo@example.com").status == "confirmed"
+    assert (job.created_count, job.updated_count, job.unchanged_count) == (1, 1, 3)
+    # Importing the same file again changes nothing and duplicates nobody.
+    again = run(db_session, clock, DATA / "readership.csv")
+    assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 5)
+    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 5
+
+
+def test_export_then_import_restores_the_list(
+    db_session: Session, clock: FrozenClock, tmp_path: Path
+) -> None:
+    run(db_session, clock, DATA / "readership.csv")
+    run(db_session, clock, DATA / "ghost.csv")
+    before = _snapshot(db_session)
+    out = io.StringIO(newline="")
+    assert csv_io.export_subscribers(db_session, out) == len(before) == 9
+    text = out.getvalue()
+    assert text.startswith("\ufeffemail,name,language,languages,status,source,created_at,"
+                           "confirmed_at,unsubscribed_at,paused")
+    export = tmp_path / "export.csv"
+    export.write_text(text, encoding="utf-8", newline="")
+    for model in (SubscriberEvent, ConsentRecord, Subscriber):
+        db_session.query(model).delete()
+    db_session.commit()
+    job = run(db_session, clock, export)
+    assert job.detected_format == "readership" and job.rejected_count == 0
+    assert _snapshot(db_session) == before
+
+
+def _snapshot(session: Session) -> dict[str, tuple[object, ...]]:
+    session.expire_all()
+    rows = session.scalars(select(Subscriber))
+    return {
+        s.email: (s.name, s.languages, str(s.status), str(s.source),
+                  as_utc(s.created_at).replace(microsecond=0),
+                  s.confirmed_at and as_utc(s.confirmed_at).replace(microsecond=0),
+                  s.unsubscribed_at and as_utc(s.unsubscribed_at).replace(microsecond=0),
+                  s.paused, s.suppressed, s.suppression_reason)
+        for s in rows
+    }
+
+
+def test_export_by_status(db_session: Session) -> None:
+    make_subscriber(db_session, email="a@example.com", status="confirmed")
+    make_subscriber(db_session, email="b@example.com", status="pending")
+    db_session.commit()
+    out = io.StringIO(newline="")
+    assert csv_io.export_subscribers(db_session, out, status=csv_io.SubscriberStatus.PENDING) == 1
+    assert "b@example.com" in out.getvalue() and "a@example.com" not in out.getvalue()
+
+
+def test_non_utf8_file_is_refused_before_anything_is_written(
+    db_session: Session, clock: FrozenClock
+) -> None:
+    job = run(db_session, clock, DATA / "latin1.csv")
+    assert job.status == "failed"
+    assert "not UTF-8" in job.error
+    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"name,phone\r\nAnn,123\r\n", "No email column"),
+     (b"\xef\xbb\xbf", "empty")],
+)
+def test_unusable_files(db_session: Session, clock: FrozenClock, tmp_path: Path,
+                        content: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    job = run(db_session, clock, path)
+    assert job.status == "failed" and message in job.error
+
+
+def test_a_format_that_does_not_match_the_header_is_refused(
+    db_session: Session, clock: FrozenClock
+) -> None:
+    job = run(db_session, clock, DATA / "ghost.csv", fmt="mailchimp")
+    assert job.status == "failed" and "ghost" in job.error
+
+
+def test_tab_separated_and_minimal_lists(
+    db_session: Session, clock: FrozenClock, tmp_path: Path
+) -> None:
+    tabbed = tmp_path / "tabbed.csv"
+    tabbed.write_text("Email\tName\nkim@example.com\tKim; Lee\n", encoding="utf-8")
+    job = run(db_session, clock, tabbed)
+    assert job.created_count == 1
+    assert get_subscriber(db_session, "kim@example.com").name == "Kim; Lee"
+    minimal = tmp_path / "minimal.csv"
+    minimal.write_text("email\nlee@example.com\n", encoding="utf-8")
+    run(db_session, clock, minimal, language="ru")
+    lee = get_subscriber(db_session, "lee@example.com")
+    assert lee.status == "confirmed" and lee.language == "ru"
+
+
+def test_progress_is_reported_per_batch(
+    db_session: Session, clock: FrozenClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(25)),
+                    encoding="utf-8")
+    seen: list[tuple[int, int]] = []
+    job = csv_io.start_import(db_session, filename="many.csv", requested_format="auto",
+                              default_language="en", now=clock.now())
+    db_session.commit()
+    csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now,
+                      progress=lambda done, total: seen.append((done, total)), batch_size=10)
+    assert seen == [(10, 25), (20, 25), (25, 25)]
+    assert job.percent == 100 and job.created_count == 25

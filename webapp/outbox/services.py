@@ -1,0 +1,402 @@
+"""Queueing transactional email with the business change, and delivering it with retries.
+
+The flow: a service calls `queue_email(...)` inside its own transaction; the view commits
+and then calls `deliver_now(...)` for a quick first try; whatever is still due is sent by the
+`send-email` job through `deliver_pending(...)`. A message is claimed (leased) before it is
+sent, so several workers never send the same row at the same time; a worker killed while
+sending leaves its rows to be retried when the lease runs out (the message in flight may then
+go twice, never more).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from emails.message import build_message, message_bytes
+from emails.senders import PermanentFailure, TemporaryFailure
+from webapp.db import Database
+from webapp.outbox.gateway import Mailer
+from webapp.outbox.models import OutboxMessage, OutboxStatus, change_status
+from webapp.site.services import get_site_settings
+
+log = logging.getLogger("readership.outbox")
+
+#: First retry after this long; each further retry waits twice as long ...
+RETRY_BASE = timedelta(minutes=1)
+#: ... but never longer than this.
+RETRY_CAP = timedelta(hours=6)
+#: After this many tries that failed temporarily the message is given up (about a day).
+MAX_ATTEMPTS = 12
+#: How long a worker may hold a claimed row before another worker may take it over.
+CLAIM_LEASE = timedelta(minutes=10)
+
+#: Called as `hook(session, to_address, reason)` when a server refuses an address for good
+#: (5xx). Runs inside the delivery transaction, in a savepoint: a hook that raises is logged
+#: and its changes are rolled back, the failure is still recorded. The same function
+#: registered twice is called once.
+on_permanent_failure: list[Callable[[Session, str, str], None]] = []
+
+
+@dataclass
+class DeliveryCounts:
+    """What one delivery run did."""
+
+    #: Accepted by the server.
+    sent: int = 0
+    #: Failed for now; will be tried again later.
+    retried: int = 0
+    #: Refused for good or given up; never tried again.
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Messages this run handled."""
+        return self.sent + self.retried + self.failed
+
+    def __add__(self, other: DeliveryCounts) -> DeliveryCounts:
+        return DeliveryCounts(
+            self.sent + other.sent, self.retried + other.retried, self.failed + other.failed
+        )
+
+    def __str__(self) -> str:
+        return f"sent {self.sent}, retry later {self.retried}, failed {self.failed}"
+
+
+def site_context(session: Session, mailer: Mailer, language: str) -> dict[str, Any]:
+    """The values every email layout shows, from the publication's settings."""
+    settings = get_site_settings(session)
+    return {
+        "publication_name": settings.publication_name,
+        "tagline": settings.tagline(language),
+        "site_url": settings.site_url or "",
+        "base_url": mailer.base_url,
+        "logo_url": f"{mailer.base_url}/logo" if settings.logo_data else None,
+        "primary_color": settings.primary_color,
+        "accent_color": settings.accent_color,
+        "postal_address": settings.postal_address or "",
+    }
+
+
+def queue_email(
+    session: Session,
+    mailer: Mailer,
+    *,
+    template: str,
+    to: str,
+    language: str,
+    context: Mapping[str, Any],
+    now: datetime,
+    headers: Mapping[str, str] | None = None,
+    subscriber_id: int | None = None,
+) -> OutboxMessage:
+    """Render `template` for `to` and add it to the outbox as pending (flushed, not committed).
+
+    The site-wide values (publication name, colours, site URL, postal address, base URL) are
+    added to `context` here; `context` wins where both name a value. The recipient field
+    `email` is `to`. The caller commits, in the same transaction as the change that caused
+    the email, then may call `deliver_now` with the row's id.
+
+    Raises `emails.UnknownEmail` for an unknown template, `jinja2.UndefinedError` when the
+    context lacks a value the template needs, `emails.message.HeaderError` for a line break
+    in `to` or in a header.
+    """
+    settings_context = site_context(session, mailer, language)
+    compiled = mailer.renderer.compile(template, language, {**settings_context, **context})
+    rendered = compiled.fill({"email": to})
+    message = build_message(
+        rendered,
+        sender=mailer.from_header(settings_context["publication_name"]),
+        to=to,
+        headers=headers,
+        message_id_domain=mailer.message_id_domain,
+        date=now,
+    )
+    row = OutboxMessage(
+        purpose=template,
+        to_address=to,
+        language=language,
+        subject=rendered.subject[:998],
+        raw=message_bytes(message),
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        subscriber_id=subscriber_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th try failed: 1, 2, 4 ... minutes, at most 6 h."""
+    exponent = min(max(attempts, 1) - 1, 30)
+    return min(RETRY_BASE * (2**exponent), RETRY_CAP)
+
+
+def deliver_now(
+    database: Database, mailer: Mailer, message_ids: Iterable[int], now: datetime
+) -> DeliveryCounts:
+    """Try the given messages right away, over one connection. Never raises: what fails stays
+    pending with a backoff and the `send-email` job sends it later."""
+    ids = [int(i) for i in message_ids]
+    if not ids:
+        return DeliveryCounts()
+    try:
+        token, claimed = _claim(database, now, limit=len(ids), only_ids=ids)
+        return _deliver(database, mailer, token, claimed, now)
+    except Exception:  # the view already committed; the job will pick the rows up
+        log.exception("immediate delivery of outbox messages %s failed", ids)
+        return DeliveryCounts()
+
+
+def deliver_pending(
+    database: Database, mailer: Mailer, now: datetime, limit: int = 500
+) -> DeliveryCounts:
+    """Send up to `limit` messages that are due, oldest first, over one connection.
+
+    4xx replies and connection problems: retried after `retry_delay`, given up as failed
+    after `MAX_ATTEMPTS` tries. 5xx: failed at once, and every `on_permanent_failure` hook
+    is called. When the server is unreachable (or answers 421) the run stops and the rest of
+    its batch waits for the next retry as well.
+    """
+    token, claimed = _claim(database, now, limit=limit)
+    return _deliver(database, mailer, token, claimed, now)
+
+
+def _claim(
+    database: Database, now: datetime, *, limit: int, only_ids: list[int] | None = None
+) -> tuple[str, list[int]]:
+    """Lease due pending rows to this run; returns the run's token and the claimed ids."""
+    token = secrets.token_hex(16)
+    with database.session() as session:
+        query = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
+            .where(OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if only_ids is not None:
+            query = query.where(OutboxMessage.id.in_(only_ids))
+        if database.is_postgres:
+            # Rows another worker is claiming right now are skipped instead of waited for.
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return token, []
+        # The WHERE repeats the "due and pending" test, so on SQLite (no row locks) a row
+        # another worker claimed in between is not claimed twice.
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
+            .where(OutboxMessage.next_attempt_at <= now)
+            .values(
+                claimed_by=token,
+                next_attempt_at=now + CLAIM_LEASE,
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        claimed = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(OutboxMessage.claimed_by == token)
+                .order_by(OutboxMessage.id)
+            )
+        )
+    return token, claimed
+
+
+def _deliver(
+    database: Database, mailer: Mailer, token: str, ids: list[int], now: datetime
+) -> DeliveryCounts:
+    counts = DeliveryCounts()
+    if not ids:
+        return counts
+    sender = mailer.new_sender()
+    try:
+        with database.session() as session:
+            for position, message_id in enumerate(ids):
+                message = session.get(OutboxMessage, message_id)
+                if message is None or message.claimed_by != token:
+                    continue  # erased, or the lease ran out and another worker took it
+                stop_run = False
+                try:
+                    sender.send(mailer.envelope_from, [message.to_address], message.raw)
+                except PermanentFailure as exc:
+                    _fail(session, message, _reason(exc), permanent=True)
+                    counts.failed += 1
+                except TemporaryFailure as exc:
+                    counts += _retry_or_give_up(message, _reason(exc), now)
+                    # No connection, or the server told us to go away: the others would
+                    # fail the same way, one timeout each.
+                    stop_run = exc.code is None or exc.code == 421
+                except Exception as exc:  # a bug must not leave the row leased for nothing
+                    log.exception("outbox message %s: unexpected error while sending", message.id)
+                    counts += _retry_or_give_up(message, f"internal error: {exc!r}", now)
+                else:
+                    change_status(message, OutboxStatus.SENT)
+                    message.sent_at = now
+                    message.last_error = None
+                    message.claimed_by = None
+                    counts.sent += 1
+                # One commit per message: a crash loses at most the message in flight.
+                session.commit()
+                if stop_run:
+                    counts += _postpone(session, token, ids[position + 1 :], message, now)
+                    break
+    finally:
+        sender.close()
+    if counts.total:
+        log.info("outbox delivery: %s", counts)
+    return counts
+
+
+def _reason(exc: TemporaryFailure | PermanentFailure) -> str:
+    return str(exc)[:2000]
+
+
+def _retry_or_give_up(message: OutboxMessage, reason: str, now: datetime) -> DeliveryCounts:
+    message.last_error = reason
+    message.claimed_by = None
+    if message.attempts >= MAX_ATTEMPTS:
+        change_status(message, OutboxStatus.FAILED)
+        message.last_error = f"gave up after {message.attempts} tries: {reason}"
+        log.warning("outbox message %s to %s given up: %s", message.id, message.to_address, reason)
+        return DeliveryCounts(failed=1)
+    message.next_attempt_at = now + retry_delay(message.attempts)
+    return DeliveryCounts(retried=1)
+
+
+def _postpone(
+    session: Session, token: str, ids: list[int], failed: OutboxMessage, now: datetime
+) -> DeliveryCounts:
+    counts = DeliveryCounts()
+    for message_id in ids:
+        message = session.get(OutboxMessage, message_id)
+        if message is None or message.claimed_by != token:
+            continue
+        counts += _retry_or_give_up(message, failed.last_error or "not tried", now)
+    session.commit()
+    return counts
+
+
+def _fail(session: Session, message: OutboxMessage, reason: str, *, permanent: bool) -> None:
+    change_status(message, OutboxStatus.FAILED)
+    message.last_error = reason
+    message.claimed_by = None
+    log.warning("outbox message %s to %s refused: %s", message.id, message.to_address, reason)
+    if not permanent:
+        return
+    session.flush()
+    for hook in dict.fromkeys(on_permanent_failure):
+        try:
+            with session.begin_nested():
+                hook(session, message.to_address, reason)
+        except Exception:  # a broken hook must not lose the failure we just recorded
+            log.exception("on_permanent_failure hook %r failed", hook)
+
+
+# --- Staff pages and erasure ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """One page of outbox rows."""
+
+    rows: list[OutboxMessage]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def outbox_counts(session: Session) -> dict[OutboxStatus, int]:
+    """How many rows are in each status."""
+    counts = dict.fromkeys(OutboxStatus, 0)
+    rows = session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    )
+    for status, count in rows:
+        counts[OutboxStatus(status)] = int(count)
+    return counts
+
+
+def list_outbox(
+    session: Session,
+    statuses: Iterable[OutboxStatus],
+    page: int = 1,
+    per_page: int = 50,
+) -> OutboxPage:
+    """Rows in `statuses`, newest first; a page past the end shows the last page."""
+    wanted = list(statuses)
+    total = int(
+        session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status.in_(wanted))
+        )
+        or 0
+    )
+    pages = max(1, math.ceil(total / per_page))
+    page = min(max(1, page), pages)
+    rows = list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status.in_(wanted))
+            .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
+    return OutboxPage(rows, page, per_page, total)
+
+
+def retry_failed_message(session: Session, message_id: int, now: datetime) -> OutboxMessage:
+    """Queue a failed message again, due now, with a fresh count of tries (caller commits).
+
+    Raises `LookupError` when there is no such row and `InvalidTransition` when it has not
+    failed.
+    """
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        raise LookupError(message_id)
+    change_status(message, OutboxStatus.PENDING)
+    message.attempts = 0
+    message.next_attempt_at = now
+    message.claimed_by = None
+    return message
+
+
+def erase_outbox_messages(
+    session: Session, *, subscriber_id: int | None = None, address: str | None = None
+) -> int:
+    """Delete every outbox row of a person, by subscriber id and/or address (any case);
+    returns how many (the caller commits)."""
+    conditions = []
+    if subscriber_id is not None:
+        conditions.append(OutboxMessage.subscriber_id == subscriber_id)
+    if address:
+        conditions.append(func.lower(OutboxMessage.to_address) == address.strip().lower())
+    if not conditions:
+        return 0
+    result = session.execute(
+        delete(OutboxMessage)
+        .where(or_(*conditions))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,19 @@
+"""Wires email into the app: the Mailer, the staff pages and their nav entries."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+from webapp.outbox import gateway
+from webapp.outbox.views import bp
+from webapp.staff.nav import register_nav_item
+from webapp.staff.roles import Permission
+
+
+def init_app(app: Flask) -> None:
+    """Build the Mailer, register the staff mailbox/outbox blueprint and nav entries."""
+    gateway.init_app(app)
+    app.register_blueprint(bp)
+    # One section for both pages (they link to each other), so the bar stays short.
+    register_nav_item("outbox.mailbox", _l("Email"), Permission.MAILBOX, order=80)

@@ -1,0 +1,111 @@
+"""Erasing a person: their personal data removed or pseudonymised in every table.
+
+What happens to a subscriber who is erased:
+
+* the subscriber row keeps only non-personal facts (id, language, source, dates, status
+  "unsubscribed"); the address becomes a random `erased-…@erased.invalid`, the name is
+  emptied, the row is suppressed with reason "erased" and hidden from staff lists;
+* consent records are deleted; history events keep their kind and time, their details
+  are emptied, and one "erased" event is added;
+* outbox messages to the address or for the subscriber are scrubbed;
+* rejected rows of past CSV imports that show the address are deleted;
+* features that keep personal data elsewhere (donations, digest deliveries) register an
+  `ErasureHook` with `register_erasure_hook`; each is called in the same transaction;
+* the audit log gets one entry whose details name the person only by a keyed hash of the
+  address (so a repeated request can be checked against it without keeping the address).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.orm import Session
+
+from webapp.subscribers import mail
+from webapp.subscribers.addresses import email_fingerprint
+from webapp.subscribers.models import (
+    ConsentRecord,
+    EventActor,
+    EventKind,
+    ImportRejection,
+    Subscriber,
+    SubscriberEvent,
+    SubscriberStatus,
+    SuppressionReason,
+    change_status,
+)
+from webapp.subscribers.services import add_event
+
+#: Called as hook(session, email, subscriber_id) inside the erasure transaction.
+ErasureHook = Callable[[Session, str, int], None]
+_HOOKS: list[ErasureHook] = []
+
+
+def register_erasure_hook(hook: ErasureHook) -> None:
+    """Have `hook` scrub another feature's tables whenever a subscriber is erased."""
+    if hook not in _HOOKS:
+        _HOOKS.append(hook)
+
+
+def erase_subscriber(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    staff: Any,
+    secret: str,
+    now: datetime,
+    ip: str | None,
+) -> str:
+    """Erase the person behind `subscriber` everywhere; returns the hash kept in the audit
+    log. Raises `ValueError` when the subscriber was erased already. The caller commits."""
+    from webapp.staff.audit import record_audit
+
+    if subscriber.erased_at is not None:
+        raise ValueError("already erased")
+    email = subscriber.email
+    fingerprint = email_fingerprint(email, secret)
+    subscriber_id = subscriber.id
+
+    mail.scrub_outbox(session, subscriber_ids=[subscriber_id], addresses=[email])
+    session.execute(
+        delete(ImportRejection).where(
+            func.lower(ImportRejection.value).contains(email, autoescape=True)
+        )
+    )
+    for hook in list(_HOOKS):
+        hook(session, email, subscriber_id)
+    session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
+    session.execute(
+        update(SubscriberEvent)
+        .where(SubscriberEvent.subscriber_id == subscriber_id)
+        .values(detail="{}")
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(subscriber, ["consents", "events"])
+
+    if subscriber.status != SubscriberStatus.UNSUBSCRIBED:
+        change_status(subscriber, SubscriberStatus.UNSUBSCRIBED, now=now)
+    subscriber.email = f"erased-{subscriber_id}-{secrets.token_hex(6)}@erased.invalid"
+    subscriber.name = ""
+    subscriber.name_key = ""
+    subscriber.paused = False
+    subscriber.paused_at = None
+    subscriber.suppressed = True
+    subscriber.suppression_reason = SuppressionReason.ERASED.value
+    subscriber.suppressed_at = now
+    subscriber.last_confirmation_sent_at = None
+    subscriber.erased_at = now
+    add_event(
+        session, subscriber, EventKind.ERASED, now=now, actor=EventActor.STAFF,
+        staff_user_id=getattr(staff, "id", None),
+    )
+    record_audit(
+        session, actor=staff, action="subscribers.erase", target_type="subscriber",
+        target_id=subscriber_id, details={"email_hash": fingerprint}, ip=ip, now=now,
+    )
+    session.flush()
+    return fingerprint
