@@ -36,8 +36,10 @@ def register(job: Job) -> Job:
 
 def load_jobs() -> dict[str, Job]:
     """Import every job module so each registers itself, then return the registry."""
-    from jobs import cleanup  # noqa: F401
-    from jobs import send_email  # noqa: F401
+    from jobs import (
+        cleanup,  # noqa: F401
+        send_email,  # noqa: F401
+    )
 
     return JOBS
 
