@@ -117,6 +117,12 @@ def demo_command(if_empty: bool, count: int, password: str | None) -> None:
                 session, demo.DEMO_STAFF_EMAIL) is not None)
             return
         site = get_site_settings(session)
+        if site.publication_name == "Readership":
+            # A believable publication for the demo; staff rename it in /staff/settings.
+            site.publication_name = "The Meridian"
+            site.tagline_en = "Independent analysis of Russia and Eastern Europe"
+            site.tagline_ru = "Независимая аналитика о России и Восточной Европе"
+            site.site_url = "https://meridian.example.org"
         result = demo.load_demo_subscribers(
             session, count=count, now=now, languages=tuple(app.config["LANGUAGES"]),
             site_url=site.site_url, base_url=app.config["BASE_URL"],
