@@ -59,12 +59,14 @@ def build_message(
     message["Subject"] = _one_line("Subject", rendered.subject)
     message["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
     message["Message-ID"] = make_msgid(domain=_one_line("Message-ID domain", message_id_domain))
+    message.set_content(rendered.text, subtype="plain", charset="utf-8")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # After the parts exist: making the message multipart moves Content-* headers (such as
+    # Content-Language) into the first part, and they belong to the whole message.
     for name, value in (headers or {}).items():
         if name.lower() in RESERVED_HEADERS:
             raise HeaderError(f"{name} is set by the message builder")
         message[_one_line("header name", name)] = _one_line(name, value)
-    message.set_content(rendered.text, subtype="plain", charset="utf-8")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     return message
 
 

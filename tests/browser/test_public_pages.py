@@ -12,7 +12,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from tests.browser.support import axe, format_violations
+from tests.browser.test_subscribe_flow import new_reader_links
 from tests.helpers.live_server import LiveServer
+from tests.helpers.smtp import SmtpSink
 
 PHONE_WIDTH = 375
 
@@ -32,9 +34,14 @@ AXE_PAGES = [
     PublicPage("/ru/"),
     PublicPage("/no-such-page-here", status=404),
     PublicPage("/ru/no-such-page-here", status=404),
-    PublicPage("/subscribe", pending="the signup form lands with the subscribers feature"),
-    PublicPage("/ru/subscribe", pending="the signup form lands with the subscribers feature"),
-    PublicPage("/staff/login", pending="staff sign-in lands with the staff feature"),
+    PublicPage("/subscribe"),
+    PublicPage("/ru/subscribe"),
+    PublicPage("/subscribe/check-your-email"),
+    PublicPage("/ru/subscribe/check-your-email"),
+    PublicPage("/embed/subscribe-form"),
+    PublicPage("/ru/embed/subscribe-form"),
+    PublicPage("/ru/subscribe/confirm/not-a-real-token", status=400),
+    PublicPage("/staff/login"),
 ]
 
 
@@ -65,8 +72,38 @@ def test_page_has_no_serious_accessibility_violations(
     assert violations == [], f"{target.path}:\n{format_violations(violations)}"
 
 
-@pytest.mark.parametrize("path", ["/", "/ru/"])
-def test_home_fits_a_phone_screen_without_horizontal_scroll(page: Any, path: str) -> None:
+#: Pages behind signed links, reached the way a reader does: from the emails.
+SIGNED_PAGES = [
+    (kind, lang) for kind in ("confirm", "preferences", "unsubscribe") for lang in ("en", "ru")
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "lang"), SIGNED_PAGES, ids=[f"{kind}-{lang}" for kind, lang in SIGNED_PAGES]
+)
+def test_signed_link_page_has_no_serious_accessibility_violations(
+    page: Any, live_server: LiveServer, smtp_sink: SmtpSink, kind: str, lang: str
+) -> None:
+    links = new_reader_links(
+        live_server,
+        smtp_sink,
+        f"axe-{kind}-{lang}@example.com",
+        language=lang,
+        confirm=kind != "confirm",
+    )
+    url = getattr(links, kind)
+    assert url is not None and url.startswith(f"{live_server.url}/{lang}/"), url
+
+    response = page.goto(url)
+
+    assert response is not None and response.status == 200
+    assert page.locator("html").get_attribute("lang") == lang
+    violations = axe(page)
+    assert violations == [], f"{kind} ({lang}):\n{format_violations(violations)}"
+
+
+@pytest.mark.parametrize("path", ["/", "/ru/", "/subscribe", "/ru/subscribe"])
+def test_page_fits_a_phone_screen_without_horizontal_scroll(page: Any, path: str) -> None:
     page.set_viewport_size({"width": PHONE_WIDTH, "height": 740})
     page.goto(path)
 

@@ -77,6 +77,7 @@ def test_queued_email_arrives_with_both_parts(
     assert received.message["From"].addresses[0].display_name == "The Test Review"
     assert received.message["List-Id"] == "The Test Review <list.test.example>"
     assert received.message["Message-ID"].endswith("@test.example>")
+    assert received.message["Content-Language"] == "ru"
     assert received.subject == message.subject
     assert "http://localhost/confirm/T0KEN?a=1&b=2" in received.part("text/plain")
     assert 'href="http://localhost/confirm/T0KEN?a=1&amp;b=2"' in received.part("text/html")

@@ -116,7 +116,8 @@ def queue_email(
         rendered,
         sender=mailer.from_header(settings_context["publication_name"]),
         to=to,
-        headers=headers,
+        # Content-Language lets mail clients pick the right spell-checker and voice.
+        headers={"Content-Language": language, **(headers or {})},
         message_id_domain=mailer.message_id_domain,
         date=now,
     )

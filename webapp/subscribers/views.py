@@ -45,7 +45,7 @@ bp = Blueprint(
     static_url_path="/subscribers/assets",
 )
 
-#: Version of the sentence shown under the embeddable form (see "Embedding the signup form" in the README).
+#: Version of the sentence under the embeddable form (README: "Embedding the signup form").
 EMBED_WORDING_VERSION = "embed-2026-11-v1"
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
