@@ -1,4 +1,4 @@
-"""Daily clean-up: expire pending signups that were never confirmed (and, later, old raw data)."""
+"""Daily clean-up: expire unconfirmed signups, drop ended staff sessions and old failures."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import Flask
 from jobs.registry import Job, register
 from webapp.core.clock import get_clock
 from webapp.db import get_database
+from webapp.staff.services import delete_stale_staff_rows
 from webapp.subscribers.services import expire_pending_signups
 
 
@@ -18,8 +19,9 @@ def run_cleanup(app: Flask) -> str:
     max_age = timedelta(days=app.config["PENDING_SIGNUP_EXPIRY_DAYS"])
     with get_database(app).session() as session:
         expired = expire_pending_signups(session, now=now, max_age=max_age)
+        staff_rows = delete_stale_staff_rows(session, now=now)
         session.commit()
-    return f"expired {expired} pending signups"
+    return f"expired {expired} pending signups, removed {staff_rows} ended staff session rows"
 
 
 register(Job("cleanup", "Expire unconfirmed signups and old raw data", "daily 03:30", run_cleanup))

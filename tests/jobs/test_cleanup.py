@@ -67,3 +67,30 @@ def test_asking_again_keeps_a_pending_signup_alive(
     clock.advance(days=2)
     assert "expired 0" in runner.invoke(main, ["jobs", "run", "cleanup"]).output
     assert get_subscriber(db_session, "slow@example.com") is not None
+
+
+def test_cleanup_drops_staff_sessions_ended_a_month_ago(
+    app: Flask, db_session: Session, runner: FlaskCliRunner, clock: FrozenClock
+) -> None:
+    from datetime import timedelta
+
+    from tests.staff.factories import make_staff
+    from webapp.staff.models import StaffSession
+    from webapp.staff.services import start_session
+
+    user = make_staff(db_session, role="editor")
+    db_session.commit()
+    start_session(db_session, user=user, ip=None, user_agent="test", now=clock.now(),
+                  lifetime=timedelta(hours=1))
+    db_session.commit()
+    clock.advance(days=10)
+    start_session(db_session, user=user, ip=None, user_agent="test", now=clock.now())
+    db_session.commit()
+    assert count(db_session, StaffSession) == 2
+
+    clock.advance(days=25)  # the first ended 35 days ago, the second 25 days ago
+    result = runner.invoke(main, ["jobs", "run", "cleanup"])
+
+    assert result.exit_code == 0, result.output
+    assert "removed 1 ended staff session rows" in result.output
+    assert count(db_session, StaffSession) == 1
