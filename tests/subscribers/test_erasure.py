@@ -128,3 +128,33 @@ def test_only_erasers_may_erase(client: FlaskClient, db_session: Session) -> Non
     force_login(client, db_session, editor)
     assert client.get(f"/staff/subscribers/{subscriber.id}/erase").status_code == 403
     assert "Erase this person" not in client.get(f"/staff/subscribers/{subscriber.id}").text
+
+
+def test_erasure_removes_the_local_mailbox_copies(
+    app_config: dict, db_session: Session
+) -> None:
+    """With no SMTP server, mail sits in the local Maildir: erasure empties it of the person."""
+    from emails.mailbox import LocalMailbox
+    from webapp import create_app
+    from webapp.outbox.gateway import get_mailer
+
+    app = create_app({**app_config, "SMTP_URL": None})
+    client = app.test_client()
+    sign_up(client, ADDRESS, name=NAME)
+    sign_up(client, "keep.me@example.com")
+    box = LocalMailbox(get_mailer(app).mailbox_dir)
+    assert box.list(1, 50).total == 2
+
+    subscriber_id = get_subscriber(db_session, ADDRESS).id
+    staff = make_staff(db_session, role="admin")
+    db_session.commit()
+    force_login(client, db_session, staff)
+    path = f"/staff/subscribers/{subscriber_id}/erase"
+    form = client.get(path)
+    done = client.post(path, data={"csrf_token": csrf_token(form.text), "confirm_email": ADDRESS})
+
+    assert done.status_code == 303
+    remaining = box.list(1, 50)
+    assert remaining.total == 1
+    assert all(ADDRESS not in box.get(e.key).raw.decode("utf-8", "replace")
+               for e in remaining.entries)

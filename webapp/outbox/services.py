@@ -401,3 +401,13 @@ def erase_outbox_messages(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def erase_local_mailbox_copies(mailer: Mailer, address: str) -> int:
+    """Delete the local mailbox's copies of mail sent to `address` (erasure of a person).
+
+    Files, not rows: call it after the erasure's commit. Returns how many were removed.
+    """
+    from emails.mailbox import LocalMailbox
+
+    return LocalMailbox(mailer.mailbox_dir).remove_messages_to(address)

@@ -32,6 +32,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from webapp.core.clock import get_clock, utcnow
 from webapp.core.net import client_ip
 from webapp.db import get_database, get_session
+from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import erase_local_mailbox_copies
 from webapp.staff.audit import record_audit
 from webapp.staff.auth import current_staff, requires
 from webapp.staff.roles import Permission, role_allows
@@ -191,11 +193,13 @@ def erase(subscriber_id: int) -> Any:
             "staff/subscribers/erase.html", form=form, subscriber=subscriber
         ), 422
     session = get_session()
+    address = subscriber.email
     fingerprint = erase_subscriber(
         session, subscriber, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
         now=utcnow(), ip=client_ip(),
     )
     session.commit()
+    erase_local_mailbox_copies(get_mailer(), address)
     flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),
           "ok")
     return redirect(url_for(".index"), code=303)
