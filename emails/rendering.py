@@ -24,7 +24,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,22 +221,34 @@ class EmailRenderer:
                 self._environments[language] = env
             return env
 
-    def compile(self, name: str, language: str, context: Mapping[str, Any]) -> CompiledEmail:
+    def compile(
+        self,
+        name: str,
+        language: str,
+        context: Mapping[str, Any],
+        recipient_fields: Sequence[str] = (),
+    ) -> CompiledEmail:
         """Render `name` in `language` with `context` and run MJML once; cached.
 
         `context` must not hold a `recipient` key (recipient values come through `fill`).
+        Each name in `recipient_fields` is a top-level template value that differs per
+        person (a confirmation link, say): it compiles to the recipient marker of that name,
+        so one compiled email serves everyone and `fill` supplies the value.
         Raises `UnknownEmail` for a name without a folder and `jinja2.UndefinedError` when a
         template reads a context value that is missing.
         """
         if "recipient" in context:
             raise ValueError("pass recipient values to fill(), not in the context")
-        key = (name, language, context_fingerprint(context))
+        fields = tuple(recipient_fields)
+        if any(field in context for field in fields):
+            raise ValueError("a recipient field is also in the context")
+        key = (name, language, context_fingerprint(context), fields)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        compiled = self._compile(name, language, context)
+        compiled = self._compile(name, language, context, fields)
         with self._lock:
             self._cache[key] = compiled
             self._cache.move_to_end(key)
@@ -254,11 +266,19 @@ class EmailRenderer:
         """Compile (or reuse) and fill in one step."""
         return self.compile(name, language, context).fill(recipient)
 
-    def _compile(self, name: str, language: str, context: Mapping[str, Any]) -> CompiledEmail:
+    def _compile(
+        self,
+        name: str,
+        language: str,
+        context: Mapping[str, Any],
+        recipient_fields: tuple[str, ...],
+    ) -> CompiledEmail:
         env = self.environment(language)
         nonce = secrets.token_hex(8)
         recipient = _Recipient(nonce)
-        values = {**LAYOUT_DEFAULTS, **context, "recipient": recipient, "language": language}
+        per_person = {field: getattr(recipient, field) for field in recipient_fields}
+        values = {**LAYOUT_DEFAULTS, **context, **per_person}
+        values.update(recipient=recipient, language=language)
         try:
             subject = " ".join(env.get_template(f"{name}/subject.txt").render(values).split())
             # The layout shows the subject as the HTML title; autoescaped there.

@@ -214,3 +214,26 @@ def test_raw_non_utf8_body_is_not_a_500(client: FlaskClient, db_session: Session
     )
     assert response.status_code in {400, 422}
     assert count(db_session, Subscriber) == 0
+
+
+def test_confirmation_email_is_compiled_once_per_language_not_per_signup(
+    app: Flask, client: FlaskClient, smtp_sink: SmtpSink
+) -> None:
+    from tests.helpers.html import first_url_containing
+    from webapp.outbox.gateway import get_mailer
+
+    renderer = get_mailer(app).renderer
+    sign_up(client, "first@example.com", name="First")
+    compiles_after_first = renderer.mjml_compiles
+    sign_up(client, "second@example.com", name="Second")
+    sign_up(client, "third@example.com")
+
+    assert renderer.mjml_compiles == compiles_after_first
+    # Each person still gets their own link, in both parts.
+    links = set()
+    for address in ("first@example.com", "second@example.com", "third@example.com"):
+        message = one_email_to(smtp_sink, address)
+        text_link = first_url_containing(message.part("text/plain"), "/subscribe/confirm/")
+        assert text_link.replace("&", "&amp;") in message.part("text/html")
+        links.add(text_link)
+    assert len(links) == 3

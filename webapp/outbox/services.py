@@ -97,8 +97,13 @@ def queue_email(
     now: datetime,
     headers: Mapping[str, str] | None = None,
     subscriber_id: int | None = None,
+    recipient: Mapping[str, str] | None = None,
 ) -> OutboxMessage:
     """Render `template` for `to` and add it to the outbox as pending (flushed, not committed).
+
+    `recipient` holds the values that differ per person (links with tokens): they are filled
+    into an email compiled once per template, language and `context`, so a burst of signups
+    never runs MJML per message.
 
     The site-wide values (publication name, colours, site URL, postal address, base URL) are
     added to `context` here; `context` wins where both name a value. The recipient field
@@ -110,8 +115,11 @@ def queue_email(
     in `to` or in a header.
     """
     settings_context = site_context(session, mailer, language)
-    compiled = mailer.renderer.compile(template, language, {**settings_context, **context})
-    rendered = compiled.fill({"email": to})
+    per_person = dict(recipient or {})
+    compiled = mailer.renderer.compile(
+        template, language, {**settings_context, **context}, recipient_fields=tuple(per_person)
+    )
+    rendered = compiled.fill({**per_person, "email": to})
     message = build_message(
         rendered,
         sender=mailer.from_header(settings_context["publication_name"]),

@@ -25,6 +25,9 @@ from webapp.subscribers.models import Subscriber
 
 log = logging.getLogger("readership.subscribers")
 
+#: Context values that carry a person's own signed token.
+PER_PERSON_LINKS = frozenset({"confirm_url", "preferences_url", "unsubscribe_url"})
+
 
 def queue_subscription_email(
     session: Session,
@@ -37,17 +40,24 @@ def queue_subscription_email(
     now: datetime,
     headers: dict[str, str] | None = None,
 ) -> int:
-    """Queue one email to `subscriber` in the outbox (same transaction); returns its id."""
+    """Queue one email to `subscriber` in the outbox (same transaction); returns its id.
+
+    The signed links in `context` are per person: they go to the outbox as recipient values,
+    so the template is compiled once per language, not once per signup.
+    """
+    per_person = {key: str(value) for key, value in context.items() if key in PER_PERSON_LINKS}
+    shared = {key: value for key, value in context.items() if key not in PER_PERSON_LINKS}
     message = queue_email(
         session,
         mailer,
         template=template,
         to=subscriber.email,
         language=language,
-        context={"name": subscriber.name, **context},
+        context=shared,
         now=now,
         headers=headers,
         subscriber_id=subscriber.id,
+        recipient=per_person,
     )
     return int(message.id)
 

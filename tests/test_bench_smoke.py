@@ -1,0 +1,121 @@
+"""Smoke test of the benchmarks: each runs at a tiny size and hands back well-formed results.
+
+Nothing here looks at how fast anything was (that is `make bench`'s job, on purpose not
+part of the tests); it checks the benchmarks still work against the current code: the
+import stores every row the baseline stores, every signup is answered and sends its
+email, the table and the JSON come out. On CI's PostgreSQL run (TEST_DATABASE_URL set)
+the import is measured there too, in scratch databases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from bench import csv_import, signup_load
+from bench.__main__ import main
+from bench.report import BenchResult, format_table
+
+pytestmark = pytest.mark.slow
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    return url if url and url.startswith("postgresql") else None
+
+
+def _assert_well_formed(result: BenchResult) -> None:
+    assert result.error is None
+    assert result.measurements
+    for measurement in result.measurements:
+        assert measurement.what
+        assert isinstance(measurement.value, int | float)
+        assert math.isfinite(measurement.value), measurement
+        assert measurement.value >= 0, measurement
+        assert (measurement.target is None) == (measurement.ok is None), measurement
+    table = format_table([result])
+    assert result.name in table
+    assert all(m.what in table for m in result.measurements)
+
+
+def test_csv_import_imports_every_row_and_compares_with_the_baseline() -> None:
+    postgres = _postgres_url()
+    result = csv_import.run(rows=150, database_url=postgres, repeat=1)
+
+    _assert_well_formed(result)
+    backends = ["sqlite"] + (["postgresql"] if postgres else [])
+    assert result.params["backends"] == backends
+    for kind in backends:
+        detail = result.details[kind]
+        assert detail["rows_identical"] is True
+        assert detail["import_s"] > 0 and detail["executemany_s"] > 0
+        assert detail["ratio"] == pytest.approx(detail["import_s"] / detail["executemany_s"])
+        lines = {m.what: m for m in result.measurements}
+        assert lines[f"{kind}: import / executemany"].target == "<= 3x"
+
+
+def test_generated_file_is_read_back_by_the_import_as_written(tmp_path: Path) -> None:
+    records = csv_import.generate_records(40)
+    assert len({r.email for r in records}) == 40
+    path = tmp_path / "list.csv"
+    csv_import.write_csv(records, path)
+
+    seconds, job = csv_import.time_import(f"sqlite:///{tmp_path / 'db.sqlite3'}", path, tmp_path)
+
+    assert seconds > 0
+    assert job.detected_format == "readership"
+    assert (job.created_count, job.rejected_count) == (40, 0)
+
+
+def test_signup_load_answers_every_request_and_sends_every_email() -> None:
+    sizes = signup_load.LoadSizes(
+        clients=2, rounds=1, bare_requests=20, signup_requests=8, fixed_seconds=0.2,
+        fixed_clients=2, max_seconds=30, warmup=1,
+    )
+    result = signup_load.run(sizes)
+
+    _assert_well_formed(result)
+    details = result.details
+    assert details["bare"]["ok"] == 20
+    assert details["signup"]["ok"] == 8
+    assert details["fixed_rate"]["ok"] == 20  # 100 req/s for 0.2 s
+    assert details["bare"]["errors"] == {} and details["signup"]["errors"] == {}
+    # Warm-up signups count too: 2 per closed-loop client, 1 per fixed-rate client.
+    assert details["signups_accepted"] == 8 + 20 + 2 + 2
+    assert details["emails_received"] == details["signups_accepted"]
+    assert details["addresses_reached"] == details["signups_accepted"]
+    lines = {m.what: m for m in result.measurements}
+    assert lines["failed requests (all phases)"].value == 0
+    assert lines["signup / bare req/s"].target == ">= 0.5x"
+    assert lines["signup at 100 req/s: p99"].target == "< 100 ms"
+
+
+def test_main_prints_a_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "results" / "latest.json"
+
+    status = main(["--only", "csv_import", "--rows", "30", "--repeat", "1",
+                   "--output", str(output)])
+
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "csv_import" in printed and "import / executemany" in printed
+    payload = json.loads(output.read_text(encoding="utf-8"))
+    assert set(payload["benchmarks"]) == {"csv_import"}
+    bench = payload["benchmarks"]["csv_import"]
+    assert bench["error"] is None
+    assert bench["params"]["rows"] == 30
+    assert {m["what"] for m in bench["measurements"]} >= {"sqlite: import / executemany"}
+    assert payload["machine"]["cpus"] >= 1
+
+
+def test_main_refuses_an_unknown_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "no_such_bench"])
+    assert exit_info.value.code == 2
+    assert "unknown benchmark" in capsys.readouterr().err
