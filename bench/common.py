@@ -1,8 +1,7 @@
-"""Pieces several benchmarks share: ports, a counting SMTP sink, scratch databases."""
+"""Pieces several benchmarks share: a counting SMTP sink and scratch databases."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -13,18 +12,14 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+# The test suite's helpers are the one copy of these; the benchmarks run from the repo root.
+from tests.helpers.postgres import scratch_database as scratch_postgres_database
+from tests.helpers.smtp import free_port
 
 #: The repository root (the folder holding `webapp/` and `bench/`).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _CountingHandler:
@@ -112,16 +107,5 @@ def scratch_database(kind: str, workdir: Path, server_url: str | None = None,
         return
     if kind != "postgresql" or not server_url:
         raise ValueError(f"unknown database kind {kind!r} (PostgreSQL needs a server URL)")
-    url = make_url(server_url)
-    name = f"readership_{label}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_postgres_database(server_url, prefix=label) as url:
+        yield url
