@@ -7,12 +7,13 @@ session from `get_session()` (one per app context, closed at teardown); services
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import Enum, MetaData, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -24,6 +25,30 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def search_text(length: int) -> String:
+    """A text column whose ordering is byte/code-point order on every backend.
+
+    Prefix search is written as a range (`email >= 'ab' AND email < 'ac'`) so a plain
+    b-tree index serves it; that range equals "starts with" only under binary ordering,
+    which SQLite has by default and PostgreSQL gets from the "C" collation.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def str_enum(enum_class: type[enum.StrEnum], length: int = 20) -> Enum:
+    """A column type storing a `StrEnum` by value."""
+    # Stored as the plain value in a VARCHAR (no native enum type: adding a value must
+    # not need a PostgreSQL type migration).
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 class Base(DeclarativeBase):

@@ -27,3 +27,8 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
     from webapp.subscribers.setup import init_app as init_subscribers
 
     init_subscribers(app, csrf)
+
+    # Donations: donation and campaign pages, Stripe Checkout and webhooks, self-service.
+    from webapp.donations.setup import init_app as init_donations
+
+    init_donations(app, csrf)

@@ -12,7 +12,6 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,29 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import Base
-
-
-def _search_text(length: int) -> String:
-    """A text column whose ordering is byte/code-point order on every backend.
-
-    Prefix search is written as a range (`email >= 'ab' AND email < 'ac'`) so a plain
-    b-tree index serves it; that range equals "starts with" only under binary ordering,
-    which SQLite has by default and PostgreSQL gets from the "C" collation.
-    """
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
-
-
-def _str_enum(enum_class: type[enum.StrEnum], length: int = 20) -> Enum:
-    # Stored as the plain value in a VARCHAR (no native enum type: adding a value must
-    # not need a PostgreSQL type migration).
-    return Enum(
-        enum_class,
-        native_enum=False,
-        create_constraint=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
+from webapp.db import search_text as _search_text
+from webapp.db import str_enum as _str_enum
 
 
 class SubscriberStatus(enum.StrEnum):
@@ -182,9 +160,7 @@ class Subscriber(Base):
     #: When the subscription was (last) confirmed.
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: When the subscriber (last) left the list.
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: Last confirmation or "manage" email sent because of a signup: the per-address limit.
     last_confirmation_sent_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True

@@ -243,12 +243,12 @@ def _create_pending(
         created_at=now,
         last_confirmation_sent_at=now,
     )
-    session.add(subscriber)
     try:
-        session.flush()
+        # A savepoint: losing the race must not undo what the caller's transaction holds
+        # (a donation paid in the same transaction, say).
+        with session.begin_nested():
+            session.add(subscriber)
     except IntegrityError:
-        # Nothing else was written in this transaction yet, so rolling it back loses nothing.
-        session.rollback()
         return None
     return subscriber
 

@@ -1,0 +1,369 @@
+"""Donors, their gifts (donations), recurring plans, campaigns, donation settings and the
+Stripe events already applied.
+
+The books rest on three rules, each enforced by the schema where it can be:
+
+* one `Donation` per payment: the Checkout Session, the invoice and the PaymentIntent each
+  have a unique column, so no path (webhook twice, webhook then reconciliation, checkout
+  then first invoice) can count a payment twice;
+* one `StripeEvent` row per Stripe event id, written in the same transaction as the
+  event's effects, so an event is applied exactly once;
+* statuses move only forward (`advance_donation`, `advance_plan`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db import Base, search_text, str_enum
+
+
+class Frequency(enum.StrEnum):
+    """How often a reader gives. The recurring values are Stripe's price intervals."""
+
+    ONE_TIME = "one_time"
+    MONTHLY = "month"
+    YEARLY = "year"
+
+    @property
+    def is_recurring(self) -> bool:
+        """True for monthly and yearly gifts (Stripe subscription mode)."""
+        return self is not Frequency.ONE_TIME
+
+
+class DonationKind(enum.StrEnum):
+    """Where a donation's money came from."""
+
+    #: A single card payment through Checkout.
+    ONE_TIME = "one_time"
+    #: One payment of a recurring plan (the first one and every renewal).
+    RECURRING = "recurring"
+    #: Recorded by staff by hand: bank transfer, cash, cheque, other.
+    OFFLINE = "offline"
+
+
+class DonationStatus(enum.StrEnum):
+    """Where a donation stands. Refunds and disputes do not change it: they are amounts
+    (`refunded_minor`, `disputed_minor`) taken out of `net_minor`."""
+
+    #: A Checkout Session was opened; the reader has not paid (yet).
+    PENDING = "pending"
+    #: Checkout finished with a delayed payment method (e.g. SEPA debit) not yet settled.
+    PROCESSING = "processing"
+    #: The money arrived.
+    PAID = "paid"
+    #: The payment failed for good.
+    FAILED = "failed"
+    #: The reader never paid and the Checkout Session expired.
+    EXPIRED = "expired"
+
+
+#: Forward-only moves; anything else (e.g. "paid" back to "pending") is ignored.
+DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
+    DonationStatus.PENDING: frozenset(
+        {
+            DonationStatus.PROCESSING,
+            DonationStatus.PAID,
+            DonationStatus.FAILED,
+            DonationStatus.EXPIRED,
+        }
+    ),
+    DonationStatus.PROCESSING: frozenset({DonationStatus.PAID, DonationStatus.FAILED}),
+    # A late success after an expiry or failure can still happen (async methods, retries).
+    DonationStatus.EXPIRED: frozenset({DonationStatus.PAID}),
+    DonationStatus.FAILED: frozenset({DonationStatus.PAID}),
+    DonationStatus.PAID: frozenset(),
+}
+
+
+class PlanStatus(enum.StrEnum):
+    """A recurring plan's state, Stripe's subscription statuses folded to what matters."""
+
+    #: Created by Checkout, first payment not confirmed yet.
+    INCOMPLETE = "incomplete"
+    #: Paying.
+    ACTIVE = "active"
+    #: A renewal failed; Stripe is retrying.
+    PAST_DUE = "past_due"
+    #: Ended (by the donor, staff, or Stripe after failed retries). Final.
+    CANCELED = "canceled"
+
+    @property
+    def rank(self) -> int:
+        """Order of the life cycle: a plan never moves to a lower rank."""
+        return {"incomplete": 0, "active": 1, "past_due": 1, "canceled": 2}[self.value]
+
+    @classmethod
+    def from_stripe(cls, status: str) -> PlanStatus:
+        """Map a Stripe subscription status onto ours."""
+        return {
+            "incomplete": cls.INCOMPLETE,
+            "trialing": cls.ACTIVE,
+            "active": cls.ACTIVE,
+            "past_due": cls.PAST_DUE,
+            "unpaid": cls.PAST_DUE,
+            "paused": cls.PAST_DUE,
+            "canceled": cls.CANCELED,
+            "incomplete_expired": cls.CANCELED,
+        }.get(status, cls.INCOMPLETE)
+
+
+class OfflineMethod(enum.StrEnum):
+    """How an offline gift was paid."""
+
+    BANK_TRANSFER = "bank_transfer"
+    CASH = "cash"
+    CHEQUE = "cheque"
+    OTHER = "other"
+
+
+class Campaign(Base):
+    """A fundraising drive with its own donation page `/donate/<slug>`, goal and deadline."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The URL part, lower-case letters, digits and dashes.
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    #: Title per language code, e.g. {"en": "Keep us independent", "ru": "..."}.
+    titles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: A paragraph per language shown above the form.
+    descriptions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: Goal in minor units of `currency`; None means no goal (progress is still shown).
+    goal_minor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Currency of the goal; gifts in other currencies count at the staff's exchange rates.
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    #: After this moment the page says the campaign has ended (gifts still go to it).
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Inactive campaigns answer 404 on their public page.
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def title(self, language: str) -> str:
+        """The title in `language`, else in English, else the slug."""
+        return self.titles.get(language) or self.titles.get("en") or self.slug
+
+    def description(self, language: str) -> str:
+        """The description in `language`, else in English."""
+        return self.descriptions.get(language) or self.descriptions.get("en") or ""
+
+
+class Donor(Base):
+    """A person who gave or started to give. Linked to a `Subscriber` by the same email."""
+
+    __tablename__ = "donors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Normalised (lower-case) email address; the person's identity across the app.
+    email: Mapped[str] = mapped_column(search_text(254), unique=True)
+    #: Name as last given (optional).
+    name: Mapped[str] = mapped_column(String(200), default="")
+    #: Language of the last gift: receipts and emails use it.
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    #: The Stripe customer, reused for every later gift by the same email.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    donations: Mapped[list[Donation]] = relationship(back_populates="donor")
+    plans: Mapped[list[Plan]] = relationship(back_populates="donor")
+
+
+class Plan(Base):
+    """A recurring gift (a Stripe subscription)."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"), index=True)
+    #: The Stripe subscription id: one plan per subscription.
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus), default=PlanStatus.INCOMPLETE)
+    #: "month" or "year".
+    interval: Mapped[Frequency] = mapped_column(str_enum(Frequency), default=Frequency.MONTHLY)
+    #: Amount charged each interval, in minor units of `currency`.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    #: The article or link that brought the donor (copied from the first gift).
+    source: Mapped[str] = mapped_column(String(300), default="")
+    #: When the first payment went through.
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When it ended.
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The donor asked to stop at the end of the paid period.
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: End of the period paid for; the next renewal is due then.
+    current_period_end: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    #: When the last renewal failed (cleared by the next success).
+    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Creation time of the newest Stripe object state applied: older states are ignored.
+    stripe_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    donor: Mapped[Donor] = relationship(back_populates="plans")
+    campaign: Mapped[Campaign | None] = relationship()
+    donations: Mapped[list[Donation]] = relationship(back_populates="plan")
+
+
+class Donation(Base):
+    """One payment (or one attempt at one): a one-time gift, one payment of a plan, or an
+    offline gift. Reports count `status == paid` at `net_minor`."""
+
+    __tablename__ = "donations"
+    __table_args__ = (
+        Index("ix_donations_status_paid_at", "status", "paid_at"),
+        Index("ix_donations_donor_id_paid_at", "donor_id", "paid_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    kind: Mapped[DonationKind] = mapped_column(str_enum(DonationKind))
+    status: Mapped[DonationStatus] = mapped_column(
+        str_enum(DonationStatus), default=DonationStatus.PENDING
+    )
+    #: What the reader chose; renewals carry their plan's interval.
+    frequency: Mapped[Frequency] = mapped_column(str_enum(Frequency))
+    #: Total charged, in minor units of `currency` (includes `fee_covered_minor`).
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    #: The part of `amount_minor` the donor added to cover the card fee.
+    fee_covered_minor: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    #: Money given back; taken out of every report.
+    refunded_minor: Mapped[int] = mapped_column(Integer, default=0)
+    #: Money under a card dispute (chargeback); taken out of every report.
+    disputed_minor: Mapped[int] = mapped_column(Integer, default=0)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id"), nullable=True, index=True
+    )
+    #: The article or link that brought the reader (`?source=`), free text.
+    source: Mapped[str] = mapped_column(String(300), default="")
+    utm_source: Mapped[str] = mapped_column(String(100), default="")
+    utm_medium: Mapped[str] = mapped_column(String(100), default="")
+    utm_campaign: Mapped[str] = mapped_column(String(100), default="")
+    utm_content: Mapped[str] = mapped_column(String(100), default="")
+    utm_term: Mapped[str] = mapped_column(String(100), default="")
+    #: Language of the page the gift was made on: the receipt's language.
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    #: The donor asked not to be named publicly.
+    is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The donor ticked the newsletter box (a double opt-in starts when the gift is paid).
+    wants_newsletter: Mapped[bool] = mapped_column(Boolean, default=False)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(
+        String(255), unique=True, nullable=True
+    )
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(
+        String(255), unique=True, nullable=True
+    )
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    #: How an offline gift was paid.
+    offline_method: Mapped[OfflineMethod | None] = mapped_column(
+        str_enum(OfflineMethod), nullable=True
+    )
+    #: Bank reference or note for an offline gift.
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: The staff member who recorded an offline gift.
+    recorded_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True
+    )
+    #: When staff acknowledged a refund or dispute in the donations list.
+    refund_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When the receipt email was queued (once per paid donation).
+    receipt_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: When the money arrived (or, offline, the date staff gave).
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    donor: Mapped[Donor] = relationship(back_populates="donations")
+    plan: Mapped[Plan | None] = relationship(back_populates="donations")
+    campaign: Mapped[Campaign | None] = relationship()
+
+    @property
+    def net_minor(self) -> int:
+        """What the publication keeps: the amount less refunds and disputes (never negative)."""
+        return max(self.amount_minor - self.refunded_minor - self.disputed_minor, 0)
+
+    @property
+    def receipt_number(self) -> str:
+        """The number printed on receipts and statements."""
+        return f"R-{self.id:06d}"
+
+
+class StripeEvent(Base):
+    """A Stripe event already applied; the primary key makes applying it twice impossible."""
+
+    __tablename__ = "stripe_events"
+
+    #: Stripe's event id (`evt_...`).
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    #: When Stripe created the event.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: When we applied it.
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: "webhook" or "reconcile": how it reached us.
+    via: Mapped[str] = mapped_column(String(20), default="webhook")
+    #: What applying it did, in a few words (for staff and the log).
+    outcome: Mapped[str] = mapped_column(String(300), default="")
+
+
+def default_presets() -> dict[str, dict[str, list[int]]]:
+    """Preset amounts in minor units per currency and frequency."""
+    one_time = [1000, 2500, 5000, 10000]
+    monthly = [500, 1000, 2000, 5000]
+    yearly = [5000, 10000, 20000, 50000]
+    return {
+        currency: {"one_time": one_time, "month": monthly, "year": yearly}
+        for currency in ("EUR", "USD", "GBP")
+    }
+
+
+class DonationSettings(Base):
+    """What the donation page offers; one row, edited by fundraisers and admins."""
+
+    __tablename__ = "donation_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    #: Currencies offered, in order, e.g. ["EUR", "USD", "GBP"].
+    currencies: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["EUR", "USD", "GBP"])
+    #: Currency preselected per page language, e.g. {"en": "USD", "ru": "EUR"}.
+    default_currency: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=lambda: {"en": "EUR", "ru": "EUR"}
+    )
+    #: Preset amounts in minor units: {currency: {frequency: [amounts]}}.
+    presets: Mapped[dict[str, dict[str, list[int]]]] = mapped_column(JSON, default=default_presets)
+    #: Smallest gift in minor units, the same number for every currency.
+    minimum_minor: Mapped[int] = mapped_column(Integer, default=100)
+    #: Largest gift in minor units through the page (bigger gifts: contact us / offline).
+    maximum_minor: Mapped[int] = mapped_column(Integer, default=1_000_000)
+    #: Card fee rate in basis points (1.5% = 150) used by "cover the card fee".
+    fee_percent_bp: Mapped[int] = mapped_column(Integer, default=150)
+    #: Fixed card fee per payment in minor units (e.g. 25 = €0.25).
+    fee_fixed_minor: Mapped[int] = mapped_column(Integer, default=25)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def presets_for(self, currency: str, frequency: Frequency | str) -> list[int]:
+        """Preset amounts for one currency and frequency (empty if none are set)."""
+        per_currency: dict[str, Any] = self.presets.get(currency, {})
+        return list(per_currency.get(str(frequency), []))
