@@ -39,6 +39,7 @@ def load_jobs() -> dict[str, Job]:
     from jobs import (
         cleanup,  # noqa: F401
         send_email,  # noqa: F401
+        stripe_jobs,  # noqa: F401
     )
 
     return JOBS

@@ -31,10 +31,11 @@ def _language(donor: Donor, config: DonationConfig) -> str:
 
 def send_receipt_email(
     session: Session, mailer: Mailer, donation: Donation, *, config: DonationConfig, now: datetime
-) -> bool:
-    """Queue the receipt for a paid donation, once: False when it was already queued."""
+) -> int | None:
+    """Queue the receipt for a paid donation, once; returns the outbox row id, or None when
+    it was already queued."""
     if donation.receipt_sent_at is not None:
-        return False
+        return None
     donor = donation.donor
     language = config.language_or_default(donation.language or donor.language)
     campaign = donation.campaign
@@ -54,7 +55,7 @@ def send_receipt_email(
         "payment_method": _offline_label(donation, language),
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    queue_email(
+    message = queue_email(
         session,
         mailer,
         template="donation_receipt",
@@ -64,7 +65,7 @@ def send_receipt_email(
         now=now,
     )
     donation.receipt_sent_at = now
-    return True
+    return int(message.id)
 
 
 def _offline_label(donation: Donation, language: str) -> str:
@@ -87,7 +88,7 @@ def send_payment_failed_email(
     next_attempt: datetime | None,
     config: DonationConfig,
     now: datetime,
-) -> None:
+) -> int:
     """Queue "your gift did not go through" with a self-service link to fix the card."""
     donor = plan.donor
     language = _language(donor, config)
@@ -100,7 +101,7 @@ def send_payment_failed_email(
         ),
         "next_attempt_on": _date(next_attempt, language),
     }
-    queue_email(
+    message = queue_email(
         session,
         mailer,
         template="donation_payment_failed",
@@ -109,6 +110,7 @@ def send_payment_failed_email(
         context=context,
         now=now,
     )
+    return int(message.id)
 
 
 def send_donor_access_email(
@@ -147,7 +149,7 @@ def send_plan_changed_email(
     change: str,
     config: DonationConfig,
     now: datetime,
-) -> None:
+) -> int:
     """Queue the confirmation of a donor's change ("amount" or "canceled")."""
     donor = plan.donor
     language = _language(donor, config)
@@ -158,7 +160,7 @@ def send_plan_changed_email(
         "frequency": Frequency(plan.interval).value,
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    queue_email(
+    message = queue_email(
         session,
         mailer,
         template="donation_plan_changed",
@@ -167,6 +169,7 @@ def send_plan_changed_email(
         context=context,
         now=now,
     )
+    return int(message.id)
 
 
 def kind_label(donation: Donation, language: str) -> str:
@@ -189,7 +192,7 @@ def send_yearly_statement_email(
     year: int,
     config: DonationConfig,
     now: datetime,
-) -> None:
+) -> int:
     """Queue one donor's statement of the year's gifts (net of refunds), with totals per
     currency."""
     language = _language(donor, config)
@@ -213,7 +216,7 @@ def send_yearly_statement_email(
         "totals": [format_money(total, cur, language) for cur, total in sorted(totals.items())],
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    queue_email(
+    message = queue_email(
         session,
         mailer,
         template="yearly_statement",
@@ -222,3 +225,4 @@ def send_yearly_statement_email(
         context=context,
         now=now,
     )
+    return int(message.id)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -268,6 +269,9 @@ class Donation(Base):
     is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The donor ticked the newsletter box (a double opt-in starts when the gift is paid).
     wants_newsletter: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Idempotency key of the checkout form submission: a double click finds this row
+    #: (and Stripe, given the same key, returns the same Checkout Session).
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     stripe_checkout_session_id: Mapped[str | None] = mapped_column(
         String(255), unique=True, nullable=True
     )
@@ -326,6 +330,19 @@ class StripeEvent(Base):
     via: Mapped[str] = mapped_column(String(20), default="webhook")
     #: What applying it did, in a few words (for staff and the log).
     outcome: Mapped[str] = mapped_column(String(300), default="")
+
+
+class DonorStatement(Base):
+    """A yearly statement queued for a donor: the job sends each (donor, year) once."""
+
+    __tablename__ = "donor_statements"
+    __table_args__ = (UniqueConstraint("donor_id", "year"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    donor_id: Mapped[int] = mapped_column(ForeignKey("donors.id", ondelete="CASCADE"))
+    year: Mapped[int] = mapped_column(Integer)
+    #: When it was queued.
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def default_presets() -> dict[str, dict[str, list[int]]]:

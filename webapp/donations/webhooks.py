@@ -1,5 +1,86 @@
-"""(placeholder, being written)"""
+"""`POST /stripe/webhook`: Stripe's events, verified on the raw body, applied once.
 
-from flask import Blueprint
+Answers: 400 for a bad or missing signature, a stale timestamp or a body that is not an
+event (nothing written); 200 for an event applied now, one applied before, or a type we do
+not handle; 500 when applying failed (nothing written, so Stripe's retry applies it once);
+503 when no webhook secret is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import stripe
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from webapp.core.clock import utcnow
+from webapp.core.limits import limiter
+from webapp.db import get_database
+from webapp.donations.books import DuplicateEvent, apply_event, books_for_app
+from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import deliver_now
+
+log = logging.getLogger("readership.donations")
 
 bp = Blueprint("stripe_webhook", __name__)
+
+#: Stripe sends events of at most a few hundred kilobytes; refuse anything much larger.
+MAX_EVENT_BYTES = 1024 * 1024
+
+
+def _answer(status: int, **body: Any) -> ResponseReturnValue:
+    return jsonify(body), status
+
+
+@bp.post("/stripe/webhook")
+@limiter.exempt
+def stripe_webhook() -> ResponseReturnValue:
+    """Verify and apply one Stripe event."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
+        return _answer(503, error="webhook secret not configured")
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        return _answer(413, error="payload too large")
+    payload = request.get_data(cache=False)
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload,
+            request.headers.get("Stripe-Signature"),
+            secret,
+            tolerance=int(current_app.config["STRIPE_WEBHOOK_TOLERANCE"]),
+        )
+    except stripe.SignatureVerificationError as exc:
+        log.warning("Stripe webhook refused: %s", exc)
+        return _answer(400, error="invalid signature")
+    try:
+        event = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return _answer(400, error="body is not JSON")
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance((event.get("data") or {}).get("object"), dict)
+    ):
+        return _answer(400, error="not a Stripe event")
+
+    books = books_for_app(current_app._get_current_object(), utcnow())  # type: ignore[attr-defined]
+    database = get_database()
+    with database.session() as session:
+        try:
+            outcome = apply_event(session, event, books)
+            session.commit()
+        except DuplicateEvent:
+            session.rollback()
+            return _answer(200, status="duplicate")
+        except Exception:
+            session.rollback()
+            log.exception("Stripe event %s (%s) failed; Stripe will retry", event["id"], event["type"])
+            return _answer(500, error="event could not be applied")
+    if books.queued and current_app.config.get("DELIVER_EMAIL_IMMEDIATELY", True):
+        deliver_now(database, get_mailer(), books.queued, utcnow())
+    return _answer(200, status="ok", outcome=outcome)

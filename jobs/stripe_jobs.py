@@ -1,0 +1,69 @@
+"""The Stripe jobs: nightly reconciliation and the yearly donor statements."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+
+from jobs.registry import Job, register
+from webapp.core.clock import get_clock
+from webapp.db import get_database
+from webapp.donations.books import Books, books_for_app
+from webapp.donations.gateway import get_gateway
+from webapp.donations.reconcile import reconcile_stripe
+from webapp.donations.services import donation_config
+from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import deliver_now
+
+
+def run_reconcile(app: Flask) -> str:
+    """Apply Stripe events the webhook missed, then send the receipts they produced."""
+    clock = get_clock(app)
+    database = get_database(app)
+    made: list[Books] = []
+
+    def make_books() -> Books:
+        books = books_for_app(app, clock.now())
+        made.append(books)
+        return books
+
+    lookback = timedelta(days=int(app.config.get("RECONCILE_LOOKBACK_DAYS", 3)))
+    result = reconcile_stripe(
+        database, get_gateway(app), make_books, now=clock.now(), lookback=lookback
+    )
+    queued = [message_id for books in made for message_id in books.queued]
+    if queued:
+        deliver_now(database, get_mailer(app), queued, clock.now())
+    return str(result)
+
+
+def run_yearly_statements(app: Flask) -> str:
+    """Queue last calendar year's statement for every donor who gave (once per donor)."""
+    from webapp.donations.statements import send_yearly_statements
+
+    now = get_clock(app).now()
+    year = int(app.config.get("STATEMENT_YEAR") or now.year - 1)
+    with get_database(app).session() as session:
+        sent = send_yearly_statements(
+            session, get_mailer(app), year, config=donation_config(app.config), now=now
+        )
+    return f"{sent} statements for {year} queued (the send-email job delivers them)"
+
+
+register(
+    Job(
+        "reconcile-stripe",
+        "Apply Stripe events the webhook missed; settle old pending checkouts",
+        "nightly 02:15",
+        run_reconcile,
+    )
+)
+register(
+    Job(
+        "yearly-statements",
+        "Email each donor a statement of last year's gifts (once per donor and year)",
+        "yearly, 10 January 09:00",
+        run_yearly_statements,
+    )
+)
