@@ -178,6 +178,10 @@ class Donor(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     #: The Stripe customer, reused for every later gift by the same email.
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    #: When the last self-service link was emailed (at most one per few minutes).
+    access_link_sent_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
