@@ -38,6 +38,58 @@ EMAIL_CONTEXTS: dict[str, dict[str, Any]] = {
         "link_valid_hours": 72,
     },
     "staff_test": {"requested_by": "editor@review.example"},
+    "donation_receipt": {
+        "donor_name": "Ann Reader",
+        "amount": "€10",
+        "frequency": "month",
+        "is_renewal": False,
+        "paid_on": "1 October 2026",
+        "receipt_number": "R-000123",
+        "campaign_title": "Keep us independent",
+        "fee_covered": "€0.42",
+        "payment_method": "",
+        "manage_url": "https://readers.review.example/en/donate/manage",
+    },
+    "donation_payment_failed": {
+        "donor_name": "Ann Reader",
+        "amount": "€10",
+        "frequency": "month",
+        "update_card_url": "https://readers.review.example/en/donate/manage/TOKEN",
+        "next_attempt_on": "4 October 2026",
+    },
+    "donor_access": {
+        "manage_url": "https://readers.review.example/en/donate/manage/TOKEN",
+        "link_valid_hours": 72,
+    },
+    "donation_plan_changed": {
+        "donor_name": "",
+        "change": "amount",
+        "amount": "€15",
+        "frequency": "month",
+        "manage_url": "https://readers.review.example/en/donate/manage",
+    },
+    "yearly_statement": {
+        "donor_name": "Ann Reader",
+        "year": 2025,
+        "gifts": [
+            {
+                "date": "1 March 2025",
+                "amount": "€10",
+                "kind": "Monthly gift",
+                "receipt_number": "R-000007",
+                "campaign": "",
+            },
+            {
+                "date": "5 May 2025",
+                "amount": "$25",
+                "kind": "One-time gift",
+                "receipt_number": "R-000031",
+                "campaign": "Keep us independent",
+            },
+        ],
+        "totals": ["€10", "$25"],
+        "manage_url": "https://readers.review.example/en/donate/manage",
+    },
 }
 
 RECIPIENT = {"email": "reader@example.org"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import stripe
@@ -31,8 +32,16 @@ bp = Blueprint("stripe_webhook", __name__)
 MAX_EVENT_BYTES = 1024 * 1024
 
 
-def _answer(status: int, **body: Any) -> ResponseReturnValue:
-    return jsonify(body), status
+def _signed_at(header: str | None) -> int:
+    for part in (header or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "t" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def _answer(code: int, **body: Any) -> ResponseReturnValue:
+    return jsonify(body), code
 
 
 @bp.post("/stripe/webhook")
@@ -46,15 +55,15 @@ def stripe_webhook() -> ResponseReturnValue:
     if (request.content_length or 0) > MAX_EVENT_BYTES:
         return _answer(413, error="payload too large")
     payload = request.get_data(cache=False)
+    header = request.headers.get("Stripe-Signature")
+    tolerance = int(current_app.config["STRIPE_WEBHOOK_TOLERANCE"])
     try:
-        stripe.WebhookSignature.verify_header(
-            payload,
-            request.headers.get("Stripe-Signature"),
-            secret,
-            tolerance=int(current_app.config["STRIPE_WEBHOOK_TOLERANCE"]),
-        )
-    except stripe.SignatureVerificationError as exc:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=tolerance)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         log.warning("Stripe webhook refused: %s", exc)
+        return _answer(400, error="invalid signature")
+    if _signed_at(header) > time.time() + tolerance:
+        # Stripe's check only looks back; a timestamp far ahead is as suspect as an old one.
         return _answer(400, error="invalid signature")
     try:
         event = json.loads(payload)
@@ -79,7 +88,9 @@ def stripe_webhook() -> ResponseReturnValue:
             return _answer(200, status="duplicate")
         except Exception:
             session.rollback()
-            log.exception("Stripe event %s (%s) failed; Stripe will retry", event["id"], event["type"])
+            log.exception(
+                "Stripe event %s (%s) failed; Stripe will retry", event["id"], event["type"]
+            )
             return _answer(500, error="event could not be applied")
     if books.queued and current_app.config.get("DELIVER_EMAIL_IMMEDIATELY", True):
         deliver_now(database, get_mailer(), books.queued, utcnow())
