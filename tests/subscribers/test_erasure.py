@@ -8,14 +8,14 @@ import time
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import LargeBinary, String, Text, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.helpers.html import csrf_token, first_url_containing
 from tests.helpers.smtp import SmtpSink
 from tests.staff.factories import force_login, make_staff
+from tests.subscribers.erasure_support import traces
 from tests.subscribers.factories import get_subscriber, one_email_to, path_of, sign_up
-from webapp.db import Base
 from webapp.staff.models import AuditLog
 from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import Subscriber
@@ -24,31 +24,14 @@ ADDRESS = "erase.me@example.com"
 NAME = "Erin Erasable"
 
 
-def traces(session: Session, *needles: str) -> list[str]:
-    """Every table.column whose text (or bytes) contains one of `needles`."""
-    session.expire_all()
-    found = []
-    for table in Base.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, String | Text | LargeBinary)]
-        if not columns:
-            continue
-        for row in session.execute(select(*columns)):
-            for column, value in zip(columns, row, strict=True):
-                if value is None:
-                    continue
-                text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-                if any(n.lower() in text.lower() for n in needles):
-                    found.append(f"{table.name}.{column.name}")
-    return found
-
-
 def test_erasure_removes_the_person_everywhere(
     app: Flask, client: FlaskClient, db_session: Session, smtp_sink: SmtpSink
 ) -> None:
     # A full life: signup, confirmation, welcome email, a bounce, an import report.
     sign_up(client, ADDRESS.upper(), name=NAME)
-    link = first_url_containing(one_email_to(smtp_sink, ADDRESS).part("text/plain"),
-                                "/subscribe/confirm/")
+    link = first_url_containing(
+        one_email_to(smtp_sink, ADDRESS).part("text/plain"), "/subscribe/confirm/"
+    )
     page = client.get(path_of(link))
     client.post(path_of(link), data={"csrf_token": csrf_token(page.text)})
     one_email_to(smtp_sink, ADDRESS, count=2)
@@ -61,16 +44,23 @@ def test_erasure_removes_the_person_everywhere(
     upload = client.get("/staff/subscribers/import")
     started = client.post(
         "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(upload.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO(f"email,name\n{ADDRESS},{NAME}\n{ADDRESS},Again\n".encode()),
-                       "list.csv")},
+        data={
+            "csrf_token": csrf_token(upload.text),
+            "format": "auto",
+            "language": "en",
+            "file": (
+                io.BytesIO(f"email,name\n{ADDRESS},{NAME}\n{ADDRESS},Again\n".encode()),
+                "list.csv",
+            ),
+        },
         content_type="multipart/form-data",
     )
     _wait_for_import(client, started.headers["Location"])
     from webapp.subscribers.services import record_soft_bounce
 
-    record_soft_bounce(db_session, ADDRESS, f"452 <{ADDRESS}> mailbox full",
-                       now=app.extensions["clock"].now())
+    record_soft_bounce(
+        db_session, ADDRESS, f"452 <{ADDRESS}> mailbox full", now=app.extensions["clock"].now()
+    )
     db_session.commit()
     assert traces(db_session, ADDRESS), "the scenario should have left traces to erase"
 
@@ -78,12 +68,14 @@ def test_erasure_removes_the_person_everywhere(
     path = f"/staff/subscribers/{subscriber_id}/erase"
     form = client.get(path)
     assert form.status_code == 200
-    wrong = client.post(path, data={"csrf_token": csrf_token(form.text),
-                                    "confirm_email": "someone@example.com"})
+    wrong = client.post(
+        path, data={"csrf_token": csrf_token(form.text), "confirm_email": "someone@example.com"}
+    )
     assert wrong.status_code == 422
     assert get_subscriber(db_session, ADDRESS) is not None
-    done = client.post(path, data={"csrf_token": csrf_token(form.text),
-                                   "confirm_email": f" {ADDRESS.upper()} "})
+    done = client.post(
+        path, data={"csrf_token": csrf_token(form.text), "confirm_email": f" {ADDRESS.upper()} "}
+    )
     assert done.status_code == 303
 
     assert traces(db_session, ADDRESS, NAME, "erase.me") == []
@@ -92,9 +84,7 @@ def test_erasure_removes_the_person_everywhere(
     assert erased.email.endswith("@erased.invalid") and erased.name == ""
     assert erased.events[-1].kind == "erased"
     assert all(e.detail == "{}" for e in erased.events[:-1])
-    entry = db_session.scalars(
-        select(AuditLog).where(AuditLog.action == "subscribers.erase")
-    ).one()
+    entry = db_session.scalars(select(AuditLog).where(AuditLog.action == "subscribers.erase")).one()
     assert json.loads(entry.details) == {
         "email_hash": email_fingerprint(ADDRESS, app.config["SECRET_KEY"])
     }
@@ -130,9 +120,7 @@ def test_only_erasers_may_erase(client: FlaskClient, db_session: Session) -> Non
     assert "Erase this person" not in client.get(f"/staff/subscribers/{subscriber.id}").text
 
 
-def test_erasure_removes_the_local_mailbox_copies(
-    app_config: dict, db_session: Session
-) -> None:
+def test_erasure_removes_the_local_mailbox_copies(app_config: dict, db_session: Session) -> None:
     """With no SMTP server, mail sits in the local Maildir: erasure empties it of the person."""
     from emails.mailbox import LocalMailbox
     from webapp import create_app
@@ -156,5 +144,6 @@ def test_erasure_removes_the_local_mailbox_copies(
     assert done.status_code == 303
     remaining = box.list(1, 50)
     assert remaining.total == 1
-    assert all(ADDRESS not in box.get(e.key).raw.decode("utf-8", "replace")
-               for e in remaining.entries)
+    assert all(
+        ADDRESS not in box.get(e.key).raw.decode("utf-8", "replace") for e in remaining.entries
+    )

@@ -32,6 +32,10 @@ def init_app(app: Flask, csrf: Any) -> None:
     app.register_blueprint(webhooks.bp)
     # The webhook is authenticated by its Stripe signature, not a CSRF token.
     csrf.exempt(webhooks.bp)
+    from webapp.donations.erasure import erase_donor
+    from webapp.subscribers.erasure import register_erasure_hook
+
+    register_erasure_hook(erase_donor)
     from webapp.staff.nav import register_nav_item
     from webapp.staff.roles import Permission
 
