@@ -46,7 +46,7 @@ extract-messages: $(VENV)/.installed
 run: install
 	$(BIN)/readership db upgrade
 	$(BIN)/readership demo --if-empty
-	$(BIN)/readership run --host $(HOST) --port $(PORT)
+	$(BIN)/python -m devtools.run_local --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
