@@ -12,7 +12,6 @@ set, Stripe is used as configured. Then `readership run` serves the app; Ctrl-C 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -22,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_PORT = 12111
@@ -52,10 +52,10 @@ def start_emulator(host: str, port: int) -> tuple[subprocess.Popen[bytes], dict[
     base = f"http://127.0.0.1:{EMULATOR_PORT}"
     _wait_until_up(f"{base}/v1/customers")
     secret = "whsec_emulator_" + secrets.token_hex(16)
-    body = json.dumps({"url": f"http://{host}:{port}/stripe/webhook", "secret": secret})
+    body = urlencode({"url": f"http://{host}:{port}/stripe/webhook", "secret": secret})
     request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 URL)
         f"{base}/_config/webhooks/readership", data=body.encode(), method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     urllib.request.urlopen(request, timeout=5)  # noqa: S310
     env = {

@@ -14,7 +14,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tests.helpers.live_server import LiveServer
 from tests.helpers.smtp import SmtpSink
+from tests.helpers.stripe_emulator import StripeEmulator
 from webapp import create_app
 from webapp.core.clock import FrozenClock
 from webapp.core.limits import limiter
@@ -124,3 +126,38 @@ def db_session(app: Flask) -> Iterator[Session]:
     """A session on the test database for arranging and checking rows."""
     with get_database(app).session() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator() -> Iterator[StripeEmulator]:
+    """The Stripe emulator (localstripe, extended) on 127.0.0.1 for the whole run."""
+    emulator = StripeEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def live_server(app: Flask, app_config: dict[str, Any]) -> Iterator[LiveServer]:
+    """The real app served over HTTP on 127.0.0.1 for one test.
+
+    It is a second app built from the same `app_config`, so it shares the database (emptied
+    after the test by the `app` fixture), the frozen clock and the SMTP sink; `app` and
+    `db_session` can arrange and check rows. `BASE_URL` is the server's origin and
+    `SERVER_NAME` is unset, so the browser's Host header is accepted and emailed links work.
+    """
+
+    def build(origin: str) -> Flask:
+        config = {**app_config, "BASE_URL": origin}
+        config.pop("SERVER_NAME", None)
+        live_app = create_app(config)
+        live_app.config["SERVER_NAME"] = None
+        return live_app
+
+    server = LiveServer.start(build)
+    limiter.reset()
+    try:
+        yield server
+    finally:
+        server.stop()
+        # Each test builds its own app: close its pool so no connection outlives the test.
+        get_database(server.app).engine.dispose()

@@ -1,8 +1,8 @@
 """Browser tests: the real app on a live server, driven by Debian's Chromium via Playwright.
 
 Fixtures:
-- `live_server`: the app (same database, clock and SMTP sink as the `app` fixture) served on
-  127.0.0.1; `live_server.url` is its origin and the app's `BASE_URL`.
+- `live_server` (in tests/conftest.py): the app (same database, clock and SMTP sink as the
+  `app` fixture) served on 127.0.0.1; `live_server.url` is its origin and the app's `BASE_URL`.
 - `browser` (session), `context` and `page` (fresh per test; relative URLs in `page.goto`
   resolve against `live_server.url`). A failing test leaves a screenshot in `test-artifacts/`.
 - `axe(page)` (plain function in `tests.browser.axe`): serious and critical axe-core violations.
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
 from tests.browser.support import (
     ARTIFACTS_DIR,
@@ -27,9 +26,6 @@ from tests.browser.support import (
     require_or_skip,
 )
 from tests.helpers.live_server import LiveServer
-from webapp import create_app
-from webapp.core.limits import limiter
-from webapp.db import get_database
 
 _BROWSER_DIR = Path(__file__).resolve().parent
 
@@ -47,33 +43,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
-
-
-@pytest.fixture
-def live_server(app: Flask, app_config: dict[str, Any]) -> Iterator[LiveServer]:
-    """The real app served over HTTP on 127.0.0.1 for one test.
-
-    It is a second app built from the same `app_config`, so it shares the database (emptied
-    after the test by the `app` fixture), the frozen clock and the SMTP sink; `app` and
-    `db_session` can arrange and check rows. `BASE_URL` is the server's origin and
-    `SERVER_NAME` is unset, so the browser's Host header is accepted and emailed links work.
-    """
-
-    def build(origin: str) -> Flask:
-        config = {**app_config, "BASE_URL": origin}
-        config.pop("SERVER_NAME", None)
-        live_app = create_app(config)
-        live_app.config["SERVER_NAME"] = None
-        return live_app
-
-    server = LiveServer.start(build)
-    limiter.reset()
-    try:
-        yield server
-    finally:
-        server.stop()
-        # Each test builds its own app: close its pool so no connection outlives the test.
-        get_database(server.app).engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.donations import stripe_events as se
-from tests.donations.factories import make_donation, make_donor, make_plan
+from tests.donations.factories import make_donation, make_donor
 from tests.helpers.smtp import SmtpSink
 from webapp.donations.models import (
     Donation,
@@ -480,16 +480,28 @@ def test_newsletter_opt_in_with_the_gift_starts_double_opt_in(
     assert subscriber.source == "donation" and subscriber.language == "ru"
 
 
-def test_a_plan_made_outside_the_app_is_recorded_from_its_renewal(
+def test_payments_not_opened_by_this_app_are_ignored(
     client: FlaskClient, db_session: Session
 ) -> None:
-    donor = make_donor(db_session, email="old@example.com", stripe_customer_id="cus_legacy")
-    make_plan(db_session, donor=donor, stripe_subscription_id="sub_known")
-    db_session.commit()
-    renewal = se.invoice(subscription="sub_elsewhere", customer="cus_new", amount=1200,
-                         email="new@example.com")
+    """A shop or payment link on the same Stripe account is not a gift."""
+    foreign_checkout = se.checkout_session(donation_id=None, email="shopper@example.com")
+    response = se.post_event(client, se.event("checkout.session.completed", foreign_checkout))
+    assert response.status_code == 200 and "not opened" in response.json["outcome"]
+    renewal = se.invoice(subscription="sub_elsewhere", customer="cus_new", amount=1200)
+    response = se.post_event(client, se.event("invoice.paid", renewal))
+    assert response.status_code == 200 and "not opened" in response.json["outcome"]
+    assert count(db_session, Donation) == 0 and count(db_session, Plan) == 0
+
+
+def test_a_renewal_adopts_a_plan_whose_checkout_never_arrived(
+    client: FlaskClient, db_session: Session
+) -> None:
+    donation = pending(db_session, frequency=Frequency.MONTHLY, amount_minor=800)
+    renewal = se.invoice(subscription="sub_lost", customer="cus_lost", amount=800,
+                         donation_id=donation.id)
     assert se.post_event(client, se.event("invoice.paid", renewal)).status_code == 200
     db_session.expire_all()
-    plan = db_session.scalars(select(Plan).where(Plan.stripe_subscription_id == "sub_elsewhere")
-                              ).one()
-    assert plan.donor.email == "new@example.com" and plan.status == PlanStatus.ACTIVE
+    plan = db_session.scalars(select(Plan)).one()
+    assert plan.stripe_subscription_id == "sub_lost" and plan.status == PlanStatus.ACTIVE
+    paid = db_session.scalars(select(Donation).where(Donation.status == "paid")).one()
+    assert paid.plan_id == plan.id and paid.stripe_invoice_id == renewal["id"]

@@ -36,7 +36,6 @@ from webapp.donations.models import (
     Donation,
     DonationKind,
     DonationStatus,
-    Donor,
     Frequency,
     Plan,
     PlanStatus,
@@ -47,7 +46,6 @@ from webapp.donations.services import (
     advance_donation,
     advance_plan,
     donation_config,
-    find_or_create_donor,
 )
 from webapp.outbox.gateway import Mailer
 from webapp.subscribers.settings import ListSettings, list_settings
@@ -140,9 +138,13 @@ def _donation_by(session: Session, column: Any, value: str | None) -> Donation |
 
 
 def _donation_from_metadata(
-    session: Session, metadata: Mapping[str, str], checkout_id: str | None = None
+    session: Session,
+    metadata: Mapping[str, str],
+    checkout_id: str | None = None,
+    customer_id: str | None = None,
 ) -> Donation | None:
-    """Our pending donation named in a Stripe object's metadata."""
+    """Our pending donation named in a Stripe object's metadata, provided the object
+    belongs to the same Checkout Session and Stripe customer (metadata alone is not proof)."""
     raw = metadata.get("donation_id", "")
     if not raw.isdigit():
         return None
@@ -151,6 +153,9 @@ def _donation_from_metadata(
         return None
     if checkout_id and donation.stripe_checkout_session_id not in (None, checkout_id):
         return None  # metadata copied from elsewhere: do not trust it
+    known_customer = donation.donor.stripe_customer_id
+    if customer_id and known_customer and known_customer != customer_id:
+        return None
     return donation  # type: ignore[no-any-return]
 
 
@@ -160,21 +165,6 @@ def _plan_by_subscription(session: Session, subscription_id: str | None) -> Plan
     return _locked(  # type: ignore[no-any-return]
         session, select(Plan).where(Plan.stripe_subscription_id == subscription_id)
     )
-
-
-def _donor_for_customer(
-    session: Session, customer_id: str | None, email: str | None, books: Books
-) -> Donor | None:
-    if customer_id:
-        donor = session.scalar(select(Donor).where(Donor.stripe_customer_id == customer_id))
-        if donor is not None:
-            return donor
-    if email:
-        donor = find_or_create_donor(session, email, now=books.now)
-        if customer_id and donor.stripe_customer_id is None:
-            donor.stripe_customer_id = customer_id
-        return donor
-    return None
 
 
 # --- payments --------------------------------------------------------------------------------
@@ -258,13 +248,14 @@ def apply_checkout_session(
     checkout_id = str(checkout.get("id") or "")
     donation = _donation_by(session, Donation.stripe_checkout_session_id, checkout_id)
     if donation is None:
-        donation = _donation_from_metadata(session, f.metadata(checkout), checkout_id)
+        donation = _donation_from_metadata(
+            session, f.metadata(checkout), checkout_id, f.object_id(checkout.get("customer"))
+        )
         if donation is not None and donation.stripe_checkout_session_id is None:
             donation.stripe_checkout_session_id = checkout_id
     if donation is None:
-        donation = _donation_for_foreign_checkout(session, checkout, books)
-        if donation is None:
-            return None
+        # Not opened by this app (a payment link, a shop on the same Stripe account).
+        return None
     customer_id = f.object_id(checkout.get("customer"))
     if customer_id and donation.donor.stripe_customer_id is None:
         donation.donor.stripe_customer_id = customer_id
@@ -280,30 +271,6 @@ def apply_checkout_session(
         if intent and donation.stripe_payment_intent_id is None:
             donation.stripe_payment_intent_id = intent
     _mark_paid(session, donation, books, paid_at)
-    return donation
-
-
-def _donation_for_foreign_checkout(
-    session: Session, checkout: Mapping[str, Any], books: Books
-) -> Donation | None:
-    """A donation for a Checkout Session this app did not open (a payment link, say)."""
-    email = f.dig(checkout, "customer_details", "email") or checkout.get("customer_email")
-    donor = _donor_for_customer(session, f.object_id(checkout.get("customer")), email, books)
-    if donor is None:
-        return None
-    recurring = checkout.get("mode") == "subscription"
-    donation = Donation(
-        donor=donor,
-        kind=DonationKind.RECURRING if recurring else DonationKind.ONE_TIME,
-        frequency=Frequency.MONTHLY if recurring else Frequency.ONE_TIME,
-        amount_minor=int(checkout.get("amount_total") or 0),
-        currency=str(checkout.get("currency") or "eur").upper(),
-        language=donor.language,
-        stripe_checkout_session_id=str(checkout["id"]),
-        created_at=books.now,
-    )
-    session.add(donation)
-    session.flush()
     return donation
 
 
@@ -399,7 +366,7 @@ def _checkout_completed(
 ) -> str:
     donation = apply_checkout_session(session, checkout, books, state_at=created)
     if donation is None:
-        return "ignored: checkout session without donation or email"
+        return "ignored: checkout session not opened by this app"
     return f"donation {donation.id} {donation.status}"
 
 
@@ -437,9 +404,13 @@ def _invoice_paid(
             donation.kind = DonationKind.RECURRING
     if donation is None:
         if plan is None:
-            plan = _plan_from_stripe(session, invoice, subscription_id, books)
-            if plan is None:
-                return "ignored: subscription unknown here and at Stripe"
+            # A renewal of a plan whose checkout never reached us: adopt it only when the
+            # subscription names one of our donations (other subscriptions on the same
+            # Stripe account are not gifts).
+            ours = _first_payment_donation(session, invoice, subscription_id, None, books)
+            if ours is None:
+                return "ignored: subscription not opened by this app"
+            plan = _ensure_plan_for(session, ours, subscription_id, books, paid_at)
         donation = Donation(
             donor=plan.donor,
             plan=plan,
@@ -476,7 +447,10 @@ def _first_payment_donation(
     books: Books,
 ) -> Donation | None:
     """Our pending donation that the first invoice of a subscription pays."""
-    donation = _donation_from_metadata(session, f.invoice_subscription_metadata(invoice))
+    customer_id = f.object_id(invoice.get("customer"))
+    donation = _donation_from_metadata(
+        session, f.invoice_subscription_metadata(invoice), customer_id=customer_id
+    )
     if donation is not None:
         return donation
     if plan is not None:
@@ -493,7 +467,9 @@ def _first_payment_donation(
             subscription = books.gateway.retrieve_subscription(subscription_id)
         except StripeUnavailable:
             return None
-        return _donation_from_metadata(session, f.metadata(subscription))
+        return _donation_from_metadata(
+            session, f.metadata(subscription), customer_id=customer_id
+        )
     return None
 
 
@@ -514,40 +490,6 @@ def _link_payment_ids(
     charge = f.invoice_charge_id(invoice)
     if charge and donation.stripe_charge_id is None:
         donation.stripe_charge_id = charge
-
-
-def _plan_from_stripe(
-    session: Session, invoice: Mapping[str, Any], subscription_id: str, books: Books
-) -> Plan | None:
-    """A plan for a subscription this app has not seen (made outside it, or its checkout
-    event never arrived), built from the subscription at Stripe or from the invoice."""
-    subscription: dict[str, Any] = {}
-    if books.gateway is not None:
-        try:
-            subscription = books.gateway.retrieve_subscription(subscription_id)
-        except StripeUnavailable:
-            subscription = {}
-    donor = _donor_for_customer(
-        session,
-        f.object_id(invoice.get("customer")) or f.object_id(subscription.get("customer")),
-        invoice.get("customer_email"),
-        books,
-    )
-    if donor is None:
-        return None
-    amount, currency, interval = f.subscription_price(subscription)
-    plan = Plan(
-        donor=donor,
-        stripe_subscription_id=subscription_id,
-        status=PlanStatus.INCOMPLETE,
-        interval=Frequency.YEARLY if interval == "year" else Frequency.MONTHLY,
-        amount_minor=amount or f.invoice_amount_paid(invoice),
-        currency=currency or str(invoice.get("currency") or "eur").upper(),
-        created_at=books.now,
-    )
-    session.add(plan)
-    session.flush()
-    return plan
 
 
 @handles("invoice.payment_failed")

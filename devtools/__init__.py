@@ -1,0 +1,1 @@
+"""Developer tooling that is not part of the shipped app (emulators for `make run` and tests)."""

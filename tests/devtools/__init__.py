@@ -1,0 +1,1 @@
+"""Tests for the developer tooling in `devtools/`."""
