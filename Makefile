@@ -52,7 +52,7 @@ test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test
-	$(BIN)/ruff check webapp emails jobs tests bench migrations
+	$(BIN)/ruff check webapp emails jobs tests bench migrations devtools
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -52,7 +52,8 @@ def start_emulator(host: str, port: int) -> tuple[subprocess.Popen[bytes], dict[
     base = f"http://127.0.0.1:{EMULATOR_PORT}"
     _wait_until_up(f"{base}/v1/customers")
     secret = "whsec_emulator_" + secrets.token_hex(16)
-    body = urlencode({"url": f"http://{host}:{port}/stripe/webhook", "secret": secret})
+    # The emulator sends only to loopback, whatever address the web server binds.
+    body = urlencode({"url": f"http://127.0.0.1:{port}/stripe/webhook", "secret": secret})
     request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 URL)
         f"{base}/_config/webhooks/readership", data=body.encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded"},

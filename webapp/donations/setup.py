@@ -26,6 +26,7 @@ def init_app(app: Flask, csrf: Any) -> None:
     # Stripe's own default: a signed event older than five minutes is refused.
     app.config.setdefault("STRIPE_WEBHOOK_TOLERANCE", 300)
     gateway.init_app(app)
+    _register_template_helpers(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(selfservice_views.bp)
     app.register_blueprint(staff_views.bp)
@@ -40,3 +41,23 @@ def init_app(app: Flask, csrf: Any) -> None:
     from webapp.staff.roles import Permission
 
     register_nav_item("donations_staff.index", _l("Donations"), Permission.DONATIONS, 15)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from webapp.core.money import format_money, format_plain
+
+    def format_others(totals: dict[str, int], language: str) -> str:
+        return ", ".join(format_money(v, c, language) for c, v in sorted(totals.items()))
+
+    def format_date_for(moment: Any, language: str) -> str:
+        from babel.dates import format_date
+
+        return format_date(moment, format="long", locale=language) if moment else ""
+
+    from webapp.donations.mail import kind_label
+
+    app.add_template_global(kind_label, "kind_label")
+    app.add_template_global(format_date_for, "format_date_for")
+    app.add_template_global(format_money, "format_money")
+    app.add_template_global(format_plain, "format_plain")
+    app.add_template_global(format_others, "format_others")
