@@ -42,6 +42,12 @@ def checkout_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _customer_key(email: str, name: str) -> str:
+    # Same person, same request: a retry reuses the key; the id alone would not do, as
+    # Stripe remembers keys for a day and a key must always come with the same parameters.
+    return "customer-" + hashlib.sha256(f"{email}\n{name}".encode()).hexdigest()[:40]
+
+
 def product_name(frequency: Frequency, publication: str, language: str) -> str:
     """What Stripe's page and the card statement call the gift."""
     from flask_babel import force_locale
@@ -78,7 +84,7 @@ def start_checkout(
     donor = donation.donor
     if donor.stripe_customer_id is None:
         donor.stripe_customer_id = gateway.find_or_create_customer(
-            donor.email, donor.name, idempotency_key=f"customer-{donor.id}"
+            donor.email, donor.name, idempotency_key=_customer_key(donor.email, donor.name)
         )
     session.commit()  # the row exists before Stripe hears of it: the webhook can find it
     language = gift.language
@@ -124,14 +130,16 @@ def _new_pending(session: Session, gift: GiftRequest, key: str, now: datetime) -
         session, gift.email, name=gift.name, language=gift.language, now=now
     )
     donation = Donation(
-        donor=donor,
+        # Ids, not objects: assigning related objects would cascade the row into the
+        # session outside the savepoint below.
+        donor_id=donor.id,
         kind=DonationKind.RECURRING if gift.frequency.is_recurring else DonationKind.ONE_TIME,
         status=DonationStatus.PENDING,
         frequency=gift.frequency,
         amount_minor=gift.gift_minor + gift.fee_minor,
         fee_covered_minor=gift.fee_minor,
         currency=gift.currency,
-        campaign=gift.campaign,
+        campaign_id=gift.campaign.id if gift.campaign else None,
         source=gift.source,
         language=gift.language,
         is_anonymous=gift.is_anonymous,
