@@ -39,11 +39,11 @@ class DonationFilterForm(FlaskForm):
         csrf = False
 
     q = StringField(_l("Search"), filters=[_strip], validators=[Optional(), Length(max=200)])
-    status = SelectField(_l("Status"), validate_choice=True)
-    kind = SelectField(_l("Kind"), validate_choice=True)
-    frequency = SelectField(_l("Frequency"), validate_choice=True)
-    currency = SelectField(_l("Currency"), validate_choice=True)
-    campaign = SelectField(_l("Campaign"), validate_choice=True)
+    status = SelectField(_l("Status"), default="", validate_choice=True)
+    kind = SelectField(_l("Kind"), default="", validate_choice=True)
+    frequency = SelectField(_l("Frequency"), default="", validate_choice=True)
+    currency = SelectField(_l("Currency"), default="", validate_choice=True)
+    campaign = SelectField(_l("Campaign"), default="", validate_choice=True)
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("To"), validators=[Optional()])
     unseen = BooleanField(_l("Unseen refunds and disputes only"))
