@@ -36,6 +36,10 @@ AXE_PAGES = [
     PublicPage("/ru/no-such-page-here", status=404),
     PublicPage("/subscribe"),
     PublicPage("/ru/subscribe"),
+    PublicPage("/donate"),
+    PublicPage("/ru/donate"),
+    PublicPage("/donate/manage"),
+    PublicPage("/ru/donate/manage"),
     PublicPage("/subscribe/check-your-email"),
     PublicPage("/ru/subscribe/check-your-email"),
     PublicPage("/embed/subscribe-form"),
@@ -102,7 +106,9 @@ def test_signed_link_page_has_no_serious_accessibility_violations(
     assert violations == [], f"{kind} ({lang}):\n{format_violations(violations)}"
 
 
-@pytest.mark.parametrize("path", ["/", "/ru/", "/subscribe", "/ru/subscribe"])
+@pytest.mark.parametrize(
+    "path", ["/", "/ru/", "/subscribe", "/ru/subscribe", "/donate", "/ru/donate"]
+)
 def test_page_fits_a_phone_screen_without_horizontal_scroll(page: Any, path: str) -> None:
     page.set_viewport_size({"width": PHONE_WIDTH, "height": 740})
     page.goto(path)

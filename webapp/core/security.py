@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, g, request
 
 
 def init_app(app: Flask) -> None:
     """Add the security headers after each request."""
+    # The donation form answers with a redirect to Stripe Checkout, and browsers apply
+    # form-action to that redirect too: allow Stripe, and the emulator when configured.
+    targets = ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"]
+    api_base = app.config.get("STRIPE_API_BASE")
+    if api_base:
+        parts = urlsplit(str(api_base))
+        if parts.scheme in ("http", "https") and parts.netloc:
+            targets.append(f"{parts.scheme}://{parts.netloc}")
+    form_action = " ".join(targets)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -16,8 +27,7 @@ def init_app(app: Flask) -> None:
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; "
             "img-src 'self' data: https:; font-src 'self'; connect-src 'self'; "
-            "form-action 'self' https://checkout.stripe.com https://billing.stripe.com "
-            "http://127.0.0.1:* http://localhost:*; base-uri 'self'; object-src 'none'; "
+            f"form-action {form_action}; base-uri 'self'; object-src 'none'; "
             f"frame-ancestors {frame_ancestors}",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
