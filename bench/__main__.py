@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import csv_import, signup_load
+from bench import csv_import, signup_load, webhook_ingest
 from bench.report import BenchResult, format_table, write_json
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -36,10 +36,15 @@ def _signup_load(args: argparse.Namespace) -> BenchResult:
     return signup_load.run(sizes)
 
 
+def _webhook_ingest(args: argparse.Namespace) -> BenchResult:
+    return webhook_ingest.run(webhook_ingest.QUICK if args.quick else webhook_ingest.IngestSizes())
+
+
 #: Every benchmark by name, in the order they run.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     csv_import.NAME: _csv_import,
     signup_load.NAME: _signup_load,
+    webhook_ingest.NAME: _webhook_ingest,
 }
 
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks; returns the exit status."""
     args = parse_args(argv)
     if args.list:
-        for module in (csv_import, signup_load):
+        for module in (csv_import, signup_load, webhook_ingest):
             print((module.__doc__ or module.NAME).splitlines()[0])
         return 0
     chosen = args.only or list(BENCHMARKS)

@@ -42,6 +42,7 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "DELIVER_EMAIL_IMMEDIATELY": _bool(env.get("DELIVER_EMAIL_IMMEDIATELY"), True),
         "LANGUAGES": languages,
         "DEFAULT_LANGUAGE": languages[0] if languages else "en",
         # Flask-Limiter storage; memory:// is per process, use redis:// or memcached:// with

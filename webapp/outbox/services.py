@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from emails.message import build_message, message_bytes
+from emails.message import build_message_bytes
 from emails.senders import PermanentFailure, TemporaryFailure
 from webapp.db import Database
 from webapp.outbox.gateway import Mailer
@@ -120,7 +120,8 @@ def queue_email(
         template, language, {**settings_context, **context}, recipient_fields=tuple(per_person)
     )
     rendered = compiled.fill({**per_person, "email": to})
-    message = build_message(
+    # The fast writer (not the `email` package): a webhook burst queues a receipt per event.
+    raw = build_message_bytes(
         rendered,
         sender=mailer.from_header(settings_context["publication_name"]),
         to=to,
@@ -134,7 +135,7 @@ def queue_email(
         to_address=to,
         language=language,
         subject=rendered.subject[:998],
-        raw=message_bytes(message),
+        raw=raw,
         status=OutboxStatus.PENDING,
         attempts=0,
         next_attempt_at=now,
