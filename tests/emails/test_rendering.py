@@ -11,7 +11,7 @@ from jinja2 import UndefinedError
 
 from emails import EmailRenderer, UnknownEmail
 from emails.rendering import load_translations
-from tests.emails.conftest import EMAIL_CONTEXTS, RECIPIENT, context_for
+from tests.emails.conftest import EMAIL_CONTEXTS, RECIPIENT, context_for, recipient_for
 from tests.helpers.html import links
 
 #: What a recipient marker looks like before `fill` (see emails.rendering._Recipient).
@@ -54,7 +54,7 @@ def test_every_email_renders_in_both_languages(renderer: EmailRenderer) -> None:
     assert renderer.names() == sorted(EMAIL_CONTEXTS)
     for name in renderer.names():
         for language in ("en", "ru"):
-            email = renderer.render(name, language, context_for(name), RECIPIENT)
+            email = renderer.render(name, language, context_for(name), recipient_for(name))
             assert email.subject and "\n" not in email.subject
             assert email.html.startswith("<!DOCTYPE html>")
             assert f'lang="{language}"' in email.html

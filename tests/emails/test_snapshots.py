@@ -12,7 +12,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from emails import EmailRenderer
-from tests.emails.conftest import EMAIL_CONTEXTS, RECIPIENT, context_for
+from tests.emails.conftest import EMAIL_CONTEXTS, RECIPIENT, context_for, recipient_for
 
 
 class HtmlSnapshot(SingleFileSnapshotExtension):
@@ -36,7 +36,7 @@ CASES = [(name, language) for name in sorted(EMAIL_CONTEXTS) for language in ("e
 def test_html(
     renderer: EmailRenderer, snapshot: SnapshotAssertion, name: str, language: str
 ) -> None:
-    email = renderer.render(name, language, context_for(name), RECIPIENT)
+    email = renderer.render(name, language, context_for(name), recipient_for(name))
     assert email.html == snapshot(extension_class=HtmlSnapshot)
 
 
@@ -44,7 +44,7 @@ def test_html(
 def test_text(
     renderer: EmailRenderer, snapshot: SnapshotAssertion, name: str, language: str
 ) -> None:
-    email = renderer.render(name, language, context_for(name), RECIPIENT)
+    email = renderer.render(name, language, context_for(name), recipient_for(name))
     assert f"Subject: {email.subject}\n\n{email.text}" == snapshot(extension_class=TextSnapshot)
 
 

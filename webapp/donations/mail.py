@@ -40,20 +40,25 @@ def send_receipt_email(
     language = config.language_or_default(donation.language or donor.language)
     campaign = donation.campaign
     frequency = Frequency(donation.frequency)
+    # Compiled once per kind of receipt (language, frequency, renewal...); the gift's own
+    # values are recipient fields, so a burst of webhooks never runs MJML per receipt.
     context: dict[str, Any] = {
-        "donor_name": donor.name,
-        "amount": format_money(donation.amount_minor, donation.currency, language),
         "frequency": frequency.value,
         "is_renewal": donation.kind == DonationKind.RECURRING
         and donation.stripe_checkout_session_id is None,
+        "has_name": bool(donor.name),
+        "has_campaign": campaign is not None,
+        "has_fee": donation.fee_covered_minor > 0,
+        "payment_method": _offline_label(donation, language),
+        "manage_url": request_access_url(base_url=config.base_url, language=language),
+    }
+    recipient = {
+        "donor_name": donor.name,
+        "amount": format_money(donation.amount_minor, donation.currency, language),
         "paid_on": _date(donation.paid_at or now, language),
         "receipt_number": donation.receipt_number,
         "campaign_title": campaign.title(language) if campaign else "",
-        "fee_covered": format_money(donation.fee_covered_minor, donation.currency, language)
-        if donation.fee_covered_minor
-        else "",
-        "payment_method": _offline_label(donation, language),
-        "manage_url": request_access_url(base_url=config.base_url, language=language),
+        "fee_covered": format_money(donation.fee_covered_minor, donation.currency, language),
     }
     message = queue_email(
         session,
@@ -63,6 +68,7 @@ def send_receipt_email(
         language=language,
         context=context,
         now=now,
+        recipient=recipient,
     )
     donation.receipt_sent_at = now
     return int(message.id)
