@@ -37,6 +37,10 @@ def init_app(app: Flask, csrf: Any) -> None:
     from webapp.subscribers.erasure import register_erasure_hook
 
     register_erasure_hook(erase_donor)
+    from webapp.subscribers.demo import EXTRA_DEMO_LOADERS
+
+    if _demo_donations not in EXTRA_DEMO_LOADERS:
+        EXTRA_DEMO_LOADERS.append(_demo_donations)
     from webapp.staff.nav import register_nav_item
     from webapp.staff.roles import Permission
 
@@ -61,3 +65,10 @@ def _register_template_helpers(app: Flask) -> None:
     app.add_template_global(format_money, "format_money")
     app.add_template_global(format_plain, "format_plain")
     app.add_template_global(format_others, "format_others")
+
+
+def _demo_donations(session: Any, *, now: Any) -> str:
+    from webapp.donations.demo import load_demo_donations
+
+    added = load_demo_donations(session, now=now)
+    return f"{added} donors with their gifts" if added else ""

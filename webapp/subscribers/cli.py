@@ -127,6 +127,7 @@ def demo_command(if_empty: bool, count: int, password: str | None) -> None:
             session, count=count, now=now, languages=tuple(app.config["LANGUAGES"]),
             site_url=site.site_url, base_url=app.config["BASE_URL"],
         )
+        extras = [loader(session, now=now) for loader in demo.EXTRA_DEMO_LOADERS]
         new_password = None
         if get_staff_by_email(session, demo.DEMO_STAFF_EMAIL) is None:
             new_password = password or secrets.token_urlsafe(12)
@@ -137,7 +138,8 @@ def demo_command(if_empty: bool, count: int, password: str | None) -> None:
                 raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(f"Demo data loaded: {result.created} subscribers"
-               + (f" ({result.skipped} were there already)" if result.skipped else "") + ".")
+               + (f" ({result.skipped} were there already)" if result.skipped else "")
+               + "".join(f", {extra}" for extra in extras if extra) + ".")
     if new_password:
         click.echo(f"Demo staff login: {demo.DEMO_STAFF_EMAIL} / {new_password}")
         click.echo(f"Sign in at {login_url}")

@@ -10,6 +10,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,6 +30,10 @@ from webapp.subscribers.models import (
 )
 
 DEMO_STAFF_EMAIL = "demo@readership.local"
+
+#: Other features' demo data: each is called as loader(session, now=now) inside the demo
+#: transaction and returns a short description of what it added ("" for nothing).
+EXTRA_DEMO_LOADERS: list[Any] = []
 DEMO_SPAN = timedelta(days=548)  # about 18 months
 
 _EN_FIRST = ["Alice", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Harry", "Isla", "Jack",
