@@ -57,6 +57,17 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "STAFF_SESSION_MAX_AGE_HOURS": int(env.get("STAFF_SESSION_MAX_AGE_HOURS", "12")),
         "TRUST_PROXY": _bool(env.get("TRUST_PROXY"), False),
     }
+    # Donation limits and Stripe timing; the donations feature fills in its defaults.
+    for name, convert in (
+        ("DONATE_RATE_LIMIT", str),
+        ("DONATE_EMAIL_LIMIT", str),
+        ("DONOR_LINK_RATE_LIMIT", str),
+        ("DONOR_LINK_MAX_AGE_HOURS", int),
+        ("STRIPE_WEBHOOK_TOLERANCE", int),
+        ("RECONCILE_LOOKBACK_DAYS", int),
+    ):
+        if env.get(name):
+            config[name] = convert(env[name])
     config["SESSION_COOKIE_SECURE"] = base_url.startswith("https://")
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
