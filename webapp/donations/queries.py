@@ -1,4 +1,5 @@
-"""Read-only queries behind the staff donation pages: the filtered list, its totals and CSV."""
+"""Read-only queries behind the staff donation pages: the filtered list, its totals and CSV,
+and one donor's page."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from webapp.core.money import format_plain
-from webapp.donations.models import Campaign, Donation, Donor
+from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
+from webapp.outbox.models import OutboxMessage
 
 PAGE_SIZE = 50
 
@@ -96,7 +98,7 @@ class DonationPage:
 def list_donations(session: Session, flt: DonationFilter, page: int = 1) -> DonationPage:
     """The filtered donations, newest first, `PAGE_SIZE` a page."""
     base = _filtered(flt)
-    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    total = count_donations(session, flt)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
     rows = list(
@@ -109,20 +111,31 @@ def list_donations(session: Session, flt: DonationFilter, page: int = 1) -> Dona
             .offset((page - 1) * PAGE_SIZE)
         ).unique()
     )
-    sub = base.where(Donation.status == "paid").subquery()
-    totals = {
-        currency: (int(gross), int(out), int(gross) - int(out))
-        for currency, gross, out in session.execute(
+    return DonationPage(rows, total, page, pages, _totals(session, base))
+
+
+def _totals(session: Session, base: Select[tuple[Donation]]) -> dict[str, tuple[int, int, int]]:
+    sub = base.where(Donation.status == DonationStatus.PAID).subquery()
+    taken = sub.c.refunded_minor + sub.c.disputed_minor
+    # Like `Donation.net_minor`: a gift never counts below zero.
+    out = case((taken > sub.c.amount_minor, sub.c.amount_minor), else_=taken)
+    return {
+        currency: (int(gross), int(removed), int(gross) - int(removed))
+        for currency, gross, removed in session.execute(
             select(
                 sub.c.currency,
                 func.coalesce(func.sum(sub.c.amount_minor), 0),
-                func.coalesce(func.sum(sub.c.refunded_minor + sub.c.disputed_minor), 0),
+                func.coalesce(func.sum(out), 0),
             )
             .group_by(sub.c.currency)
             .order_by(sub.c.currency)
         )
     }
-    return DonationPage(rows, total, page, pages, totals)
+
+
+def count_donations(session: Session, flt: DonationFilter) -> int:
+    """How many donations the filter matches."""
+    return int(session.scalar(select(func.count()).select_from(_filtered(flt).subquery())) or 0)
 
 
 CSV_COLUMNS = (
@@ -149,17 +162,37 @@ CSV_COLUMNS = (
     "stripe_checkout_session",
     "stripe_invoice",
     "stripe_payment_intent",
+    "stripe_charge",
+    "stripe_subscription",
+    "stripe_customer",
+    "recorded_by_staff_id",
+    "note",
 )
 
 
 def donations_csv(session: Session, flt: DonationFilter) -> Iterator[str]:
-    """The filtered donations as CSV text, streamed in chunks (header row first)."""
+    """The filtered donations as CSV text, streamed in chunks, oldest first.
+
+    The header row names every column (`CSV_COLUMNS`): amounts are plain decimals in major
+    units of `currency` ("10.50"), `net` is the amount less refunds and disputes, dates are
+    UTC (paid, else created), `anonymous` is yes/no.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    stmt = _filtered(flt).options(joinedload(Donation.donor), joinedload(Donation.campaign))
-    stmt = stmt.order_by(Donation.id)
-    for index, donation in enumerate(session.scalars(stmt).unique()):
+    # selectinload, not joinedload: rows are fetched `yield_per` at a time, so memory stays
+    # flat however many donations match.
+    stmt = (
+        _filtered(flt)
+        .options(
+            selectinload(Donation.donor),
+            selectinload(Donation.campaign),
+            selectinload(Donation.plan),
+        )
+        .order_by(Donation.id)
+        .execution_options(yield_per=500)
+    )
+    for index, donation in enumerate(session.scalars(stmt)):
         cur = donation.currency
         moment = donation.paid_at or donation.created_at
         writer.writerow(
@@ -187,9 +220,14 @@ def donations_csv(session: Session, flt: DonationFilter) -> Iterator[str]:
                 donation.stripe_checkout_session_id or "",
                 donation.stripe_invoice_id or "",
                 donation.stripe_payment_intent_id or "",
+                donation.stripe_charge_id or "",
+                donation.plan.stripe_subscription_id if donation.plan else "",
+                donation.donor.stripe_customer_id or "",
+                donation.recorded_by_id or "",
+                donation.note,
             ]
         )
-        if index % 500 == 0:
+        if index % 500 == 499:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -199,3 +237,53 @@ def donations_csv(session: Session, flt: DonationFilter) -> Iterator[str]:
 def campaigns(session: Session) -> list[Campaign]:
     """Every campaign, newest first."""
     return list(session.scalars(select(Campaign).order_by(Campaign.id.desc())))
+
+
+@dataclass(frozen=True)
+class DonorOverview:
+    """Everything the staff donor page shows about one donor."""
+
+    donor: Donor
+    gifts: list[Donation]
+    plans: list[Plan]
+    #: Emails sent to the donor's address, newest first (at most `EMAILS_SHOWN`).
+    emails: list[OutboxMessage]
+    #: currency -> net of the paid gifts, in minor units.
+    totals: dict[str, int]
+
+
+EMAILS_SHOWN = 100
+
+
+def donor_overview(session: Session, donor_id: int) -> DonorOverview | None:
+    """One donor's gifts, plans, emails and net totals; None when there is no such donor."""
+    donor = session.get(Donor, donor_id)
+    if donor is None:
+        return None
+    gifts = list(
+        session.scalars(
+            select(Donation)
+            .where(Donation.donor_id == donor_id)
+            .options(joinedload(Donation.campaign))
+            .order_by(
+                func.coalesce(Donation.paid_at, Donation.created_at).desc(), Donation.id.desc()
+            )
+        )
+    )
+    plans = list(
+        session.scalars(select(Plan).where(Plan.donor_id == donor_id).order_by(Plan.id.desc()))
+    )
+    emails = list(
+        session.scalars(
+            select(OutboxMessage)
+            .options(defer(OutboxMessage.raw))  # the whole message; the page shows headers
+            .where(OutboxMessage.to_address == donor.email)
+            .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
+            .limit(EMAILS_SHOWN)
+        )
+    )
+    totals: dict[str, int] = {}
+    for gift in gifts:
+        if gift.status == DonationStatus.PAID:
+            totals[gift.currency] = totals.get(gift.currency, 0) + gift.net_minor
+    return DonorOverview(donor, gifts, plans, emails, dict(sorted(totals.items())))

@@ -99,7 +99,14 @@ class DonationFilterForm(FlaskForm):
 
     #: The fields a filtered list carries in its links (paging, CSV download).
     FILTER_FIELDS = (
-        "q", "status", "kind", "frequency", "currency", "campaign", "date_from", "date_to",
+        "q",
+        "status",
+        "kind",
+        "frequency",
+        "currency",
+        "campaign",
+        "date_from",
+        "date_to",
         "unseen",
     )
 
@@ -128,8 +135,8 @@ class DonationFilterForm(FlaskForm):
                 if field.data:
                     values[name] = "y"
             elif field.data:
-                values[name] = field.data.isoformat() if isinstance(field.data, date) else str(
-                    field.data
+                values[name] = (
+                    field.data.isoformat() if isinstance(field.data, date) else str(field.data)
                 )
         return values
 
@@ -150,7 +157,7 @@ class OfflineGiftForm(FlaskForm):
     received_on = DateField(_l("Date received"), validators=[DataRequired(_l("Enter a date."))])
     method = SelectField(_l("Paid by"), validate_choice=True)
     note = TextAreaField(_l("Reference or note"), validators=[Length(max=2000)])
-    campaign = SelectField(_l("Campaign"), validate_choice=True)
+    campaign = SelectField(_l("Campaign"), default="", validate_choice=True)
     source = StringField(_l("Source"), filters=[_strip], validators=[Length(max=300)])
     language = SelectField(_l("Receipt language"), validate_choice=True)
     send_receipt = BooleanField(_l("Email a receipt to the donor"))
@@ -177,7 +184,7 @@ class OfflineGiftForm(FlaskForm):
 
     def validate_amount(self, field: Any) -> None:
         """The amount must be money in the chosen currency, above zero."""
-        if self.currency.data not in {c.value for c in self.currency.iter_choices_raw()}:
+        if self.currency.data not in {c.value for c in self.currency.choices or []}:
             return  # the currency field reports its own error
         try:
             self.amount_minor = to_minor(field.data or "", str(self.currency.data))
@@ -281,7 +288,7 @@ class DonationSettingsForm(FlaskForm):
     """Currencies, presets, limits and the card fee.
 
     The preset inputs (`preset-<CUR>-<frequency>`) and default currencies (`default-<lang>`)
-    depend on the currencies offered, so they are read from the raw form data; their errors
+    depend on the currencies offered, so they are read from `raw` (the posted data); their errors
     land in `preset_errors` / `default_errors`. After `validate_on_submit()` succeeds,
     `values` holds the parsed result.
     """
@@ -317,9 +324,12 @@ class DonationSettingsForm(FlaskForm):
         description=_l("In the first currency's units, e.g. 0.30"),
     )
 
-    def __init__(self, *args: Any, languages: Sequence[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, languages: Sequence[str], raw: Mapping[str, Any], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.languages = list(languages)
+        self._raw = raw
         self.preset_errors: dict[str, str] = {}
         self.default_errors: dict[str, str] = {}
         self.values: SettingsValues | None = None
@@ -395,22 +405,21 @@ class DonationSettingsForm(FlaskForm):
             return None
         return bp
 
-    def _presets(
-        self, minimum: int | None, maximum: int | None
-    ) -> dict[str, dict[str, list[int]]]:
+    def _presets(self, minimum: int | None, maximum: int | None) -> dict[str, dict[str, list[int]]]:
         presets: dict[str, dict[str, list[int]]] = {}
-        raw = self.meta.wrap_formdata(self, None) or {}
         for code in self._codes:
             presets[code] = {}
             for frequency in Frequency:
                 name = f"preset-{code}-{frequency.value}"
                 try:
-                    amounts = _minor_list(str(raw.get(name, ""))[:500], code)
+                    amounts = _minor_list(str(self._raw.get(name, ""))[:500], code)
                 except ValidationError as exc:
                     self.preset_errors[name] = str(exc)
                     continue
-                if minimum is not None and maximum is not None and any(
-                    not minimum <= amount <= maximum for amount in amounts
+                if (
+                    minimum is not None
+                    and maximum is not None
+                    and any(not minimum <= amount <= maximum for amount in amounts)
                 ):
                     self.preset_errors[name] = str(
                         _l("Presets must lie between the smallest and the largest gift.")
@@ -420,14 +429,11 @@ class DonationSettingsForm(FlaskForm):
         return presets
 
     def _defaults(self) -> dict[str, str]:
-        raw = self.meta.wrap_formdata(self, None) or {}
         defaults: dict[str, str] = {}
         for language in self.languages:
-            value = str(raw.get(f"default-{language}", "") or self._codes[0])
+            value = str(self._raw.get(f"default-{language}", "") or self._codes[0])
             if value not in self._codes:
-                self.default_errors[language] = str(
-                    _l("Choose one of the currencies offered.")
-                )
+                self.default_errors[language] = str(_l("Choose one of the currencies offered."))
                 continue
             defaults[language] = value
         return defaults

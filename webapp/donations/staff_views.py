@@ -4,8 +4,8 @@ CSV download is written to the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
-from decimal import Decimal
 from typing import Any
 
 from flask import (
@@ -22,24 +22,29 @@ from flask import (
 )
 from flask_babel import gettext as _
 from sqlalchemy import select
-from wtforms.validators import ValidationError
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from webapp.core.clock import utcnow
-from webapp.core.money import format_plain, to_minor
-from webapp.core.net import client_ip
+from webapp.core.money import format_plain
+from webapp.core.net import client_ip, is_safe_redirect
 from webapp.db import get_database, get_session
 from webapp.donations import offline, queries
 from webapp.donations.campaigns import campaign_progress
-from webapp.donations.models import Campaign, Donation, Donor, OfflineMethod, Plan
+from webapp.donations.models import Campaign, Donation, DonationSettings, OfflineMethod
 from webapp.donations.services import donation_config, get_donation_settings
 from webapp.donations.staff_forms import (
     CampaignForm,
     DonationFilterForm,
     DonationSettingsForm,
     OfflineGiftForm,
+    SettingsValues,
+    frequency_labels,
+    kind_labels,
+    method_labels,
+    status_labels,
 )
 from webapp.outbox.gateway import get_mailer
-from webapp.outbox.models import OutboxMessage
 from webapp.outbox.services import deliver_now
 from webapp.staff.audit import audit_request
 from webapp.staff.auth import current_staff, requires
@@ -50,65 +55,101 @@ bp = Blueprint(
     "donations_staff", __name__, url_prefix="/staff/donations", template_folder="templates"
 )
 
+FREQUENCIES = ("one_time", "month", "year")
+
+
+@bp.context_processor
+def _labels() -> dict[str, Any]:
+    return {
+        "status_label": status_labels(),
+        "kind_label_staff": kind_labels(),
+        "frequency_label": frequency_labels(),
+        "method_label": method_labels(),
+    }
+
+
+# --- The list and its CSV -----------------------------------------------------------------
+
+
+def _filter_form(formdata: Any) -> DonationFilterForm:
+    session = get_session()
+    return DonationFilterForm(
+        formdata,
+        currencies=get_donation_settings(session).currencies,
+        campaigns=queries.campaigns(session),
+    )
+
 
 def _filter_from(form: DonationFilterForm) -> queries.DonationFilter:
     campaign = form.campaign.data or ""
     return queries.DonationFilter(
-        q=form.q.data or "", status=form.status.data or "", kind=form.kind.data or "",
-        frequency=form.frequency.data or "", currency=form.currency.data or "",
+        q=form.q.data or "",
+        status=form.status.data or "",
+        kind=form.kind.data or "",
+        frequency=form.frequency.data or "",
+        currency=form.currency.data or "",
         campaign_id=int(campaign) if campaign.isdigit() else None,
-        date_from=form.date_from.data, date_to=form.date_to.data,
+        date_from=form.date_from.data,
+        date_to=form.date_to.data,
         unseen_refunds=bool(form.unseen.data),
     )
 
 
-def _filter_form() -> DonationFilterForm:
-    session = get_session()
-    return DonationFilterForm(
-        request.args, currencies=get_donation_settings(session).currencies,
-        campaigns=queries.campaigns(session),
-    )
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
 
 
 @bp.get("/")
 @requires(Permission.DONATIONS)
 def index() -> Any:
     """Donations, newest first, with filters, search, totals and paging."""
-    form = _filter_form()
+    form = _filter_form(request.args)
     if not form.validate():
-        return render_template("donations/staff/index.html", form=form, page=None), 400
-    page_number = request.args.get("page", "1")
-    page = queries.list_donations(
-        get_session(), _filter_from(form),
-        page=int(page_number) if page_number.isdigit() and len(page_number) < 7 else 1,
+        return render_template("donations/staff/index.html", form=form, page=None, filters={}), 400
+    page = queries.list_donations(get_session(), _filter_from(form), page=_page_number())
+    return render_template(
+        "donations/staff/index.html", form=form, page=page, filters=form.active_filters()
     )
-    args = {k: v for k, v in request.args.items() if k != "page"}
-    return render_template("donations/staff/index.html", form=form, page=page, args=args)
 
 
-@bp.get("/export.csv")
+@bp.post("/export.csv")
 @requires(Permission.DONATIONS)
 def export() -> Any:
-    """The filtered list as CSV (audit-logged)."""
-    form = _filter_form()
+    """The filtered list as CSV, streamed (audit-logged; a POST because it writes the audit
+    row and sends personal data, so it needs the CSRF token)."""
+    form = _filter_form(request.form)
     if not form.validate():
         abort(400)
     flt = _filter_from(form)
     session = get_session()
-    audit_request(session, action="donations.export", target_type="donation",
-                  details={k: v for k, v in request.args.items()})
+    rows = queries.count_donations(session, flt)
+    audit_request(
+        session,
+        action="donations.export",
+        target_type="donation",
+        details={"filters": form.active_filters(), "rows": rows},
+    )
     session.commit()
     database = get_database()
 
-    def generate() -> Any:
+    def generate() -> Iterator[str]:
+        # Its own session: the request's one is closed once the view returns.
         with database.session() as reading:
             yield from queries.donations_csv(reading, flt)
 
-    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    stamp = utcnow().strftime("%Y-%m-%d-%H%M")
     return Response(
-        stream_with_context(generate()), mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="donations-{stamp}.csv"'},
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="donations-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
     )
+
+
+# --- One donor ----------------------------------------------------------------------------
 
 
 @bp.get("/donors/<int:donor_id>")
@@ -116,27 +157,18 @@ def export() -> Any:
 def donor(donor_id: int) -> Any:
     """One donor: gifts, plans, newsletter status, emails sent, totals."""
     session = get_session()
-    person = session.get(Donor, donor_id)
-    if person is None:
+    overview = queries.donor_overview(session, donor_id)
+    if overview is None:
         abort(404)
-    gifts = session.scalars(
-        select(Donation).where(Donation.donor_id == donor_id).order_by(Donation.id.desc())
-    ).all()
-    plans = session.scalars(
-        select(Plan).where(Plan.donor_id == donor_id).order_by(Plan.id.desc())
-    ).all()
-    emails = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.to_address == person.email)
-        .order_by(OutboxMessage.id.desc()).limit(50)
-    ).all()
-    totals: dict[str, int] = {}
-    for gift in gifts:
-        if gift.status == "paid":
-            totals[gift.currency] = totals.get(gift.currency, 0) + gift.net_minor
     return render_template(
-        "donations/staff/donor.html", donor=person, gifts=gifts, plans=plans, emails=emails,
-        totals=totals, subscriber=find_subscriber(session, person.email),
+        "donations/staff/donor.html",
+        view=overview,
+        donor=overview.donor,
+        subscriber=find_subscriber(session, overview.donor.email),
     )
+
+
+# --- Offline gifts ------------------------------------------------------------------------
 
 
 @bp.route("/offline/new", methods=["GET", "POST"])
@@ -144,31 +176,40 @@ def donor(donor_id: int) -> Any:
 def offline_new() -> Any:
     """Record a bank transfer, cash, cheque or other gift."""
     session = get_session()
-    settings = get_donation_settings(session)
     form = OfflineGiftForm(
-        currencies=settings.currencies, campaigns=queries.campaigns(session),
+        currencies=get_donation_settings(session).currencies,
+        campaigns=queries.campaigns(session),
         languages=current_app.config["LANGUAGES"],
+        today=utcnow().date(),
     )
     if request.method == "GET":
-        form.received_on.data = utcnow().date()
+        form.received_on.data = form.today
+        form.email.data = request.args.get("email", "")[:320]
         return render_template("donations/staff/offline.html", form=form)
     if not form.validate_on_submit():
         return render_template("donations/staff/offline.html", form=form), 400
-    if form.received_on.data > utcnow().date():
-        form.received_on.errors = [_("The date cannot be in the future.")]
-        return render_template("donations/staff/offline.html", form=form), 400
     gift = offline.OfflineGift(
-        email=form.email.data or "", name=form.name.data or "",
-        amount_minor=form.amount_minor, currency=str(form.currency.data),
+        email=form.email.data or "",
+        name=form.name.data or "",
+        amount_minor=form.amount_minor,
+        currency=str(form.currency.data),
+        # Noon UTC: the day stays the same in every time zone staff are likely in.
         received_at=datetime.combine(form.received_on.data, time(12), UTC),
-        method=OfflineMethod(form.method.data), note=form.note.data or "",
-        campaign_id=int(form.campaign.data) if (form.campaign.data or "").isdigit() else None,
-        source=form.source.data or "", language=str(form.language.data),
+        method=OfflineMethod(form.method.data),
+        note=form.note.data or "",
+        campaign_id=form.campaign_id,
+        source=form.source.data or "",
+        language=str(form.language.data),
         send_receipt=bool(form.send_receipt.data),
     )
     donation, receipt = offline.record_offline_gift(
-        session, get_mailer(), gift, staff=current_staff(), config=donation_config(
-            current_app.config), ip=client_ip(), now=utcnow(),
+        session,
+        get_mailer(),
+        gift,
+        staff=current_staff(),
+        config=donation_config(current_app.config),
+        ip=client_ip(),
+        now=utcnow(),
     )
     session.commit()
     if receipt is not None:
@@ -177,22 +218,34 @@ def offline_new() -> Any:
     return redirect(url_for(".donor", donor_id=donation.donor_id), code=303)
 
 
+# --- Refunds and disputes seen ------------------------------------------------------------
+
+
 @bp.post("/<int:donation_id>/refund-seen")
 @requires(Permission.DONATIONS)
 def refund_seen(donation_id: int) -> Any:
-    """Acknowledge a refund or dispute (it stops being flagged)."""
+    """Acknowledge a refund or dispute (it stops being flagged until the next one)."""
     session = get_session()
     donation = session.get(Donation, donation_id)
     if donation is None:
         abort(404)
-    if donation.refunded_minor or donation.disputed_minor:
+    if (donation.refunded_minor or donation.disputed_minor) and donation.refund_seen_at is None:
         donation.refund_seen_at = utcnow()
-        audit_request(session, action="donations.refund_seen", target_type="donation",
-                      target_id=donation.id)
+        audit_request(
+            session,
+            action="donations.refund_seen",
+            target_type="donation",
+            target_id=donation.id,
+            details={
+                "refunded": donation.refunded_minor,
+                "disputed": donation.disputed_minor,
+                "currency": donation.currency,
+            },
+        )
         session.commit()
-        flash(_("Marked as seen."), "success")
+        flash(_("%(number)s marked as seen.", number=donation.receipt_number), "success")
     target = request.form.get("next", "")
-    if target.startswith("/staff/donations"):
+    if is_safe_redirect(target) and target.startswith("/staff/donations"):
         return redirect(target, code=303)
     return redirect(url_for(".index"), code=303)
 
@@ -209,70 +262,128 @@ def campaigns() -> Any:
     return render_template("donations/staff/campaigns.html", rows=rows)
 
 
-def _campaign_form(campaign: Campaign | None) -> CampaignForm:
-    session = get_session()
-    form = CampaignForm(
-        obj=campaign, languages=current_app.config["LANGUAGES"],
-        currencies=get_donation_settings(session).currencies,
+def _campaign_texts(languages: list[str], campaign: Campaign | None) -> dict[str, tuple[str, str]]:
+    if request.method == "POST":
+        return {
+            lang: (
+                request.form.get(f"title_{lang}", "").strip(),
+                request.form.get(f"description_{lang}", "").strip(),
+            )
+            for lang in languages
+        }
+    if campaign is None:
+        return {lang: ("", "") for lang in languages}
+    return {
+        lang: (campaign.titles.get(lang, ""), campaign.descriptions.get(lang, ""))
+        for lang in languages
+    }
+
+
+def _campaign_snapshot(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "slug": campaign.slug,
+        "titles": dict(campaign.titles or {}),
+        "descriptions": dict(campaign.descriptions or {}),
+        "goal_minor": campaign.goal_minor,
+        "currency": campaign.currency,
+        "ends_at": campaign.ends_at.date().isoformat() if campaign.ends_at else None,
+        "is_active": campaign.is_active,
+    }
+
+
+def _apply_campaign(
+    session: Session,
+    campaign: Campaign | None,
+    form: CampaignForm,
+    texts: dict[str, tuple[str, str]],
+    now: datetime,
+) -> tuple[Campaign, dict[str, Any]]:
+    """Create or update the campaign from a valid form; returns it and the changed fields."""
+    before = _campaign_snapshot(campaign) if campaign is not None else {}
+    if campaign is None:
+        campaign = Campaign(created_at=now)
+        session.add(campaign)
+    campaign.slug = str(form.slug.data)
+    campaign.currency = str(form.currency.data)
+    campaign.goal_minor = form.goal_minor
+    campaign.ends_at = (
+        datetime.combine(form.ends_on.data, time(23, 59, 59), UTC) if form.ends_on.data else None
     )
-    if campaign is not None and request.method == "GET":
-        form.goal.data = (
-            Decimal(format_plain(campaign.goal_minor, campaign.currency))
-            if campaign.goal_minor else None
-        )
-        form.ends_on.data = campaign.ends_at.date() if campaign.ends_at else None
-    return form
+    campaign.is_active = bool(form.is_active.data)
+    campaign.titles = {lang: title for lang, (title, _d) in texts.items() if title}
+    campaign.descriptions = {lang: text for lang, (_t, text) in texts.items() if text}
+    campaign.updated_at = now
+    after = _campaign_snapshot(campaign)
+    return campaign, {key: value for key, value in after.items() if before.get(key) != value}
 
 
 def _save_campaign(campaign: Campaign | None) -> Any:
     session = get_session()
-    form = _campaign_form(campaign)
-    texts = {
-        lang: (request.form.get(f"title_{lang}", "").strip()[:200],
-               request.form.get(f"description_{lang}", "").strip()[:2000])
-        for lang in form.languages
-    }
-    if request.method == "POST":
-        valid = form.validate_on_submit()
+    form = CampaignForm(
+        obj=campaign,
+        languages=current_app.config["LANGUAGES"],
+        currencies=get_donation_settings(session).currencies,
+    )
+    texts = _campaign_texts(form.languages, campaign)
+    if request.method == "GET":
+        if campaign is not None:
+            form.goal.data = (
+                format_plain(campaign.goal_minor, campaign.currency) if campaign.goal_minor else ""
+            )
+            form.ends_on.data = campaign.ends_at.date() if campaign.ends_at else None
+        return _campaign_page(form, campaign, texts)
+    valid = form.validate_on_submit()
+    if form.slug.data and not form.slug.errors:
         clash = session.scalar(select(Campaign).where(Campaign.slug == form.slug.data))
         if clash is not None and clash is not campaign:
-            form.slug.errors = [*form.slug.errors, _("Another campaign uses this address.")]
+            form.slug.errors = [_("Another campaign uses this address.")]
             valid = False
-        if not texts[form.languages[0]][0]:
-            flash(_("Give the campaign a title."), "error")
-            valid = False
-        if valid:
-            now = utcnow()
-            if campaign is None:
-                campaign = Campaign(created_at=now)
-                session.add(campaign)
-            campaign.slug = str(form.slug.data)
-            campaign.currency = str(form.currency.data)
-            campaign.goal_minor = (
-                to_minor(str(form.goal.data), campaign.currency) if form.goal.data else None
-            )
-            campaign.ends_at = (
-                datetime.combine(form.ends_on.data, time(23, 59), UTC) if form.ends_on.data
-                else None
-            )
-            campaign.is_active = bool(form.is_active.data)
-            campaign.titles = {lang: t for lang, (t, _d) in texts.items() if t}
-            campaign.descriptions = {lang: d for lang, (_t, d) in texts.items() if d}
-            campaign.updated_at = now
-            session.flush()
-            audit_request(session, action="donations.campaign_saved", target_type="campaign",
-                          target_id=campaign.id, details={"slug": campaign.slug})
-            session.commit()
-            flash(_("Campaign saved."), "success")
-            return redirect(url_for(".campaigns"), code=303)
-        status = 400
-    else:
-        status = 200
-        if campaign is not None:
-            texts = {lang: (campaign.titles.get(lang, ""), campaign.descriptions.get(lang, ""))
-                     for lang in form.languages}
+    text_errors = _campaign_text_errors(form.languages, texts)
+    if not valid or text_errors:
+        return _campaign_page(form, campaign, texts, text_errors, 400)
+    created = campaign is None
+    campaign, changed = _apply_campaign(session, campaign, form, texts, utcnow())
+    session.flush()
+    audit_request(
+        session,
+        action="donations.campaign_created" if created else "donations.campaign_saved",
+        target_type="campaign",
+        target_id=campaign.id,
+        details={"slug": campaign.slug, "changed": changed},
+    )
+    session.commit()
+    flash(_("Campaign saved."), "success")
+    return redirect(url_for(".campaigns"), code=303)
+
+
+def _campaign_text_errors(
+    languages: list[str], texts: dict[str, tuple[str, str]]
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for lang, (title, description) in texts.items():
+        if len(title) > 200:
+            errors[f"title_{lang}"] = _("At most 200 characters.")
+        if len(description) > 5000:
+            errors[f"description_{lang}"] = _("At most 5000 characters.")
+    # The first language is the fallback every other page language shows.
+    if not texts[languages[0]][0]:
+        errors[f"title_{languages[0]}"] = _("Give the campaign a title.")
+    return errors
+
+
+def _campaign_page(
+    form: CampaignForm,
+    campaign: Campaign | None,
+    texts: dict[str, tuple[str, str]],
+    text_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Any:
     return render_template(
-        "donations/staff/campaign_form.html", form=form, campaign=campaign, texts=texts,
+        "donations/staff/campaign_form.html",
+        form=form,
+        campaign=campaign,
+        texts=texts,
+        text_errors=text_errors or {},
     ), status
 
 
@@ -296,62 +407,93 @@ def campaign_edit(campaign_id: int) -> Any:
 # --- Settings -----------------------------------------------------------------------------
 
 
+def _settings_snapshot(current: DonationSettings) -> dict[str, Any]:
+    return {
+        "currencies": list(current.currencies),
+        "default_currency": dict(current.default_currency),
+        "presets": {code: dict(per) for code, per in current.presets.items()},
+        "minimum_minor": current.minimum_minor,
+        "maximum_minor": current.maximum_minor,
+        "fee_percent_bp": current.fee_percent_bp,
+        "fee_fixed_minor": current.fee_fixed_minor,
+    }
+
+
+def _apply_settings(
+    current: DonationSettings, values: SettingsValues, now: datetime
+) -> dict[str, Any]:
+    """Store the new settings; returns {field: {"from": old, "to": new}} for what changed."""
+    before = _settings_snapshot(current)
+    current.currencies = values.currencies
+    current.default_currency = values.default_currency
+    current.presets = values.presets
+    current.minimum_minor = values.minimum_minor
+    current.maximum_minor = values.maximum_minor
+    current.fee_percent_bp = values.fee_percent_bp
+    current.fee_fixed_minor = values.fee_fixed_minor
+    current.updated_at = now
+    after = _settings_snapshot(current)
+    return {
+        key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]
+    }
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 @requires(Permission.DONATIONS)
 def settings() -> Any:
     """Currencies, presets, minimum and maximum, the card fee."""
     session = get_session()
     current = get_donation_settings(session)
-    form = DonationSettingsForm()
-    base = current.currencies[0]
+    languages = list(current_app.config["LANGUAGES"])
     if request.method == "GET":
-        form.currencies.data = " ".join(current.currencies)
-        form.minimum.data = format_plain(current.minimum_minor, base)
-        form.maximum.data = format_plain(current.maximum_minor, base)
-        form.fee_percent.data = Decimal(current.fee_percent_bp) / 100
-        form.fee_fixed.data = format_plain(current.fee_fixed_minor, base)
-        return _settings_page(form, current, current.currencies)
-    if not form.validate_on_submit():
-        return _settings_page(form, current, current.currencies, 400)
-    try:
-        codes = form.currency_list()
-        presets = form.parse_presets(request.form, codes)
-        minimum = to_minor(form.minimum.data or "", codes[0])
-        maximum = to_minor(form.maximum.data or "", codes[0])
-        fixed = to_minor(form.fee_fixed.data or "", codes[0])
-    except (ValidationError, ValueError) as exc:
-        form.currencies.errors = [str(exc) or _("Please check the values.")]
-        return _settings_page(form, current, current.currencies, 400)
-    if not 0 < minimum <= maximum:
-        form.minimum.errors = [_("The smallest gift must be above zero and below the largest.")]
-        return _settings_page(form, current, codes, 400)
-    defaults = {lang: request.form.get(f"default-{lang}", codes[0])
-                for lang in current_app.config["LANGUAGES"]}
-    current.currencies = codes
-    current.presets = presets
-    current.default_currency = {k: (v if v in codes else codes[0]) for k, v in defaults.items()}
-    current.minimum_minor, current.maximum_minor = minimum, maximum
-    current.fee_percent_bp = int(Decimal(str(form.fee_percent.data)) * 100)
-    current.fee_fixed_minor = fixed
-    current.updated_at = utcnow()
-    audit_request(session, action="donations.settings_saved", target_type="donation_settings",
-                  details={"currencies": codes, "minimum": minimum, "maximum": maximum,
-                           "fee_percent_bp": current.fee_percent_bp, "fee_fixed": fixed})
+        raw = _settings_formdata(current, languages)
+        form = DonationSettingsForm(raw, languages=languages, raw=raw)
+        return _settings_page(form, current.currencies, raw)
+    form = DonationSettingsForm(languages=languages, raw=request.form)
+    if not form.validate_on_submit() or form.values is None:
+        codes = form.currency_list() or current.currencies
+        return _settings_page(form, codes, request.form, 400)
+    changed = _apply_settings(current, form.values, utcnow())
+    if changed:
+        audit_request(
+            session,
+            action="donations.settings_saved",
+            target_type="donation_settings",
+            target_id=current.id,
+            details={"changed": changed},
+        )
     session.commit()
-    flash(_("Donation settings saved."), "success")
+    flash(_("Donation settings saved.") if changed else _("Nothing changed."), "success")
     return redirect(url_for(".settings"), code=303)
 
 
-def _settings_page(form: DonationSettingsForm, current: Any, codes: list[str],
-                   status: int = 200) -> Any:
-    values = {
-        f"preset-{code}-{frequency}": request.form.get(f"preset-{code}-{frequency}") if
-        request.method == "POST" else " ".join(
-            format_plain(v, code) for v in current.presets.get(code, {}).get(frequency, [])
-        )
-        for code in codes for frequency in ("one_time", "month", "year")
+def _settings_formdata(current: DonationSettings, languages: list[str]) -> MultiDict[str, str]:
+    """The stored settings as the form's inputs (amounts in major units)."""
+    base = current.currencies[0]
+    data: dict[str, str] = {
+        "currencies": " ".join(current.currencies),
+        "minimum": format_plain(current.minimum_minor, base),
+        "maximum": format_plain(current.maximum_minor, base),
+        "fee_percent": format_plain(current.fee_percent_bp, "EUR"),  # basis points: 2 places
+        "fee_fixed": format_plain(current.fee_fixed_minor, base),
     }
+    for language in languages:
+        data[f"default-{language}"] = current.default_currency.get(language, base)
+    for code in current.currencies:
+        for frequency in FREQUENCIES:
+            data[f"preset-{code}-{frequency}"] = ", ".join(
+                format_plain(value, code) for value in current.presets_for(code, frequency)
+            )
+    return MultiDict(data)
+
+
+def _settings_page(
+    form: DonationSettingsForm, codes: list[str], raw: Any, status: int = 200
+) -> Any:
     return render_template(
-        "donations/staff/settings.html", form=form, codes=codes, values=values,
-        languages=current_app.config["LANGUAGES"], current=current,
+        "donations/staff/settings.html",
+        form=form,
+        codes=codes,
+        raw=raw,
+        frequencies=FREQUENCIES,
     ), status
