@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import csv_import, signup_load
+from bench import csv_import, signup_load, webhook_ingest
 from bench.__main__ import main
 from bench.report import BenchResult, format_table
 
@@ -92,6 +92,20 @@ def test_signup_load_answers_every_request_and_sends_every_email() -> None:
     assert lines["failed requests (all phases)"].value == 0
     assert lines["signup / bare req/s"].target == ">= 0.5x"
     assert lines["signup at 100 req/s: p99"].target == "< 100 ms"
+
+
+def test_webhook_ingest_applies_every_event_once() -> None:
+    result = webhook_ingest.run(webhook_ingest.IngestSizes(donations=30, clients=2,
+                                                           max_seconds=30))
+
+    _assert_well_formed(result)
+    for variant in ("receipts queued", "SMTP in request"):
+        details = result.details[variant]
+        # 30 events plus 3 duplicates, every one answered 200; each payment counted once.
+        assert details["ok"] == 33 and details["errors"] == {}
+        assert details["paid"] == details["event_rows"] == details["receipts"] == 30
+    lines = {m.what: m for m in result.measurements}
+    assert lines["ingest (receipts queued): events/s, 10% duplicates"].target == ">= 300"
 
 
 def test_main_prints_a_table_and_writes_json(
