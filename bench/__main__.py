@@ -37,7 +37,8 @@ def _signup_load(args: argparse.Namespace) -> BenchResult:
 
 
 def _webhook_ingest(args: argparse.Namespace) -> BenchResult:
-    return webhook_ingest.run(webhook_ingest.QUICK if args.quick else webhook_ingest.IngestSizes())
+    sizes = webhook_ingest.QUICK if args.quick else webhook_ingest.IngestSizes()
+    return webhook_ingest.run(sizes, database_url=args.database_url)
 
 
 #: Every benchmark by name, in the order they run.
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None,
                         help="csv_import: rounds per side, best counts (default 2; 1 with --quick)")
     parser.add_argument("--database-url", default=None,
-                        help="csv_import: also measure on this PostgreSQL server "
+                        help="csv_import, webhook_ingest: also measure on this PostgreSQL server "
                              "(postgresql+psycopg://...; scratch databases are created there "
                              "and dropped, the named database is not touched)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, insert, select
 
-from bench.common import SmtpSink
+from bench.common import SmtpSink, scratch_database
 from bench.http_load import HttpClient, closed_loop
 from bench.report import BenchResult
 from bench.server import gunicorn
@@ -131,17 +131,23 @@ class IngestScenario:
         return "ok" if status == 200 else str(status)
 
 
-def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult) -> float:
-    """Run one variant; add its lines to `result`; return events/s."""
+def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult,
+             server_url: str | None = None) -> float:
+    """Run one variant (on SQLite, or on a scratch database of `server_url`); add its lines
+    to `result`; return events/s."""
     from webapp.donations.models import Donation, StripeEvent
     from webapp.outbox.models import OutboxMessage
 
     tag = uuid.uuid4().hex[:6]
-    label = "SMTP in request" if immediate else "receipts queued"
+    backend = "postgresql" if server_url else "sqlite"
+    label = ("SMTP in request" if immediate else "receipts queued") + (
+        ", PostgreSQL" if server_url else "")
     with tempfile.TemporaryDirectory(prefix="readership-bench-ingest-") as tmp, \
-            SmtpSink() as sink:
+            SmtpSink() as sink, scratch_database(backend, Path(tmp), server_url,
+                                                 label="ingest") as database_url:
         workdir = Path(tmp)
         env = _app_environment(workdir, sink.url)
+        env["DATABASE_URL"] = database_url
         env["STRIPE_WEBHOOK_SECRET"] = SECRET
         env["DELIVER_EMAIL_IMMEDIATELY"] = "true" if immediate else "false"
         migrate(env, workdir)
@@ -181,10 +187,13 @@ def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult) -> float:
     return float(stats.rps)
 
 
-def run(sizes: IngestSizes = IngestSizes()) -> BenchResult:
-    """Both variants, one after the other."""
+def run(sizes: IngestSizes = IngestSizes(), database_url: str | None = None) -> BenchResult:
+    """Both variants on SQLite, one after the other; with a PostgreSQL `database_url`, the
+    queued-receipts variant on PostgreSQL too."""
     result = BenchResult(NAME, params=asdict(sizes))
     result.details = {}
     _variant(sizes, immediate=False, result=result)
     _variant(sizes, immediate=True, result=result)
+    if database_url and database_url.startswith("postgresql"):
+        _variant(sizes, immediate=False, result=result, server_url=database_url)
     return result
