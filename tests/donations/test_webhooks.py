@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tests.donations import stripe_events as se
 from tests.donations.factories import make_donation, make_donor
 from tests.helpers.smtp import SmtpSink
+from webapp.core.clock import as_utc
 from webapp.donations.models import (
     Donation,
     DonationKind,
@@ -505,3 +506,22 @@ def test_a_renewal_adopts_a_plan_whose_checkout_never_arrived(
     assert plan.stripe_subscription_id == "sub_lost" and plan.status == PlanStatus.ACTIVE
     paid = db_session.scalars(select(Donation).where(Donation.status == "paid")).one()
     assert paid.plan_id == plan.id and paid.stripe_invoice_id == renewal["id"]
+
+
+def test_a_cancellation_at_period_end_keeps_the_plan_until_stripe_ends_it(
+    client: FlaskClient, db_session: Session
+) -> None:
+    plan, checkout = activate_plan(client, db_session)
+    t0 = int(time.time())
+    period_end = t0 + 20 * 86400
+    ending = se.subscription(subscription_id=plan.stripe_subscription_id,
+                             customer=checkout["customer"], amount=500,
+                             cancel_at_period_end=True, period_end=period_end)
+    se.post_event(client, se.event("customer.subscription.updated", ending, created=t0 + 1))
+    db_session.expire_all()
+    assert plan.status == PlanStatus.ACTIVE and plan.cancel_at_period_end
+    assert int(as_utc(plan.current_period_end).timestamp()) == period_end
+    ended = dict(ending, status="canceled")
+    se.post_event(client, se.event("customer.subscription.deleted", ended, created=t0 + 2))
+    db_session.expire_all()
+    assert plan.status == PlanStatus.CANCELED and plan.canceled_at is not None
