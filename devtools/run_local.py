@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     env = dict(os.environ)
+    # Links in emails and Stripe's return addresses must point at this server.
+    env.setdefault("BASE_URL", f"http://{args.host}:{args.port}")
     children: list[subprocess.Popen[bytes]] = []
     try:
         if not env.get("STRIPE_SECRET_KEY"):
