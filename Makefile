@@ -45,7 +45,7 @@ extract-messages: $(VENV)/.installed
 
 run: install
 	$(BIN)/readership db upgrade
-	$(BIN)/readership demo --if-empty
+	BASE_URL="$${BASE_URL:-http://$(HOST):$(PORT)}" $(BIN)/readership demo --if-empty
 	$(BIN)/python -m devtools.run_local --host $(HOST) --port $(PORT)
 
 test: install-test
