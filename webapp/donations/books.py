@@ -221,22 +221,6 @@ def books_for_app(app: Flask, now: datetime) -> Books:
     )
 
 
-def record_checkout_session(
-    session: Session,
-    checkout: Mapping[str, Any],
-    *,
-    mailer: Mailer,
-    gateway: StripeGateway | None,
-    config: DonationConfig,
-    now: datetime,
-) -> Donation | None:
-    """`apply_checkout_session` for callers outside the books (the thank-you page)."""
-    from flask import current_app
-
-    books = Books(mailer, gateway, config, now, list_settings(current_app.config))
-    return apply_checkout_session(session, checkout, books)
-
-
 def apply_checkout_session(
     session: Session, checkout: Mapping[str, Any], books: Books, *, state_at: datetime | None = None
 ) -> Donation | None:

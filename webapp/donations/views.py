@@ -16,7 +16,7 @@ from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.db import get_database, get_session
 from webapp.donations import checkout as checkout_service
-from webapp.donations.books import Books, apply_checkout_session
+from webapp.donations.books import apply_checkout_session, books_for_app
 from webapp.donations.campaigns import active_campaign, campaign_progress
 from webapp.donations.forms import FREQUENCY_VALUES, UTM_FIELDS, DonationForm
 from webapp.donations.gateway import StripeUnavailable, get_gateway
@@ -26,7 +26,6 @@ from webapp.i18n import current_language, public_route
 from webapp.outbox.gateway import get_mailer
 from webapp.outbox.services import deliver_now
 from webapp.site.services import get_site_settings
-from webapp.subscribers.settings import list_settings
 
 bp = Blueprint(
     "donations",
@@ -220,8 +219,7 @@ def _confirm_from_stripe(donation: Donation, checkout_id: str) -> None:
     except StripeUnavailable:
         return
     session = get_session()
-    books = Books(get_mailer(), gateway, donation_config(app.config), utcnow(),
-                  list_settings(app.config))
+    books = books_for_app(app, utcnow())
     try:
         apply_checkout_session(session, checkout, books)
         session.commit()
