@@ -395,6 +395,8 @@ def _invoice_paid(
             if ours is None:
                 return "ignored: subscription not opened by this app"
             plan = _ensure_plan_for(session, ours, subscription_id, books, paid_at)
+        if plan is None:  # pragma: no cover - a subscription id always gives a plan
+            return "ignored: no plan"
         donation = Donation(
             donor=plan.donor,
             plan=plan,

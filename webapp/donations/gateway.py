@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import stripe
 from flask import Flask, current_app
+from stripe._base_address import BaseAddresses
 
 from webapp.donations.stripe_fields import as_dict
 
@@ -83,13 +84,9 @@ class StripeApiGateway:
     """`StripeGateway` over the real Stripe SDK."""
 
     def __init__(self, api_key: str, api_base: str | None = None) -> None:
-        base = {"api": api_base.rstrip("/")} if api_base else None
+        base: BaseAddresses | None = {"api": api_base.rstrip("/")} if api_base else None
         # Two quick retries on network errors; the SDK reuses the idempotency key for them.
-        self._client = stripe.StripeClient(
-            api_key,
-            base_addresses=base,
-            max_network_retries=2,  # type: ignore[arg-type]
-        )
+        self._client = stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
 
     def _call(
         self, method: Any, *ids: str, params: Mapping[str, Any] | None = None, key: str = ""

@@ -18,6 +18,7 @@ from webapp.donations.models import (
 from webapp.donations.services import DonationConfig, find_or_create_donor
 from webapp.outbox.gateway import Mailer
 from webapp.staff.audit import record_audit
+from webapp.staff.models import StaffUser
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def record_offline_gift(
     mailer: Mailer,
     gift: OfflineGift,
     *,
-    staff: object,
+    staff: StaffUser | None,
     config: DonationConfig,
     ip: str | None,
     now: datetime,
@@ -74,7 +75,7 @@ def record_offline_gift(
         session,
         actor=staff,
         action="donations.offline_gift",
-        target_type="donation",  # type: ignore[arg-type]
+        target_type="donation",
         target_id=donation.id,
         details={
             "amount": gift.amount_minor,

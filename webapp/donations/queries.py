@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from webapp.core.money import format_plain
@@ -62,7 +62,7 @@ def _filtered(flt: DonationFilter) -> Select[tuple[Donation]]:
     return stmt
 
 
-def _search(q: str) -> object:
+def _search(q: str) -> ColumnElement[bool]:
     lowered = q.lower()
     if lowered.startswith("r-") and lowered[2:].isdigit():
         return Donation.id == int(lowered[2:])

@@ -4,8 +4,10 @@ and plans, changing a plan's amount, cancelling it, and Stripe's billing portal.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
@@ -34,7 +36,7 @@ def request_donor_access(
     if donor is None:
         return []
     # A conditional UPDATE claims the send slot, so parallel requests send one email.
-    claimed = session.execute(
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Donor)
         .where(
             Donor.id == donor.id,
@@ -43,8 +45,8 @@ def request_donor_access(
         )
         .values(access_link_sent_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
+    )
+    if not claimed.rowcount:
         return []
     return [
         mail.send_donor_access_email(
@@ -80,7 +82,8 @@ def change_plan_amount(
     try:
         subscription = gateway.retrieve_subscription(plan.stripe_subscription_id)
         gateway.change_subscription_amount(
-            subscription, amount_minor,
+            subscription,
+            amount_minor,
             idempotency_key=f"plan-{plan.id}-amount-{amount_minor}-{int(now.timestamp())}",
         )
     except StripeUnavailable as exc:
