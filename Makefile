@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := webapp:create_app
 
-.PHONY: run test install install-test install-browser-tools translations bench lint ci clean extract-messages
+.PHONY: run test typecheck install install-test install-browser-tools translations bench lint ci clean extract-messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,11 @@ run: install
 	BASE_URL="$${BASE_URL:-http://$(HOST):$(PORT)}" $(BIN)/readership demo --if-empty
 	$(BIN)/python -m devtools.run_local --host $(HOST) --port $(PORT)
 
-test: install-test
+test: install-test typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+typecheck: install-test
+	$(BIN)/mypy
 
 lint: install-test
 	$(BIN)/ruff check webapp emails jobs tests bench migrations devtools

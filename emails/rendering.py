@@ -195,7 +195,9 @@ class EmailRenderer:
         self.mjml_compiles = 0
         self._lock = threading.Lock()
         self._environments: dict[str, Environment] = {}
-        self._cache: OrderedDict[tuple[str, str, str], CompiledEmail] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str, tuple[str, ...]], CompiledEmail] = (
+            OrderedDict()
+        )
 
     def names(self) -> list[str]:
         """Every email this renderer knows (folders holding a `body.mjml`)."""

@@ -246,10 +246,13 @@ class SmtpSender(_ContextManager):
                 self._reset()
                 codes = list(exc.recipients.values())
                 if codes and all(500 <= code < 600 for code, _ in codes):
-                    code, text = codes[0]
-                    raise PermanentFailure(code, _text(text)) from exc
-                code, text = next(((c, t) for c, t in codes if not 500 <= c < 600), (None, b""))
-                raise TemporaryFailure(code, _text(text)) from exc
+                    first_code, first_text = codes[0]
+                    raise PermanentFailure(first_code, _text(first_text)) from exc
+                fallback: tuple[int | None, bytes] = (None, b"")
+                soft_code, soft_text = next(
+                    ((c, t) for c, t in codes if not 500 <= c < 600), fallback
+                )
+                raise TemporaryFailure(soft_code, _text(soft_text)) from exc
             except smtplib.SMTPSenderRefused as exc:
                 self._reset()
                 raise TemporaryFailure(exc.smtp_code, _text(exc.smtp_error)) from exc

@@ -134,7 +134,7 @@ def _locked(session: Session, stmt: Any) -> Any:
 def _donation_by(session: Session, column: Any, value: str | None) -> Donation | None:
     if not value:
         return None
-    return _locked(session, select(Donation).where(column == value))  # type: ignore[no-any-return]
+    return _locked(session, select(Donation).where(column == value))
 
 
 def _donation_from_metadata(
@@ -156,13 +156,13 @@ def _donation_from_metadata(
     known_customer = donation.donor.stripe_customer_id
     if customer_id and known_customer and known_customer != customer_id:
         return None
-    return donation  # type: ignore[no-any-return]
+    return donation
 
 
 def _plan_by_subscription(session: Session, subscription_id: str | None) -> Plan | None:
     if not subscription_id:
         return None
-    return _locked(  # type: ignore[no-any-return]
+    return _locked(
         session, select(Plan).where(Plan.stripe_subscription_id == subscription_id)
     )
 

@@ -231,4 +231,4 @@ def get_gateway(app: Flask | None = None) -> StripeGateway:
     gateway = (app or current_app).extensions.get("stripe_gateway")
     if gateway is None:
         raise StripeUnavailable("STRIPE_SECRET_KEY is not set")
-    return gateway  # type: ignore[no-any-return]
+    return gateway

@@ -32,7 +32,7 @@ from webapp.outbox.services import (
     queue_email,
     retry_failed_message,
 )
-from webapp.staff.auth import current_staff, requires
+from webapp.staff.auth import requires, signed_in_staff
 from webapp.staff.roles import Permission
 
 bp = Blueprint("outbox", __name__, url_prefix="/staff", template_folder="templates")
@@ -161,7 +161,7 @@ def send_test_email() -> Any:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    staff = current_staff()
+    staff = signed_in_staff()
     now = utcnow()
     session = get_session()
     mailer = get_mailer()

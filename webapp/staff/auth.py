@@ -30,6 +30,15 @@ def current_staff() -> Any | None:
     return g.get("staff")
 
 
+def signed_in_staff() -> Any:
+    """The signed-in staff user, for views behind `requires` or `login_required` (which
+    guarantee there is one); raises when called where nobody signed in."""
+    staff = current_staff()
+    if staff is None:
+        raise RuntimeError("no staff user signed in: is the view missing @requires?")
+    return staff
+
+
 def requires(permission: Permission) -> Callable[[F], F]:
     """Deny anonymous users (redirect to sign-in) and roles without `permission` (403)."""
 

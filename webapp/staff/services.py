@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
@@ -447,7 +447,7 @@ def _record_failure(
     session.add(LoginFailure(at=now, account_key=key, ip_hash=ip_hash, step=step))
     # Old rows only matter for 15 minutes; prune a day's worth lazily, here.
     session.execute(
-        LoginFailure.__table__.delete().where(LoginFailure.at < now - timedelta(days=1))
+        delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1))
     )
     session.flush()
     if user is not None:
@@ -735,11 +735,11 @@ def delete_stale_staff_rows(
     sign-in rows older than a day; returns how many rows went. For the clean-up job."""
     cutoff = now - keep
     ended = session.execute(
-        StaffSession.__table__.delete().where(
+        delete(StaffSession).where(
             (StaffSession.expires_at < cutoff) | (StaffSession.revoked_at < cutoff)
         )
     )
     failures = session.execute(
-        LoginFailure.__table__.delete().where(LoginFailure.at < now - timedelta(days=1))
+        delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1))
     )
     return int(ended.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]

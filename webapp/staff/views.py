@@ -34,6 +34,7 @@ from webapp.staff.auth import (
     current_staff,
     public_staff_endpoint,
     requires,
+    signed_in_staff,
 )
 from webapp.staff.forms import ChangePasswordForm, EmptyForm, LoginForm, TotpCodeForm, TotpLoginForm
 from webapp.staff.nav import staff_nav
@@ -202,7 +203,7 @@ def _qr_svg(data: str) -> Markup:
 
 
 def _render_account(status: int = 200, **forms: Any) -> tuple[str, int]:
-    user = current_staff()
+    user = signed_in_staff()
     now = utcnow()
     enrolment = None
     if user.totp_secret and not user.totp_enabled:
@@ -237,7 +238,7 @@ def change_password() -> Any:
     db = get_session()
     try:
         services.change_own_password(
-            db, user=current_staff(), current_password=form.current_password.data or "",
+            db, user=signed_in_staff(), current_password=form.current_password.data or "",
             new_password=form.new_password.data or "", now=utcnow(), ip=client_ip(),
             keep_session=g.get("staff_session"),
         )
@@ -256,7 +257,7 @@ def totp_setup() -> Any:
     """Start turning on two-factor sign-in: a new secret to scan."""
     if not EmptyForm().validate_on_submit():
         return _render_account(400)
-    user = current_staff()
+    user = signed_in_staff()
     if user.totp_enabled:
         flash(_("Two-factor sign-in is already on."), "error")
         return redirect(url_for("staff.account"))
@@ -275,7 +276,7 @@ def totp_enable() -> Any:
         return _render_account(422, totp_form=form)
     db = get_session()
     if not services.enable_totp(
-        db, user=current_staff(), code=form.totp_code.data or "", now=utcnow(), ip=client_ip()
+        db, user=signed_in_staff(), code=form.totp_code.data or "", now=utcnow(), ip=client_ip()
     ):
         db.rollback()
         form.totp_code.errors = [_("That code is not right. Scan the code again and retry.")]
@@ -293,7 +294,7 @@ def totp_disable() -> Any:
     if not form.validate_on_submit():
         return _render_account(422, totp_form=form)
     db = get_session()
-    user = current_staff()
+    user = signed_in_staff()
     if not services.disable_totp(
         db, user=user, code=form.totp_code.data or "", actor=user, now=utcnow(), ip=client_ip()
     ):
@@ -312,7 +313,7 @@ def sign_out_everywhere() -> Any:
     if not EmptyForm().validate_on_submit():
         return _render_account(400)
     db = get_session()
-    services.sign_out_everywhere(db, user=current_staff(), now=utcnow(), ip=client_ip())
+    services.sign_out_everywhere(db, user=signed_in_staff(), now=utcnow(), ip=client_ip())
     db.commit()
     session.clear()
     flash(_("You have been signed out on every device."), "ok")
