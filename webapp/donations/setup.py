@@ -60,6 +60,12 @@ def _register_template_helpers(app: Flask) -> None:
 
     from webapp.donations.mail import kind_label
 
+    def format_basis_points(basis_points: int, language: str) -> str:
+        from babel.numbers import format_percent
+
+        return format_percent(basis_points / 10_000, format="#,##0.##%", locale=language)
+
+    app.add_template_global(format_basis_points, "format_basis_points")
     app.add_template_global(kind_label, "kind_label")
     app.add_template_global(format_date_for, "format_date_for")
     app.add_template_global(format_money, "format_money")
