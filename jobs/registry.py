@@ -37,6 +37,7 @@ def register(job: Job) -> Job:
 def load_jobs() -> dict[str, Job]:
     """Import every job module so each registers itself, then return the registry."""
     from jobs import (
+        articles_jobs,  # noqa: F401
         cleanup,  # noqa: F401
         send_email,  # noqa: F401
         stripe_jobs,  # noqa: F401

@@ -32,3 +32,8 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
     from webapp.donations.setup import init_app as init_donations
 
     init_donations(app, csrf)
+
+    # Articles: feed import (the digest and top reads build on them).
+    from webapp.articles.setup import init_app as init_articles
+
+    init_articles(app)

@@ -1,5 +1,6 @@
 """Imports every feature's models so `Base.metadata` (and Alembic) sees all tables."""
 
+from webapp.articles import models as article_models  # noqa: F401
 from webapp.donations import models as donation_models  # noqa: F401
 from webapp.outbox import models as outbox_models  # noqa: F401
 from webapp.site import models as site_models  # noqa: F401
