@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import Flask
 
 from jobs.registry import Job, register
+from webapp.articles.reading import purge_raw_views
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.staff.services import delete_stale_staff_rows
@@ -20,8 +21,12 @@ def run_cleanup(app: Flask) -> str:
     with get_database(app).session() as session:
         expired = expire_pending_signups(session, now=now, max_age=max_age)
         staff_rows = delete_stale_staff_rows(session, now=now)
+        raw_views = purge_raw_views(session, now=now)
         session.commit()
-    return f"expired {expired} pending signups, removed {staff_rows} ended staff session rows"
+    return (
+        f"expired {expired} pending signups, removed {staff_rows} ended staff session rows, "
+        f"{raw_views} raw view rows"
+    )
 
 
 register(Job("cleanup", "Expire unconfirmed signups and old raw data", "daily 03:30", run_cleanup))

@@ -65,6 +65,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("DONOR_LINK_MAX_AGE_HOURS", int),
         ("STRIPE_WEBHOOK_TOLERANCE", int),
         ("RECONCILE_LOOKBACK_DAYS", int),
+        ("TOP_READS_DAYS", int),
+        ("TOP_READS_COUNT", int),
     ):
         if env.get(name):
             config[name] = convert(env[name])

@@ -36,4 +36,4 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
     # Articles: feed import (the digest and top reads build on them).
     from webapp.articles.setup import init_app as init_articles
 
-    init_articles(app)
+    init_articles(app, csrf)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import Base
@@ -55,6 +55,10 @@ class Article(Base):
     #: Articles with the same key are translations of each other (from the URL's slug, or
     #: set by staff).
     translation_key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    #: Staff pinned it to the top reads of its language.
+    pinned_in_top_reads: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Staff keep it out of the top reads.
+    excluded_from_top_reads: Mapped[bool] = mapped_column(Boolean, default=False)
     feed_id: Mapped[int | None] = mapped_column(
         ForeignKey("feeds.id", ondelete="SET NULL"), nullable=True
     )
@@ -62,3 +66,29 @@ class Article(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     feed: Mapped[Feed | None] = relationship()
+
+
+class ArticleViewDay(Base):
+    """Views of one article on one day (UTC): all that is kept of reading, long term."""
+
+    __tablename__ = "article_view_days"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ArticleViewSeen(Base):
+    """Raw data behind the one-view-per-visitor rule: a visitor hash (keyed with a salt that
+    changes every day, so it cannot be followed from one day to the next and names nobody)
+    per article and day. Deleted by the clean-up job after two days."""
+
+    __tablename__ = "article_view_seen"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    visitor_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
