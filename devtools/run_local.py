@@ -6,7 +6,8 @@ When `STRIPE_SECRET_KEY` is not set, this starts `devtools.stripe_emulator` on
 127.0.0.1:12111 (its store in `instance/stripe-emulator/`), points the app at it
 (`STRIPE_API_BASE`, a test key, a fresh webhook secret) and registers the app's
 `/stripe/webhook` with it, so a donation can be clicked through offline. With a real key
-set, Stripe is used as configured. Then `readership run` serves the app; Ctrl-C stops both.
+set, Stripe is used as configured. Then `readership scheduler` runs the jobs beside
+`readership run`, which serves the app; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             children.append(emulator)
             env.update(stripe_env)
         readership = Path(sys.executable).parent / "readership"
+        # The scheduler runs in its own process, never inside the web server.
+        children.append(subprocess.Popen([str(readership), "scheduler"], cwd=ROOT, env=env))
         web = subprocess.Popen(
             [str(readership), "run", "--host", args.host, "--port", str(args.port)],
             cwd=ROOT, env=env,
@@ -103,5 +106,11 @@ def main(argv: list[str] | None = None) -> int:
                     child.kill()
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit runs main's `finally`, which stops the children (a bare SIGTERM would not).
+    sys.exit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())

@@ -29,4 +29,13 @@ def run_cleanup(app: Flask) -> str:
     )
 
 
-register(Job("cleanup", "Expire unconfirmed signups and old raw data", "daily 03:30", run_cleanup))
+register(
+    Job(
+        "cleanup",
+        "Expire unconfirmed signups and old raw data",
+        "daily 03:30 UTC",
+        run_cleanup,
+        trigger={"trigger": "cron", "hour": 3, "minute": 30},
+        misfire_grace_seconds=6 * 3600,
+    )
+)

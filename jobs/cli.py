@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
-from jobs.registry import load_jobs, run_job
+from jobs.registry import load_jobs
 
 jobs_group = AppGroup("jobs", help="List and run scheduled jobs.")
 
 
 @jobs_group.command("list")
 def list_jobs() -> None:
-    """Show every job and its schedule."""
+    """Show every job, its schedule, its next run and how its last run went."""
+    from jobs.scheduler import last_runs, next_run
+    from webapp.core.clock import get_clock
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    now = get_clock(app).now()
+    runs = last_runs(app)
+    click.echo(f"{'job':<20} {'schedule':<30} {'next run (UTC)':<17} last run")
     for job in sorted(load_jobs().values(), key=lambda j: j.name):
-        click.echo(f"{job.name:<20} {job.schedule:<28} {job.description}")
+        upcoming = next_run(job, now)
+        run = runs.get(job.name)
+        last = "never"
+        if run is not None:
+            state = "ok" if run.ok else ("running" if run.finished_at is None else "FAILED")
+            last = f"{run.started_at:%Y-%m-%d %H:%M} {state}: {run.summary[:60]}"
+        click.echo(
+            f"{job.name:<20} {job.schedule:<30} {upcoming:%Y-%m-%d %H:%M} {last}"
+            if upcoming
+            else f"{job.name} -"
+        )
+        click.echo(f"{'':<20} {job.description}")
 
 
 @jobs_group.command("run")
@@ -27,5 +45,26 @@ def run(name: str) -> None:
         raise click.BadParameter(
             f"unknown job {name!r}; known: {', '.join(sorted(jobs))}", param_hint="NAME"
         )
-    summary = run_job(current_app._get_current_object(), name)  # type: ignore[attr-defined]
+    from jobs.scheduler import AlreadyRunning, holder_name, run_locked
+
+    try:
+        summary = run_locked(current_app._get_current_object(), name, holder_name())  # type: ignore[attr-defined]
+    except AlreadyRunning:
+        raise click.ClickException(f"{name} is running in another process; try later") from None
     click.echo(f"{name}: {summary}")
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run every job on its schedule until stopped (one process per installation)."""
+    from jobs.scheduler import build_scheduler, holder_name
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    holder = holder_name()
+    scheduler = build_scheduler(app, holder)
+    click.echo(f"scheduler {holder} started; jobs: {', '.join(sorted(load_jobs()))}")
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask
 
@@ -23,6 +24,12 @@ class Job:
     schedule: str
     #: Runs the job once inside an app context and returns a one-line summary.
     run: Callable[[Flask], str]
+    #: APScheduler trigger: {"trigger": "interval", "hours": 1} or {"trigger": "cron", ...}.
+    trigger: Mapping[str, Any] = field(default_factory=lambda: {"trigger": "interval", "hours": 1})
+    #: How late a run may still start (a scheduler that was down runs it once when back).
+    misfire_grace_seconds: int = 3600
+    #: How long its database lock lasts before a crashed holder is presumed dead.
+    lease_minutes: int = 60
 
 
 JOBS: dict[str, Job] = {}

@@ -32,5 +32,8 @@ register(
         "Send queued transactional email that is due (retries with backoff)",
         "every minute",
         run_send_email,
+        trigger={"trigger": "interval", "minutes": 1},
+        misfire_grace_seconds=300,
+        lease_minutes=15,
     )
 )

@@ -55,15 +55,21 @@ register(
     Job(
         "reconcile-stripe",
         "Apply Stripe events the webhook missed; settle old pending checkouts",
-        "nightly 02:15",
+        "nightly 02:15 UTC",
         run_reconcile,
+        trigger={"trigger": "cron", "hour": 2, "minute": 15},
+        misfire_grace_seconds=6 * 3600,
     )
 )
 register(
     Job(
         "yearly-statements",
         "Email each donor a statement of last year's gifts (once per donor and year)",
-        "yearly, 10 January 09:00",
+        "yearly, 10 January 09:00 UTC",
         run_yearly_statements,
+        trigger={"trigger": "cron", "month": 1, "day": 10, "hour": 9, "minute": 0},
+        # Late is fine (a week): the statements are for last year.
+        misfire_grace_seconds=7 * 24 * 3600,
+        lease_minutes=120,
     )
 )
