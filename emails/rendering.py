@@ -40,6 +40,7 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+from markupsafe import Markup
 
 log = logging.getLogger("readership.emails")
 
@@ -137,13 +138,18 @@ class CompiledEmail:
 
         Raises `KeyError` naming the first field the templates use that `recipient` lacks.
         Values are HTML-escaped in the HTML part and inserted as they are elsewhere; line
-        breaks in the subject become spaces (a subject is one header line).
+        breaks in the subject become spaces (a subject is one header line). A
+        `markupsafe.Markup` value is HTML already (a block rendered once per variant, such as
+        the digest's support block) and goes into the HTML part unescaped.
         """
         missing = [field for field in self.fields if field not in recipient]
         if missing:
             raise KeyError(missing[0])
         raw = {field: str(recipient[field]) for field in self.fields}
-        escaped = {field: html.escape(value, quote=True) for field, value in raw.items()}
+        escaped = {
+            field: value if isinstance(recipient[field], Markup) else html.escape(value, quote=True)
+            for field, value in raw.items()
+        }
         subject = " ".join(self._subject.join(raw).split())
         return RenderedEmail(subject, self._html.join(escaped), self._text.join(raw))
 

@@ -46,6 +46,7 @@ def load_jobs() -> dict[str, Job]:
     from jobs import (
         articles_jobs,  # noqa: F401
         cleanup,  # noqa: F401
+        digest_jobs,  # noqa: F401
         send_email,  # noqa: F401
         stripe_jobs,  # noqa: F401
     )

@@ -1,4 +1,5 @@
-"""`send-email`: deliver the transactional outbox — send what is due, then exit."""
+"""`send-email`: deliver the transactional outbox and the digest issues being sent — what is
+due, then exit. The scheduler starts it again every 15 seconds, so sending is continuous."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from flask import Flask
 from jobs.registry import Job, register
 from webapp.core.clock import get_clock
 from webapp.db import get_database
+from webapp.digests.sending import Worker, engine_settings
 from webapp.outbox.gateway import get_mailer
 from webapp.outbox.services import DeliveryCounts, deliver_pending
 
 #: Messages claimed per round; each round reuses one SMTP connection.
 BATCH_SIZE = 500
+#: Seconds a run keeps claiming digest batches; the next run carries on.
+DIGEST_TIME_BUDGET = 300.0
 
 
 def run_send_email(app: Flask) -> str:
@@ -23,16 +27,25 @@ def run_send_email(app: Flask) -> str:
         counts = deliver_pending(database, mailer, clock.now(), limit=BATCH_SIZE)
         total += counts
         if counts.total < BATCH_SIZE:
-            return str(total)
+            break
+    digest = Worker(
+        database,
+        mailer,
+        secret=str(app.config["SECRET_KEY"]),
+        now=clock.now,
+        settings=engine_settings(app.config),
+        time_budget=DIGEST_TIME_BUDGET,
+    ).run()
+    return f"outbox: {total}; {digest}"
 
 
 register(
     Job(
         "send-email",
-        "Send queued transactional email that is due (retries with backoff)",
-        "every minute",
+        "Send queued email and digest issues that are due (retries with backoff)",
+        "every 15 seconds",
         run_send_email,
-        trigger={"trigger": "interval", "minutes": 1},
+        trigger={"trigger": "interval", "seconds": 15},
         misfire_grace_seconds=300,
         lease_minutes=15,
     )

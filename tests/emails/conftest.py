@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import Markup
 
 from emails import TEMPLATES_DIR, EmailRenderer
 
@@ -89,6 +90,24 @@ EMAIL_CONTEXTS: dict[str, dict[str, Any]] = {
     },
 }
 
+_ARTICLE = {
+    "title": "Why the river towns are emptying",
+    "url": "https://review.example/en/river-towns?utm_source=newsletter&utm_medium=email",
+    "lede": "Three towns, one dam and a decade of quiet departures.",
+    "author": "Ann Writer",
+    "section": "Analysis",
+    "image_url": "https://review.example/img/river.jpg",
+    "date": "24 November",
+}
+
+EMAIL_CONTEXTS["digest"] = {
+    "issue_subject": "The Test Review: the week of 26 November 2026",
+    "intro_paragraphs": ["A short intro.", "And a second paragraph."],
+    "top": [_ARTICLE, {**_ARTICLE, "title": "Second most read", "image_url": ""}],
+    "new": [{**_ARTICLE, "title": "New this week", "author": "", "section": ""}],
+    "archive_url": "https://readers.review.example/en/digest/7",
+}
+
 RECIPIENT = {"email": "reader@example.org"}
 
 #: Per-recipient values of the emails that have them (filled in after the one compile).
@@ -100,6 +119,15 @@ RECIPIENT_FIELDS: dict[str, dict[str, str]] = {
         "receipt_number": "R-000123",
         "campaign_title": "Keep us independent",
         "fee_covered": "€0.42",
+    },
+    "digest": {
+        "greeting": "Hello, Ann!",
+        "support_html": Markup(
+            '<p style="margin:0"><a href="https://readers.review.example/en/donate">Support us</a></p>'
+        ),
+        "support_text": "Support us: https://readers.review.example/en/donate",
+        "unsubscribe_url": "https://readers.review.example/en/unsubscribe/UNSUB",
+        "preferences_url": "https://readers.review.example/en/subscription/PREFS",
     },
 }
 

@@ -32,7 +32,7 @@ def test_cli_sends_everything_due_and_exits(
     result = runner.invoke(jobs_group, ["run", "send-email"])
 
     assert result.exit_code == 0, result.output
-    assert "send-email: sent 3, retry later 0, failed 0" in result.output
+    assert "send-email: outbox: sent 3, retry later 0, failed 0" in result.output
     assert len(smtp_sink.messages) == 3
     assert all(reload(db_session, i).status == OutboxStatus.SENT for i in ids)
     assert reload(db_session, later.id).status == OutboxStatus.PENDING
@@ -43,5 +43,5 @@ def test_job_stops_when_what_is_left_fails_again(
 ) -> None:
     smtp_sink.handler.data_reply = "451 4.3.0 busy"
     message = queue(db_session, app, clock.now())
-    assert run_send_email(app) == "sent 0, retry later 1, failed 0"
+    assert run_send_email(app).startswith("outbox: sent 0, retry later 1, failed 0;")
     assert reload(db_session, message.id).attempts == 1

@@ -1,0 +1,690 @@
+"""The sending engine: approval writes one delivery row per (issue, subscriber); workers claim
+batches of due rows, send them over one reused SMTP connection and record each result in its
+own commit.
+
+Why this is exactly-once: a row is sent only by the worker run whose token it carries, and
+it is marked sent in a commit right after the server accepted it. A worker killed between
+the server's "250 OK" and that commit leaves that one row claimed; when its lease runs out
+another run sends it again. That single in-flight message is the only one that can go twice;
+every other row is either committed as sent (never sent again) or still pending (sent later).
+
+Readers who leave while an issue is going out are checked right before their message: a
+delivery whose subscriber is no longer confirmed, paused the digest, dropped the language or
+was suppressed is marked skipped, not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from emails.senders import PermanentFailure, Sender, TemporaryFailure
+from webapp.core.clock import as_utc
+from webapp.db import Database
+from webapp.digests.content import IssueEmail, compile_issue
+from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.donations.models import Donation, DonationStatus, Donor, Plan, PlanStatus
+from webapp.outbox import services as outbox
+from webapp.outbox.gateway import Mailer
+from webapp.subscribers.models import Subscriber, SubscriberStatus
+
+log = logging.getLogger("readership.digests")
+
+
+class IssueStateError(ValueError):
+    """The issue is not in a state that allows this (e.g. approving a sent issue)."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How workers send (from the app configuration, see `engine_settings`)."""
+
+    #: Messages per second per worker; 0 for no limit.
+    rate_per_second: float = 0.0
+    #: Rows claimed at once.
+    batch_size: int = 200
+    #: How long a claimed row belongs to its worker before another may take it over.
+    claim_lease: timedelta = timedelta(minutes=10)
+    #: Tries (4xx replies, connection errors) before a delivery is given up as failed.
+    max_attempts: int = 8
+    #: Pause the issue when more than this share of finished deliveries failed ...
+    pause_failure_rate: float = 0.2
+    #: ... once at least this many are finished.
+    pause_min_finished: int = 50
+
+
+def engine_settings(config: Any) -> EngineSettings:
+    """`EngineSettings` from a Flask app's config."""
+    return EngineSettings(
+        rate_per_second=float(config.get("DIGEST_SEND_RATE", 0) or 0),
+        batch_size=int(config.get("DIGEST_BATCH_SIZE", 200)),
+        claim_lease=timedelta(seconds=float(config.get("DIGEST_CLAIM_LEASE_SECONDS", 600))),
+        max_attempts=int(config.get("DIGEST_MAX_ATTEMPTS", 8)),
+        pause_failure_rate=float(config.get("DIGEST_PAUSE_FAILURE_RATE", 0.2)),
+        pause_min_finished=int(config.get("DIGEST_PAUSE_MIN_FINISHED", 50)),
+    )
+
+
+# --- Issue life cycle ------------------------------------------------------------------------
+
+
+def eligible_subscribers(language: str) -> Any:
+    """The condition a subscriber meets to get an issue in `language`."""
+    return and_(
+        Subscriber.status == SubscriberStatus.CONFIRMED,
+        Subscriber.suppressed.is_(False),
+        Subscriber.paused.is_(False),
+        Subscriber.digest_languages.like(f"%,{language},%"),
+    )
+
+
+def approve_issue(
+    session: Session, issue: DigestIssue, *, now: datetime, staff_id: int | None = None
+) -> int:
+    """Approve a draft: write its delivery rows (one per eligible subscriber, in one INSERT
+    ... SELECT) and mark it sending. Returns the number of recipients; the caller commits.
+
+    Raises `IssueStateError` unless the issue is a draft with at least one article.
+    """
+    if issue.status != IssueStatus.DRAFT:
+        raise IssueStateError(f"issue {issue.id} is {issue.status}, not a draft")
+    if not issue.items:
+        raise IssueStateError(f"issue {issue.id} has no articles")
+    rows = select(
+        literal(issue.id),
+        Subscriber.id,
+        literal(DeliveryStatus.PENDING.value),
+        literal(0),
+        literal(now, DigestDelivery.next_attempt_at.type),
+    ).where(eligible_subscribers(issue.language))
+    session.execute(
+        insert(DigestDelivery).from_select(
+            ["issue_id", "subscriber_id", "status", "attempts", "next_attempt_at"], rows
+        )
+    )
+    issue.recipients = int(
+        session.scalar(
+            select(func.count())
+            .select_from(DigestDelivery)
+            .where(DigestDelivery.issue_id == issue.id)
+        )
+        or 0
+    )
+    issue.status = IssueStatus.SENDING
+    issue.approved_at = now
+    issue.approved_by_id = staff_id
+    issue.updated_at = now
+    issue.note = ""
+    if issue.recipients == 0:
+        _finish(issue, now)
+    return issue.recipients
+
+
+def pause_issue(session: Session, issue: DigestIssue, *, now: datetime, note: str = "") -> None:
+    """Stop sending `issue` (rows already claimed finish their current message). Caller commits."""
+    if issue.status != IssueStatus.SENDING:
+        raise IssueStateError(f"issue {issue.id} is {issue.status}, not sending")
+    issue.status = IssueStatus.PAUSED
+    issue.note = note
+    issue.updated_at = now
+
+
+def resume_issue(session: Session, issue: DigestIssue, *, now: datetime) -> None:
+    """Send a paused issue again, failed-for-now rows included. Caller commits."""
+    if issue.status != IssueStatus.PAUSED:
+        raise IssueStateError(f"issue {issue.id} is {issue.status}, not paused")
+    issue.status = IssueStatus.SENDING
+    issue.note = ""
+    issue.updated_at = now
+    # Rows waiting for a long backoff are due again: staff resumed because the cause is fixed.
+    session.execute(
+        update(DigestDelivery)
+        .where(
+            DigestDelivery.issue_id == issue.id,
+            DigestDelivery.status == DeliveryStatus.PENDING,
+            DigestDelivery.claimed_by.is_(None),
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _finish(issue: DigestIssue, now: datetime) -> None:
+    issue.status = IssueStatus.SENT
+    issue.finished_at = now
+    issue.updated_at = now
+
+
+def finish_done_issues(session: Session, now: datetime) -> list[int]:
+    """Mark sending issues without pending rows as sent; returns their ids. Caller commits."""
+    pending = (
+        select(DigestDelivery.id)
+        .where(
+            DigestDelivery.issue_id == DigestIssue.id,
+            DigestDelivery.status == DeliveryStatus.PENDING,
+        )
+        .exists()
+    )
+    done = list(
+        session.scalars(
+            select(DigestIssue).where(DigestIssue.status == IssueStatus.SENDING, ~pending)
+        )
+    )
+    for issue in done:
+        _finish(issue, now)
+    return [issue.id for issue in done]
+
+
+# --- Progress --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far an issue has come."""
+
+    issue_id: int
+    status: str
+    recipients: int
+    sent: int
+    failed: int
+    skipped: int
+    pending: int
+    #: Messages per second over the last minute.
+    rate: float
+    #: Seconds until done at `rate` (None when nothing is moving).
+    eta_seconds: int | None
+    note: str
+
+    @property
+    def done(self) -> int:
+        """Rows finished one way or another."""
+        return self.sent + self.failed + self.skipped
+
+    @property
+    def percent(self) -> int:
+        """Share done, 0–100."""
+        return int(self.done * 100 / self.recipients) if self.recipients else 100
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the JSON progress endpoint."""
+        return {
+            "issue_id": self.issue_id,
+            "status": self.status,
+            "recipients": self.recipients,
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "left": self.pending,
+            "rate": round(self.rate, 1),
+            "eta_seconds": self.eta_seconds,
+            "percent": self.percent,
+            "note": self.note,
+        }
+
+
+def issue_progress(session: Session, issue: DigestIssue, now: datetime) -> Progress:
+    """Counts per status, the current rate and the time to finish."""
+    counts = dict.fromkeys(DeliveryStatus, 0)
+    for status, count in session.execute(
+        select(DigestDelivery.status, func.count())
+        .where(DigestDelivery.issue_id == issue.id)
+        .group_by(DigestDelivery.status)
+    ):
+        counts[DeliveryStatus(status)] = int(count)
+    window = 60
+    recent = int(
+        session.scalar(
+            select(func.count())
+            .select_from(DigestDelivery)
+            .where(
+                DigestDelivery.issue_id == issue.id,
+                DigestDelivery.status == DeliveryStatus.SENT,
+                DigestDelivery.sent_at >= now - timedelta(seconds=window),
+            )
+        )
+        or 0
+    )
+    rate = recent / window
+    pending = counts[DeliveryStatus.PENDING]
+    eta = int(pending / rate) if rate > 0 and pending else (0 if not pending else None)
+    return Progress(
+        issue_id=issue.id,
+        status=str(issue.status),
+        recipients=issue.recipients,
+        sent=counts[DeliveryStatus.SENT],
+        failed=counts[DeliveryStatus.FAILED],
+        skipped=counts[DeliveryStatus.SKIPPED],
+        pending=pending,
+        rate=rate,
+        eta_seconds=eta,
+        note=issue.note,
+    )
+
+
+# --- Workers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SendCounts:
+    """What one worker run did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Issues that finished during the run.
+    finished: list[int] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        """Rows this run dealt with."""
+        return self.sent + self.retried + self.failed + self.skipped
+
+    def __str__(self) -> str:
+        text = (
+            f"digest: sent {self.sent}, retry later {self.retried}, failed {self.failed}, "
+            f"skipped {self.skipped}"
+        )
+        if self.finished:
+            text += f"; finished issue(s) {', '.join(map(str, self.finished))}"
+        return text
+
+
+@dataclass
+class Worker:
+    """One sending run: claims batches until nothing is due (or the server says stop).
+
+    `on_progress(counts)` is called after every message (the command line's progress bar).
+    `sleep` and `monotonic` pace the rate limit (tests pass fakes).
+    """
+
+    database: Database
+    mailer: Mailer
+    secret: str
+    now: Callable[[], datetime]
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    issue_id: int | None = None
+    on_progress: Callable[[SendCounts], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    #: Stop after this many messages (None: until nothing is due).
+    limit: int | None = None
+    #: Claim no new batch after this many seconds (the scheduler starts the next run).
+    time_budget: float | None = None
+    counts: SendCounts = field(default_factory=SendCounts)
+    _emails: dict[int, IssueEmail] = field(default_factory=dict)
+
+    def run(self) -> SendCounts:
+        """Send everything that is due now; returns what happened."""
+        sender = self.mailer.new_sender()
+        started = self.monotonic()
+        try:
+            while self.limit is None or self.counts.handled < self.limit:
+                if self.time_budget is not None and self.monotonic() - started > self.time_budget:
+                    break
+                wanted = self.settings.batch_size
+                if self.limit is not None:
+                    wanted = min(wanted, self.limit - self.counts.handled)
+                token, claimed = self.claim(wanted)
+                if not claimed:
+                    break
+                if not self._send_batch(sender, token, claimed, started):
+                    break
+        finally:
+            sender.close()
+        with self.database.session() as session:
+            self.counts.finished += finish_done_issues(session, self.now())
+            session.commit()
+        if self.counts.handled:
+            log.info("%s", self.counts)
+        return self.counts
+
+    def claim(self, limit: int) -> tuple[str, list[int]]:
+        """Lease up to `limit` due rows of sending issues to this run."""
+        now = self.now()
+        token = secrets.token_hex(16)
+        sending = select(DigestIssue.id).where(DigestIssue.status == IssueStatus.SENDING)
+        if self.issue_id is not None:
+            sending = sending.where(DigestIssue.id == self.issue_id)
+        due = (
+            DigestDelivery.status == DeliveryStatus.PENDING,
+            DigestDelivery.next_attempt_at <= now,
+            DigestDelivery.issue_id.in_(sending),
+        )
+        with self.database.session() as session:
+            query = select(DigestDelivery.id).where(*due).order_by(DigestDelivery.id).limit(limit)
+            if self.database.is_postgres:
+                # Rows another worker is claiming right now are passed over, not waited for.
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if not ids:
+                return token, []
+            # The WHERE repeats "due": on SQLite (no row locks) a row another worker claimed
+            # in between is not claimed twice.
+            session.execute(
+                update(DigestDelivery)
+                .where(DigestDelivery.id.in_(ids), *due)
+                .values(
+                    claimed_by=token,
+                    next_attempt_at=now + self.settings.claim_lease,
+                    attempts=DigestDelivery.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+            claimed = list(
+                session.scalars(
+                    select(DigestDelivery.id)
+                    .where(DigestDelivery.claimed_by == token)
+                    .order_by(DigestDelivery.id)
+                )
+            )
+        return token, claimed
+
+    def _issue_email(self, session: Session, issue_id: int) -> IssueEmail:
+        compiled = self._emails.get(issue_id)
+        if compiled is None:
+            issue = session.get(DigestIssue, issue_id)
+            assert issue is not None
+            compiled = compile_issue(
+                session, self.mailer, issue, secret=self.secret, now=self.now()
+            )
+            self._emails[issue_id] = compiled
+        return compiled
+
+    def _send_batch(self, sender: Sender, token: str, ids: list[int], started: float) -> bool:
+        """Send the claimed rows; False when the run should stop (server unreachable, 421)."""
+        with self.database.session() as session:
+            issue_of: dict[int, int] = {
+                row[0]: row[1]
+                for row in session.execute(
+                    select(DigestDelivery.id, DigestDelivery.issue_id).where(
+                        DigestDelivery.id.in_(ids)
+                    )
+                ).all()
+            }
+            donors = _donor_emails(session, ids, self.now())
+            paused: set[int] = set()
+            for position, delivery_id in enumerate(ids):
+                issue_id = issue_of[delivery_id]
+                if issue_id in paused or _issue_status(session, issue_id) != IssueStatus.SENDING:
+                    paused.add(issue_id)
+                    self._release(session, [delivery_id])
+                    continue
+                reader = _reader_for(session, delivery_id, token)
+                if reader is None:
+                    continue  # the lease ran out and another run took the row over
+                delivery_language, subscriber = reader
+                if subscriber is None or not _still_wants(subscriber, delivery_language):
+                    self._record(session, token, delivery_id, DeliveryStatus.SKIPPED, None)
+                    self.counts.skipped += 1
+                    continue
+                self._pace(started)
+                email = self._issue_email(session, issue_id)
+                now = self.now()
+                try:
+                    message = email.message_for(
+                        subscriber_id=subscriber.id,
+                        email=subscriber.email,
+                        name=subscriber.name,
+                        is_donor=subscriber.email in donors,
+                        now=now,
+                    )
+                    sender.send(self.mailer.envelope_from, [subscriber.email], message)
+                except PermanentFailure as exc:
+                    self._fail(session, token, delivery_id, subscriber.email, str(exc), issue_id)
+                except TemporaryFailure as exc:
+                    self._retry(session, token, delivery_id, str(exc))
+                    if exc.code is None or exc.code == 421:
+                        # No connection, or the server asked us to go away: the rest of the
+                        # batch would fail the same way, one timeout each.
+                        self._release(session, ids[position + 1 :], delay_for=str(exc))
+                        return False
+                except Exception as exc:  # a bug must not leave the row leased for nothing
+                    log.exception("digest delivery %s: unexpected error", delivery_id)
+                    self._retry(session, token, delivery_id, f"internal error: {exc!r}")
+                else:
+                    self._record(session, token, delivery_id, DeliveryStatus.SENT, None, now)
+                    self.counts.sent += 1
+                if self.on_progress is not None:
+                    self.on_progress(self.counts)
+        return True
+
+    def _pace(self, started: float) -> None:
+        rate = self.settings.rate_per_second
+        if rate <= 0:
+            return
+        due_at = started + self.counts.sent / rate
+        wait = due_at - self.monotonic()
+        if wait > 0:
+            self.sleep(wait)
+
+    def _record(
+        self,
+        session: Session,
+        token: str,
+        delivery_id: int,
+        status: DeliveryStatus,
+        error: str | None,
+        sent_at: datetime | None = None,
+    ) -> None:
+        # One commit per message: a crash loses at most the message in flight.
+        session.execute(
+            update(DigestDelivery)
+            .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
+            .values(status=status, claimed_by=None, last_error=error, sent_at=sent_at)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+
+    def _retry(self, session: Session, token: str, delivery_id: int, reason: str) -> None:
+        attempts = int(
+            session.scalar(select(DigestDelivery.attempts).where(DigestDelivery.id == delivery_id))
+            or 0
+        )
+        if attempts >= self.settings.max_attempts:
+            self._record(
+                session,
+                token,
+                delivery_id,
+                DeliveryStatus.FAILED,
+                f"gave up after {attempts} tries: {reason}"[:2000],
+            )
+            self.counts.failed += 1
+            self._maybe_pause(session, delivery_id)
+            return
+        session.execute(
+            update(DigestDelivery)
+            .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
+            .values(
+                claimed_by=None,
+                last_error=reason[:2000],
+                next_attempt_at=self.now() + outbox.retry_delay(attempts),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        self.counts.retried += 1
+
+    def _release(
+        self, session: Session, ids: Iterable[int], *, delay_for: str | None = None
+    ) -> None:
+        """Give claimed rows back untried (their try is not counted)."""
+        ids = list(ids)
+        if not ids:
+            return
+        values: dict[str, Any] = {
+            "claimed_by": None,
+            "attempts": DigestDelivery.attempts - 1,
+            "next_attempt_at": self.now() + (outbox.retry_delay(1) if delay_for else timedelta()),
+        }
+        if delay_for:
+            values["last_error"] = f"not tried: {delay_for}"[:2000]
+        session.execute(
+            update(DigestDelivery)
+            .where(DigestDelivery.id.in_(ids), DigestDelivery.claimed_by.is_not(None))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        if delay_for:
+            self.counts.retried += len(ids)
+
+    def _fail(
+        self,
+        session: Session,
+        token: str,
+        delivery_id: int,
+        address: str,
+        reason: str,
+        issue_id: int,
+    ) -> None:
+        log.warning("digest delivery %s to %s refused: %s", delivery_id, address, reason)
+        session.execute(
+            update(DigestDelivery)
+            .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
+            .values(status=DeliveryStatus.FAILED, claimed_by=None, last_error=reason[:2000])
+            .execution_options(synchronize_session=False)
+        )
+        # The same hooks as transactional mail: a 5xx suppresses the address.
+        for hook in dict.fromkeys(outbox.on_permanent_failure):
+            try:
+                with session.begin_nested():
+                    hook(session, address, reason)
+            except Exception:
+                log.exception("on_permanent_failure hook %r failed", hook)
+        session.commit()
+        self.counts.failed += 1
+        self._maybe_pause(session, delivery_id)
+
+    def _maybe_pause(self, session: Session, delivery_id: int) -> None:
+        issue_id = session.scalar(
+            select(DigestDelivery.issue_id).where(DigestDelivery.id == delivery_id)
+        )
+        counts: dict[Any, int] = {
+            row[0]: row[1]
+            for row in session.execute(
+                select(DigestDelivery.status, func.count())
+                .where(
+                    DigestDelivery.issue_id == issue_id,
+                    DigestDelivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
+                )
+                .group_by(DigestDelivery.status)
+            ).all()
+        }
+        failed = int(counts.get(DeliveryStatus.FAILED, 0))
+        finished = failed + int(counts.get(DeliveryStatus.SENT, 0))
+        if finished < self.settings.pause_min_finished:
+            return
+        if failed / finished <= self.settings.pause_failure_rate:
+            return
+        issue = session.get(DigestIssue, issue_id)
+        if issue is None or issue.status != IssueStatus.SENDING:
+            return
+        last_error = session.scalar(
+            select(DigestDelivery.last_error).where(DigestDelivery.id == delivery_id)
+        )
+        pause_issue(
+            session,
+            issue,
+            now=self.now(),
+            note=f"error-threshold: {failed} of {finished} failed; last error: {last_error}",
+        )
+        session.commit()
+        log.warning(
+            "digest issue %s paused: %s of %s deliveries failed", issue_id, failed, finished
+        )
+
+
+def _issue_status(session: Session, issue_id: int) -> IssueStatus | None:
+    status = session.scalar(select(DigestIssue.status).where(DigestIssue.id == issue_id))
+    return IssueStatus(status) if status is not None else None
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    id: int
+    email: str
+    name: str
+    status: str
+    suppressed: bool
+    paused: bool
+    digest_languages: str
+
+
+def _reader_for(
+    session: Session, delivery_id: int, token: str
+) -> tuple[str, _Subscriber | None] | None:
+    """The issue language and the subscriber's current state, read right before sending;
+    None when this run no longer holds the row."""
+    row = session.execute(
+        select(
+            DigestIssue.language,
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.status,
+            Subscriber.suppressed,
+            Subscriber.paused,
+            Subscriber.digest_languages,
+        )
+        .select_from(DigestDelivery)
+        .join(DigestIssue, DigestIssue.id == DigestDelivery.issue_id)
+        .outerjoin(Subscriber, Subscriber.id == DigestDelivery.subscriber_id)
+        .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
+    ).first()
+    if row is None:
+        return None
+    language, *values = row
+    if values[0] is None:
+        return str(language), None  # erased
+    return str(language), _Subscriber(*values)
+
+
+def _still_wants(subscriber: _Subscriber, language: str) -> bool:
+    return (
+        subscriber.status == SubscriberStatus.CONFIRMED
+        and not subscriber.suppressed
+        and not subscriber.paused
+        and f",{language}," in (subscriber.digest_languages or "")
+    )
+
+
+#: A donor for the support block: an active recurring plan, or a paid gift in this window.
+DONOR_WINDOW = timedelta(days=365)
+
+
+def _donor_emails(session: Session, delivery_ids: list[int], now: datetime) -> set[str]:
+    """Addresses among these deliveries' subscribers that belong to current donors."""
+    emails = (
+        select(Subscriber.email)
+        .join(DigestDelivery, DigestDelivery.subscriber_id == Subscriber.id)
+        .where(DigestDelivery.id.in_(delivery_ids))
+    )
+    active_plan = (
+        select(Plan.id)
+        .where(Plan.donor_id == Donor.id, Plan.status.in_([PlanStatus.ACTIVE, PlanStatus.PAST_DUE]))
+        .exists()
+    )
+    recent_gift = (
+        select(Donation.id)
+        .where(
+            Donation.donor_id == Donor.id,
+            Donation.status == DonationStatus.PAID,
+            Donation.paid_at >= as_utc(now) - DONOR_WINDOW,
+        )
+        .exists()
+    )
+    return set(
+        session.scalars(
+            select(Donor.email).where(Donor.email.in_(emails), active_plan | recent_gift)
+        )
+    )
