@@ -67,6 +67,12 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("RECONCILE_LOOKBACK_DAYS", int),
         ("TOP_READS_DAYS", int),
         ("TOP_READS_COUNT", int),
+        ("DIGEST_SEND_RATE", float),
+        ("DIGEST_BATCH_SIZE", int),
+        ("DIGEST_CLAIM_LEASE_SECONDS", float),
+        ("DIGEST_MAX_ATTEMPTS", int),
+        ("DIGEST_PAUSE_FAILURE_RATE", float),
+        ("DIGEST_PAUSE_MIN_FINISHED", int),
     ):
         if env.get(name):
             config[name] = convert(env[name])

@@ -37,3 +37,8 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
     from webapp.articles.setup import init_app as init_articles
 
     init_articles(app, csrf)
+
+    # The weekly digest: issues, staff review, public archive, the sending engine.
+    from webapp.digests.setup import init_app as init_digests
+
+    init_digests(app)

@@ -1,0 +1,43 @@
+"""The public archive: every approved issue has a web page, listed per language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template
+
+from webapp.core.clock import get_clock
+from webapp.db import get_session
+from webapp.digests import content
+from webapp.digests.models import DigestIssue
+from webapp.digests.services import archive_entries, is_public
+from webapp.i18n import current_language, public_route
+from webapp.outbox.gateway import get_mailer
+
+bp = Blueprint("digests", __name__, template_folder="templates")
+
+
+@public_route(bp, "/digest")
+def archive() -> Any:
+    """Past issues in the page's language, newest first."""
+    language = current_language()
+    return render_template("digests/archive.html", entries=archive_entries(get_session(), language))
+
+
+@public_route(bp, "/digest/<int:issue_id>")
+def archive_issue(issue_id: int) -> Any:
+    """One issue as a web page (the "read in your browser" link of the email)."""
+    session = get_session()
+    issue = session.get(DigestIssue, issue_id)
+    if issue is None or not is_public(issue):
+        abort(404)
+    base_url = get_mailer().base_url
+    values = content.issue_context(session, get_mailer(), issue, base_url)
+    support = content.support_context(session, issue, base_url, get_clock().now())
+    return render_template(
+        "digests/issue.html",
+        issue=issue,
+        values=values,
+        support=support,
+        donate_enabled="donations.donate" in current_app.view_functions,
+    )
