@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import csv_import, signup_load, webhook_ingest
+from bench import csv_import, digest, signup_load, webhook_ingest
 from bench.report import BenchResult, format_table, write_json
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -41,11 +41,17 @@ def _webhook_ingest(args: argparse.Namespace) -> BenchResult:
     return webhook_ingest.run(sizes, database_url=args.database_url)
 
 
+def _digest(args: argparse.Namespace) -> BenchResult:
+    sizes = digest.QUICK if args.quick else digest.DigestSizes()
+    return digest.run(sizes, database_url=args.database_url)
+
+
 #: Every benchmark by name, in the order they run.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     csv_import.NAME: _csv_import,
     signup_load.NAME: _signup_load,
     webhook_ingest.NAME: _webhook_ingest,
+    digest.NAME: _digest,
 }
 
 
@@ -61,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None,
                         help="csv_import: rounds per side, best counts (default 2; 1 with --quick)")
     parser.add_argument("--database-url", default=None,
-                        help="csv_import, webhook_ingest: also measure on this PostgreSQL server "
+                        help="csv_import, webhook_ingest, digest: also measure on this PostgreSQL server "
                              "(postgresql+psycopg://...; scratch databases are created there "
                              "and dropped, the named database is not touched)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks; returns the exit status."""
     args = parse_args(argv)
     if args.list:
-        for module in (csv_import, signup_load, webhook_ingest):
+        for module in (csv_import, signup_load, webhook_ingest, digest):
             print((module.__doc__ or module.NAME).splitlines()[0])
         return 0
     chosen = args.only or list(BENCHMARKS)

@@ -55,15 +55,25 @@ def run(name: str) -> None:
 
 
 @click.command("scheduler")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="JOB",
+    help="Run only this job (repeatable), e.g. a second host that only sends email.",
+)
 @with_appcontext
-def scheduler_command() -> None:
+def scheduler_command(only: tuple[str, ...]) -> None:
     """Run every job on its schedule until stopped (one process per installation)."""
     from jobs.scheduler import build_scheduler, holder_name
 
+    unknown = sorted(set(only) - set(load_jobs()))
+    if unknown:
+        raise click.BadParameter(f"unknown job(s): {', '.join(unknown)}", param_hint="--only")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     holder = holder_name()
-    scheduler = build_scheduler(app, holder)
-    click.echo(f"scheduler {holder} started; jobs: {', '.join(sorted(load_jobs()))}")
+    scheduler = build_scheduler(app, holder, only=set(only) or None)
+    names = sorted(only) if only else sorted(load_jobs())
+    click.echo(f"scheduler {holder} started; jobs: {', '.join(names)}", err=False)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -27,5 +27,6 @@ register(
         run_build_digests,
         trigger={"trigger": "interval", "minutes": 15},
         misfire_grace_seconds=3600,
+        run_at_start=True,
     )
 )

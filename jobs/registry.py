@@ -30,6 +30,8 @@ class Job:
     misfire_grace_seconds: int = 3600
     #: How long its database lock lasts before a crashed holder is presumed dead.
     lease_minutes: int = 60
+    #: Also run as soon as the scheduler starts (work that must resume after a restart).
+    run_at_start: bool = False
 
 
 JOBS: dict[str, Job] = {}

@@ -14,7 +14,8 @@ import logging
 import os
 import secrets
 import socket
-from datetime import datetime, timedelta
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -106,10 +107,18 @@ def _scheduled(app: Flask, name: str, holder: str) -> None:
         log.exception("job %s failed", name)
 
 
-def build_scheduler(app: Flask, holder: str) -> BlockingScheduler:
-    """A scheduler with every registered job on its trigger."""
+def build_scheduler(
+    app: Flask, holder: str, only: Collection[str] | None = None
+) -> BlockingScheduler:
+    """A scheduler with every registered job (or those named in `only`) on its trigger;
+    jobs marked `run_at_start` also run once right away."""
     scheduler = BlockingScheduler(timezone="UTC")
     for job in load_jobs().values():
+        if only and job.name not in only:
+            continue
+        extra: dict[str, Any] = {}
+        if job.run_at_start:
+            extra["next_run_time"] = datetime.now(UTC)
         scheduler.add_job(
             _scheduled,
             trigger=make_trigger(job),
@@ -120,5 +129,6 @@ def build_scheduler(app: Flask, holder: str) -> BlockingScheduler:
             max_instances=1,
             misfire_grace_time=job.misfire_grace_seconds,
             replace_existing=True,
+            **extra,
         )
     return scheduler

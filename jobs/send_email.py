@@ -48,5 +48,6 @@ register(
         trigger={"trigger": "interval", "seconds": 15},
         misfire_grace_seconds=300,
         lease_minutes=15,
+        run_at_start=True,
     )
 )

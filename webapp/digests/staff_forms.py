@@ -22,13 +22,13 @@ from webapp.subscribers.forms import choices
 
 WEEKDAYS = choices(
     [
-        (0, _l("Monday")),
-        (1, _l("Tuesday")),
-        (2, _l("Wednesday")),
-        (3, _l("Thursday")),
-        (4, _l("Friday")),
-        (5, _l("Saturday")),
-        (6, _l("Sunday")),
+        ("0", _l("Monday")),
+        ("1", _l("Tuesday")),
+        ("2", _l("Wednesday")),
+        ("3", _l("Thursday")),
+        ("4", _l("Friday")),
+        ("5", _l("Saturday")),
+        ("6", _l("Sunday")),
     ]
 )
 

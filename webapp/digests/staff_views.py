@@ -57,8 +57,6 @@ bp = Blueprint(
     __name__,
     url_prefix="/staff/digests",
     template_folder="templates",
-    static_folder="static",
-    static_url_path="/digests/assets",
 )
 
 #: The email preview is a whole HTML document with inline styles (as mail clients need):

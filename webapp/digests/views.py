@@ -14,7 +14,14 @@ from webapp.digests.services import archive_entries, is_public
 from webapp.i18n import current_language, public_route
 from webapp.outbox.gateway import get_mailer
 
-bp = Blueprint("digests", __name__, template_folder="templates")
+# The staff pages' CSS and JS are served from here: files under /staff would need a login.
+bp = Blueprint(
+    "digests",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/digests/assets",
+)
 
 
 @public_route(bp, "/digest")
