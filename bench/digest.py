@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 import webapp.models  # noqa: F401  (every table on Base.metadata)
 from bench.common import REPO_ROOT, SmtpSink, is_postgres_url, scratch_database
@@ -242,16 +242,23 @@ def _child(mode: str, database_url: str, smtp_url: str, readers: int, workdir: s
             elapsed = time.perf_counter() - started
         sent = counts.sent
     else:
-        from email.message import EmailMessage
-        from email.policy import SMTP
+        # The same digest the engine sends, built once: the loop only moves bytes.
+        from webapp.digests.content import compile_issue
+        from webapp.outbox.gateway import get_mailer
 
-        message = EmailMessage(policy=SMTP)
-        message["From"] = "digest@example.org"
-        message["To"] = "reader@example.net"
-        message["Subject"] = "The Bench Review: the week of 26 November 2026"
-        message.set_content("A digest body of a usual length.\n" * 400)
-        message.add_alternative("<p>A digest body of a usual length.</p>\n" * 800, subtype="html")
-        raw = message.as_bytes()
+        app = create_app(_config(database_url, None, Path(workdir)))
+        with app.app_context(), get_database(app).session() as session:
+            issue = session.scalars(select(DigestIssue)).first()
+            assert issue is not None
+            raw = compile_issue(
+                session, get_mailer(app), issue, secret=SECRET, now=NOW
+            ).message_for(
+                subscriber_id=1,
+                email="reader1@example.net",
+                name="Reader 1",
+                is_donor=False,
+                now=NOW,
+            )
         host, port = smtp_url.removeprefix("smtp://").split(":")
         started = time.perf_counter()
         with smtplib.SMTP(host, int(port)) as smtp:
@@ -266,7 +273,10 @@ def _child(mode: str, database_url: str, smtp_url: str, readers: int, workdir: s
 def _run_child(
     mode: str, database_url: str, smtp_url: str, readers: int, workdir: Path
 ) -> dict[str, Any]:
-    code = "import sys; from bench.digest import _child; _child(*sys.argv[1:4], int(sys.argv[4]), sys.argv[5])"
+    code = (
+        "import sys; from bench.digest import _child; "
+        "_child(*sys.argv[1:4], int(sys.argv[4]), sys.argv[5])"
+    )
     output = subprocess.run(
         [sys.executable, "-c", code, mode, database_url, smtp_url, str(readers), str(workdir)],
         cwd=REPO_ROOT,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -147,7 +149,9 @@ def _part(boundary: str, subtype: str, content: str) -> bytes:
     if not content.endswith("\n"):
         content += "\n"
     canonical = content.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    body = base64.encodebytes(canonical).replace(b"\n", b"\r\n")
+    # One b64encode cut into lines of 76: encodebytes() calls into C once per 57 bytes.
+    encoded = base64.b64encode(canonical)
+    body = b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
     head = (
         f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
         "Content-Transfer-Encoding: base64\r\n\r\n"
@@ -188,8 +192,15 @@ def _encode_unstructured(value: str) -> str:
     return " ".join(out)
 
 
+_BARE_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+
+
+@functools.lru_cache(maxsize=256)
 def _encode_header(name: str, value: str) -> str | None:
-    if name.lower() in _ADDRESS_HEADERS:
+    if name.lower() in _ADDRESS_HEADERS and _BARE_ADDRESS.match(value):
+        # A bare ASCII address (a digest's To): nothing to parse or encode.
+        line = f"{name}: {value}"
+    elif name.lower() in _ADDRESS_HEADERS:
         written = []
         for display, address in getaddresses([value]):
             if not address.isascii():

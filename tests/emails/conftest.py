@@ -123,7 +123,8 @@ RECIPIENT_FIELDS: dict[str, dict[str, str]] = {
     "digest": {
         "greeting": "Hello, Ann!",
         "support_html": Markup(
-            '<p style="margin:0"><a href="https://readers.review.example/en/donate">Support us</a></p>'
+            '<p style="margin:0">'
+            '<a href="https://readers.review.example/en/donate">Support us</a></p>'
         ),
         "support_text": "Support us: https://readers.review.example/en/donate",
         "unsubscribe_url": "https://readers.review.example/en/unsubscribe/UNSUB",

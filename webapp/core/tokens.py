@@ -6,9 +6,39 @@ Each purpose has its own salt so a token made for one link never works for anoth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+_DERIVED_KEYS: dict[tuple[bytes, bytes | None, str, bytes], bytes] = {}
+
+
+class _KeyCachingSigner(TimestampSigner):
+    """itsdangerous derives the HMAC key from secret and salt on every signature; a digest to
+    100,000 readers signs two links each, so the derived key is kept (same tokens)."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else _as_bytes(secret_key)
+        cache_key = (secret, self.salt, self.key_derivation, self.sep)
+        key = _DERIVED_KEYS.get(cache_key)
+        if key is None:
+            key = super().derive_key(secret_key)
+            if len(_DERIVED_KEYS) < 64:
+                _DERIVED_KEYS[cache_key] = key
+        return key
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+@lru_cache(maxsize=64)
+def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    # Serializers are stateless once built: one per secret and purpose.
+    return URLSafeTimedSerializer(
+        secret_key, salt=f"readership.{purpose}", signer=_KeyCachingSigner
+    )
 
 
 class TokenError(Exception):
@@ -27,7 +57,7 @@ class TokenSigner:
     purpose: str
 
     def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret_key, salt=f"readership.{self.purpose}")
+        return _serializer_for(self.secret_key, self.purpose)
 
     def dumps(self, payload: Any) -> str:
         """A URL-safe token carrying `payload`."""

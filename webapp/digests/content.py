@@ -110,9 +110,15 @@ class IssueEmail:
     secret: str
 
     def render_for(
-        self, *, subscriber_id: int, email: str, name: str, is_donor: bool
+        self,
+        *,
+        subscriber_id: int,
+        email: str,
+        name: str,
+        is_donor: bool,
+        unsubscribe_url: str | None = None,
     ) -> RenderedEmail:
-        """The email for one reader."""
+        """The email for one reader (`unsubscribe_url` when the caller signed it already)."""
         html, text = self.support_donor if is_donor else self.support_others
         clean_name = " ".join(name.split())
         greeting = (
@@ -125,7 +131,8 @@ class IssueEmail:
                 "greeting": greeting,
                 "support_html": html,
                 "support_text": text,
-                "unsubscribe_url": self._link(token_holder, LinkPurpose.UNSUBSCRIBE),
+                "unsubscribe_url": unsubscribe_url
+                or self._link(token_holder, LinkPurpose.UNSUBSCRIBE),
                 "preferences_url": self._link(token_holder, LinkPurpose.PREFERENCES),
             }
         )
@@ -134,10 +141,14 @@ class IssueEmail:
         self, *, subscriber_id: int, email: str, name: str, is_donor: bool, now: datetime
     ) -> bytes:
         """The whole MIME message for one reader, with the bulk-mail headers."""
-        rendered = self.render_for(
-            subscriber_id=subscriber_id, email=email, name=name, is_donor=is_donor
-        )
         unsubscribe = self._link(_Reader(subscriber_id, email), LinkPurpose.UNSUBSCRIBE)
+        rendered = self.render_for(
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            is_donor=is_donor,
+            unsubscribe_url=unsubscribe,
+        )
         return build_message_bytes(
             rendered,
             sender=self.sender,
