@@ -81,6 +81,20 @@ def test_importing_again_updates_and_never_duplicates(
     assert articles(db_session)[0].title == "Sanctions, explained"
 
 
+def test_a_translation_link_chosen_by_staff_survives_the_next_import(
+    db_session: Session, feed_server: str
+) -> None:
+    url = f"{feed_server}/en.rss"
+    import_feed(db_session, url, "en", fetcher=fetch_feed, languages=LANGUAGES, now=NOW)
+    article = articles(db_session)[0]
+    article.translation_key = "staff-42"
+    db_session.commit()
+    import_feed(db_session, url, "en", fetcher=fetch_feed, languages=LANGUAGES, now=NOW)
+    db_session.commit()
+    db_session.expire_all()
+    assert articles(db_session)[0].translation_key == "staff-42"
+
+
 def test_an_atom_feed_and_its_translations(db_session: Session, feed_server: str) -> None:
     for name, language in (("en.rss", "en"), ("ru.atom", "ru")):
         import_feed(db_session, f"{feed_server}/{name}", language, fetcher=fetch_feed,

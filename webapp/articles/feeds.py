@@ -175,6 +175,8 @@ def import_feed(
             session.add(Article(**values, feed=feed, created_at=now))
             result.created += 1
             continue
+        if is_staff_translation_key(article.translation_key):
+            values.pop("translation_key")  # a link staff chose outlives the slug rule
         changed = {k: v for k, v in values.items() if _differs(getattr(article, k), v)}
         if changed:
             for name, value in changed.items():
@@ -185,6 +187,15 @@ def import_feed(
             result.unchanged += 1
     session.flush()
     return result
+
+
+#: Translation keys set on the staff pages start with one of these; imports keep them.
+STAFF_KEY_PREFIXES = ("staff-", "article-")
+
+
+def is_staff_translation_key(key: str) -> bool:
+    """True for a translation link chosen by staff (not derived from the URL's slug)."""
+    return key.startswith(STAFF_KEY_PREFIXES)
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -5,17 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 
 def init_app(app: Flask, csrf: Any) -> None:
-    """Register the beacon and top-reads routes and the `readership articles` commands."""
-    from webapp.articles import views
+    """Register the beacon and top-reads routes, the staff article and feed pages with
+    their nav item, and the `readership articles` commands."""
+    from webapp.articles import staff_views, views
     from webapp.articles.cli import articles_group
+    from webapp.staff.nav import register_nav_item
+    from webapp.staff.roles import Permission
 
     app.config.setdefault("TOP_READS_DAYS", 7)
     app.config.setdefault("TOP_READS_COUNT", 6)
     app.register_blueprint(views.bp)
+    app.register_blueprint(staff_views.bp)
     # The beacon is posted by the publication's pages (another origin) and changes nothing
     # but a counter: no CSRF token to check.
     csrf.exempt(views.view_beacon)
     app.cli.add_command(articles_group)
+    register_nav_item("articles_staff.index", _l("Articles"), Permission.ARTICLES, 40)

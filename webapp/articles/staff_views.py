@@ -1,0 +1,749 @@
+"""Staff article pages (editor and admin): the article list with the current top reads,
+adding and editing an article (with its translation link), quick pin and exclude buttons,
+and the feeds (add, switch on or off, delete, import now). Every change is audit-logged.
+
+The queries and changes behind the pages are plain functions taking a `Session`; the views
+validate a form, call them, write the audit row and commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
+
+from webapp.articles.feeds import (
+    ImportResult,
+    add_feed,
+    fetch_feed,
+    import_feed_row,
+    is_staff_translation_key,
+)
+from webapp.articles.models import Article, ArticleViewDay, Feed
+from webapp.articles.reading import TopRead, get_top_reads
+from webapp.articles.staff_forms import (
+    ArticleFilterForm,
+    ArticleForm,
+    FeedForm,
+    TopReadsActionForm,
+)
+from webapp.core.clock import as_utc, utcnow
+from webapp.core.net import is_safe_redirect
+from webapp.db import get_session
+from webapp.staff.audit import audit_request
+from webapp.staff.auth import requires
+from webapp.staff.forms import EmptyForm
+from webapp.staff.roles import Permission
+
+bp = Blueprint(
+    "articles_staff", __name__, url_prefix="/staff/articles", template_folder="templates"
+)
+
+#: Articles per page of the list.
+PAGE_SIZE = 50
+#: The list's views column counts this many days, today included.
+VIEW_DAYS = 7
+#: How many recent articles the "translation of" menu offers.
+TRANSLATION_CHOICES = 200
+#: Ids above this cannot exist (and would overflow the database's integer).
+MAX_ID = 2**31 - 1
+
+
+# --- Queries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """One line of the staff list."""
+
+    article: Article
+    #: Views over the last `VIEW_DAYS` days.
+    views: int
+    #: Articles with the same translation key in other languages.
+    translations: list[Article]
+
+
+@dataclass(frozen=True)
+class ArticlePage:
+    """One page of the filtered list."""
+
+    rows: list[ArticleRow]
+    total: int
+    page: int
+    pages: int
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _newest_first(stmt: Select[tuple[Article]]) -> Select[tuple[Article]]:
+    # Articles without a publication date sort by when they were added.
+    return stmt.order_by(
+        func.coalesce(Article.published_at, Article.created_at).desc(), Article.id.desc()
+    )
+
+
+def _filtered(language: str, q: str) -> Select[tuple[Article]]:
+    stmt = select(Article)
+    if language:
+        stmt = stmt.where(Article.language == language)
+    q = q.replace("\x00", "").strip().lower()
+    if q:
+        stmt = stmt.where(func.lower(Article.title).like(f"%{_escape_like(q)}%", escape="\\"))
+    return stmt
+
+
+def list_articles(
+    session: Session, *, language: str = "", q: str = "", page: int = 1, now: datetime
+) -> ArticlePage:
+    """Articles of `language` (any when empty) whose title contains `q` (case-insensitive),
+    newest published first, `PAGE_SIZE` a page, with their recent views and translations."""
+    base = _filtered(language, q)
+    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    articles = list(
+        session.scalars(_newest_first(base).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+    )
+    views = recent_views(session, [a.id for a in articles], now=now)
+    partners = translations_of(session, articles)
+    rows = [ArticleRow(a, views.get(a.id, 0), partners.get(a.id, [])) for a in articles]
+    return ArticlePage(rows, total, page, pages)
+
+
+def recent_views(
+    session: Session, article_ids: list[int], *, now: datetime, days: int = VIEW_DAYS
+) -> dict[int, int]:
+    """Views of each article over the last `days` days (today included)."""
+    if not article_ids:
+        return {}
+    since = now.date() - timedelta(days=days - 1)
+    rows = session.execute(
+        select(ArticleViewDay.article_id, func.sum(ArticleViewDay.views))
+        .where(ArticleViewDay.article_id.in_(article_ids), ArticleViewDay.day >= since)
+        .group_by(ArticleViewDay.article_id)
+    )
+    return {int(article_id): int(total or 0) for article_id, total in rows}
+
+
+def translations_of(session: Session, articles: list[Article]) -> dict[int, list[Article]]:
+    """For each article, the articles sharing its translation key in other languages."""
+    keys = {a.translation_key for a in articles if a.translation_key}
+    if not keys:
+        return {}
+    by_key: dict[str, list[Article]] = {}
+    for other in session.scalars(
+        select(Article)
+        .where(Article.translation_key.in_(keys))
+        .order_by(Article.language, Article.id)
+    ):
+        by_key.setdefault(other.translation_key, []).append(other)
+    return {
+        a.id: [o for o in by_key.get(a.translation_key, []) if o.language != a.language]
+        for a in articles
+        if a.translation_key
+    }
+
+
+def linked_translation(session: Session, article: Article) -> Article | None:
+    """The article's translation (the first one, when there are several), or None."""
+    if not article.translation_key:
+        return None
+    return session.scalar(
+        select(Article)
+        .where(
+            Article.translation_key == article.translation_key,
+            Article.language != article.language,
+            Article.id != article.id,
+        )
+        .order_by(Article.language, Article.id)
+        .limit(1)
+    )
+
+
+def translation_candidates(
+    session: Session, language: str, *, exclude_id: int | None, limit: int = TRANSLATION_CHOICES
+) -> list[Article]:
+    """The most recent articles in languages other than `language`."""
+    stmt = select(Article).where(Article.language != language)
+    if exclude_id is not None:
+        stmt = stmt.where(Article.id != exclude_id)
+    return list(session.scalars(_newest_first(stmt).limit(limit)))
+
+
+def current_top_reads(
+    session: Session, languages: list[str], *, now: datetime, days: int, limit: int
+) -> list[tuple[str, list[TopRead]]]:
+    """The top reads of each language, as the public site shows them now."""
+    return [
+        (language, get_top_reads(session, language, now=now, days=days, limit=limit))
+        for language in languages
+    ]
+
+
+def feeds_by_language(session: Session, languages: list[str]) -> list[tuple[str, list[Feed]]]:
+    """Every feed, grouped by language: the configured languages first (even without feeds),
+    then any other language a feed still has."""
+    groups: dict[str, list[Feed]] = {language: [] for language in languages}
+    for feed in session.scalars(select(Feed).order_by(Feed.language, Feed.url)):
+        groups.setdefault(feed.language, []).append(feed)
+    return list(groups.items())
+
+
+def article_counts(session: Session) -> dict[int, int]:
+    """How many articles came from each feed."""
+    rows = session.execute(
+        select(Article.feed_id, func.count())
+        .where(Article.feed_id.is_not(None))
+        .group_by(Article.feed_id)
+    )
+    return {int(feed_id): int(count) for feed_id, count in rows}
+
+
+# --- Changes ------------------------------------------------------------------------------
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value).astimezone(UTC) if value is not None else None
+
+
+def _article_values(form: ArticleForm) -> dict[str, Any]:
+    published = form.published_at.data
+    return {
+        "url": form.url.data or "",
+        "title": form.title.data or "",
+        "lede": form.lede.data or "",
+        "author": form.author.data or "",
+        "section": form.section.data or "",
+        "image_url": form.image_url.data or "",
+        # The form's time is UTC, as its label says.
+        "published_at": published.replace(tzinfo=UTC) if published else None,
+        "language": str(form.language.data),
+        "pinned_in_top_reads": bool(form.pinned_in_top_reads.data),
+        "excluded_from_top_reads": bool(form.excluded_from_top_reads.data),
+    }
+
+
+def apply_article_values(article: Article, values: dict[str, Any], now: datetime) -> list[str]:
+    """Write `values` onto `article`; returns the names of the fields that changed."""
+    changed = []
+    for name, value in values.items():
+        old = getattr(article, name)
+        if isinstance(old, datetime) or name == "published_at":
+            differs = _utc(old) != value
+        else:
+            differs = old != value
+        if differs:
+            setattr(article, name, value)
+            changed.append(name)
+    if changed:
+        article.updated_at = now
+    return changed
+
+
+def link_translation(
+    article: Article, other: Article | None, *, previously_linked: Article | None
+) -> bool:
+    """Make `other` the translation of `article` (both get the same key: `other`'s own, or a
+    new "staff-<id>"), or with None drop the link (`article` gets its own "article-<id>").
+    Both must have ids. Keys chosen here start with "staff-" or "article-", which feed
+    imports keep. Returns True when the link changed."""
+    if other is None:
+        if previously_linked is not None or not article.translation_key:
+            article.translation_key = f"article-{article.id}"
+        return previously_linked is not None
+    if not is_staff_translation_key(other.translation_key):
+        # A staff key, so the hourly import keeps the link; the rest of `other`'s group
+        # (translations found by the slug rule) moves with it.
+        new_key, old_key = f"staff-{other.id}", other.translation_key
+        session = object_session(other)
+        if old_key and session is not None:
+            session.execute(
+                update(Article)
+                .where(Article.translation_key == old_key)
+                .values(translation_key=new_key)
+                .execution_options(synchronize_session="fetch")
+            )
+        other.translation_key = new_key
+    if article.translation_key == other.translation_key:
+        return False
+    article.translation_key = other.translation_key
+    return True
+
+
+def set_top_reads_flag(article: Article, action: str, now: datetime) -> bool:
+    """Pin, unpin, exclude or include; pinning un-excludes and excluding unpins. Returns
+    True when something changed."""
+    before = (article.pinned_in_top_reads, article.excluded_from_top_reads)
+    pinned, excluded = before
+    if action == "pin":
+        pinned, excluded = True, False
+    elif action == "unpin":
+        pinned = False
+    elif action == "exclude":
+        pinned, excluded = False, True
+    elif action == "include":
+        excluded = False
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    if (pinned, excluded) == before:
+        return False
+    article.pinned_in_top_reads, article.excluded_from_top_reads = pinned, excluded
+    article.updated_at = now
+    return True
+
+
+# --- Helpers of the views -----------------------------------------------------------------
+
+
+def _languages() -> list[str]:
+    return list(current_app.config["LANGUAGES"])
+
+
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
+
+
+def _article_or_404(article_id: int) -> Article:
+    article = get_session().get(Article, article_id) if article_id <= MAX_ID else None
+    if article is None:
+        abort(404)
+    return article
+
+
+def _feed_or_404(feed_id: int) -> Feed:
+    feed = get_session().get(Feed, feed_id) if feed_id <= MAX_ID else None
+    if feed is None:
+        abort(404)
+    return feed
+
+
+def _back_to_list() -> Any:
+    target = request.form.get("next", "")
+    if is_safe_redirect(target) and target.startswith(bp.url_prefix or "/staff/articles"):
+        return redirect(target, code=303)
+    return redirect(url_for(".index"), code=303)
+
+
+def _add_error(field: Any, message: str) -> None:
+    field.errors = [*field.errors, message]
+
+
+# --- The list -----------------------------------------------------------------------------
+
+
+@bp.get("/")
+@requires(Permission.ARTICLES)
+def index() -> Any:
+    """Articles, newest published first, filtered by language and title; the current top
+    reads of each language above them."""
+    session = get_session()
+    languages = _languages()
+    now = utcnow()
+    top = current_top_reads(
+        session,
+        languages,
+        now=now,
+        days=int(current_app.config.get("TOP_READS_DAYS", 7)),
+        limit=int(current_app.config.get("TOP_READS_COUNT", 6)),
+    )
+    form = ArticleFilterForm(request.args, languages=languages)
+    if not form.validate():
+        return render_template(
+            "articles/staff/index.html", form=form, page=None, filters={}, top=top
+        ), 400
+    page = list_articles(
+        session,
+        language=form.language.data or "",
+        q=form.q.data or "",
+        page=_page_number(),
+        now=now,
+    )
+    return render_template(
+        "articles/staff/index.html",
+        form=form,
+        page=page,
+        filters=form.active_filters(),
+        top=top,
+        view_days=VIEW_DAYS,
+    )
+
+
+@bp.post("/<int:article_id>/top-reads")
+@requires(Permission.ARTICLES)
+def top_reads_action(article_id: int) -> Any:
+    """The list's quick buttons: pin, unpin, exclude, include."""
+    article = _article_or_404(article_id)
+    form = TopReadsActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    action = str(form.action.data)
+    if set_top_reads_flag(article, action, utcnow()):
+        audit_request(
+            session,
+            action=f"article.{action}",
+            target_type="article",
+            target_id=article.id,
+            details={"url": article.url, "language": article.language},
+        )
+        session.commit()
+        messages = {
+            "pin": _("“%(title)s” is pinned to the top reads.", title=article.title),
+            "unpin": _("“%(title)s” is no longer pinned.", title=article.title),
+            "exclude": _("“%(title)s” is kept out of the top reads.", title=article.title),
+            "include": _("“%(title)s” can be in the top reads again.", title=article.title),
+        }
+        flash(messages[action], "success")
+    return _back_to_list()
+
+
+# --- Adding and editing -------------------------------------------------------------------
+
+
+def _choice_label(article: Article) -> str:
+    title = article.title if len(article.title) <= 90 else article.title[:89] + "…"
+    published = _utc(article.published_at)
+    day = published.strftime("%Y-%m-%d") if published else "—"
+    return f"{article.language} · {title} ({day})"
+
+
+def _posted_id(name: str) -> int | None:
+    value = request.form.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _translation_choices(
+    session: Session, language: str, article: Article | None, linked: Article | None
+) -> list[tuple[str, str]]:
+    """The menu: recent articles in other languages, plus the current translation and the
+    posted choice (so a re-shown form keeps what was chosen)."""
+    exclude_id = article.id if article is not None else None
+    options = translation_candidates(session, language, exclude_id=exclude_id)
+    extra = [linked]
+    if request.method == "POST":
+        posted = _posted_id("translation_of")
+        if posted is not None and posted <= MAX_ID and posted != exclude_id:
+            extra.append(session.get(Article, posted))
+    for other in extra:
+        if other is not None and other not in options:
+            options.append(other)
+    return [(str(other.id), _choice_label(other)) for other in options]
+
+
+def _translation_problem(
+    session: Session, article: Article | None, other_id: int, language: str
+) -> tuple[Article | None, str | None]:
+    """The chosen translation, or why it cannot be one."""
+    other = session.get(Article, other_id) if other_id <= MAX_ID else None
+    if other is None:
+        return None, _("That article does not exist (any more). Choose another one.")
+    if article is not None and other.id == article.id:
+        return None, _("An article cannot be its own translation.")
+    if other.language == language:
+        return None, _("The translation must be in another language than this article.")
+    if other.translation_key:
+        # Another article in this language already has that translation: two articles in
+        # one language cannot both be "the" translation.
+        same_language = select(Article).where(
+            Article.translation_key == other.translation_key, Article.language == language
+        )
+        if article is not None:
+            same_language = same_language.where(Article.id != article.id)
+        clash = session.scalar(same_language.limit(1))
+        if clash is not None:
+            return None, _(
+                "“%(other)s” is already linked to “%(clash)s” in this language. Remove that "
+                "link first (edit “%(clash)s” and choose None).",
+                other=other.title,
+                clash=clash.title,
+            )
+    return other, None
+
+
+def _url_problem(session: Session, article: Article | None, url: str) -> str | None:
+    clash = session.scalar(select(Article).where(Article.url == url).limit(1))
+    if clash is not None and clash is not article:
+        return _("Another article has this address: “%(title)s”.", title=clash.title)
+    parts = urlsplit(url)
+    if (parts.query or parts.fragment) and (article is None or article.url != url):
+        # Views are counted by the page address without query and fragment.
+        return _("Enter the address without the part after ? or #.")
+    return None
+
+
+def _article_page(
+    form: ArticleForm, article: Article | None, status: int = 200, **context: Any
+) -> Any:
+    return render_template(
+        "articles/staff/article_form.html", form=form, article=article, **context
+    ), status
+
+
+def _save_article(article: Article | None) -> Any:
+    session = get_session()
+    languages = _languages()
+    language = request.form.get("language", "") if request.method == "POST" else ""
+    if language not in languages:
+        language = article.language if article is not None else languages[0]
+    linked = linked_translation(session, article) if article is not None else None
+    form = ArticleForm(
+        obj=article,
+        languages=languages,
+        translations=_translation_choices(session, language, article, linked),
+    )
+    if request.method == "GET":
+        if article is not None:
+            published = _utc(article.published_at)
+            form.published_at.data = published.replace(tzinfo=None) if published else None
+            form.translation_of.data = str(linked.id) if linked is not None else ""
+        return _article_page(form, article, linked=linked)
+
+    valid = form.validate_on_submit()
+    if form.url.data and not form.url.errors:
+        problem = _url_problem(session, article, form.url.data)
+        if problem:
+            _add_error(form.url, problem)
+            valid = False
+    other = None
+    if (
+        form.translation_id is not None
+        and not form.translation_of.errors
+        and not form.language.errors
+    ):
+        other, problem = _translation_problem(
+            session, article, form.translation_id, str(form.language.data)
+        )
+        if problem:
+            _add_error(form.translation_of, problem)
+            valid = False
+    if not valid:
+        return _article_page(form, article, 400, linked=linked)
+
+    now = utcnow()
+    created = article is None
+    if article is None:
+        article = Article(created_at=now, translation_key="")
+        session.add(article)
+    changed = apply_article_values(article, _article_values(form), now)
+    try:
+        session.flush()  # the id names a new translation key
+        if link_translation(article, other, previously_linked=linked):
+            changed.append("translation")
+            article.updated_at = now
+        if created or changed:
+            audit_request(
+                session,
+                action="article.create" if created else "article.update",
+                target_type="article",
+                target_id=article.id,
+                details={
+                    "url": article.url,
+                    "changed": changed,
+                    "translation_of": other.id if other is not None else None,
+                },
+            )
+        session.commit()
+    except IntegrityError:
+        # Someone saved the same address a moment ago.
+        session.rollback()
+        _add_error(form.url, _("Another article has this address."))
+        return _article_page(form, None if created else article, 400, linked=linked)
+    if created:
+        flash(_("Article “%(title)s” added.", title=article.title), "success")
+    elif changed:
+        flash(_("Article “%(title)s” saved.", title=article.title), "success")
+    else:
+        flash(_("Nothing changed."), "success")
+    return redirect(url_for(".edit", article_id=article.id), code=303)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Permission.ARTICLES)
+def new() -> Any:
+    """Add an article by hand (one that is not in a feed)."""
+    return _save_article(None)
+
+
+@bp.route("/<int:article_id>", methods=["GET", "POST"])
+@requires(Permission.ARTICLES)
+def edit(article_id: int) -> Any:
+    """Edit an article: its fields, top-reads flags and translation link."""
+    return _save_article(_article_or_404(article_id))
+
+
+# --- Feeds --------------------------------------------------------------------------------
+
+
+def _feeds_page(form: FeedForm, status: int = 200) -> Any:
+    session = get_session()
+    return render_template(
+        "articles/staff/feeds.html",
+        form=form,
+        groups=feeds_by_language(session, _languages()),
+        counts=article_counts(session),
+    ), status
+
+
+@bp.route("/feeds", methods=["GET", "POST"])
+@requires(Permission.ARTICLES)
+def feeds() -> Any:
+    """The feeds by language, with their last outcome; the form to add one."""
+    form = FeedForm(languages=_languages())
+    if request.method == "GET":
+        return _feeds_page(form)
+    session = get_session()
+    valid = form.validate_on_submit()
+    if valid and session.scalar(select(Feed.id).where(Feed.url == form.url.data)) is not None:
+        _add_error(form.url, _("This feed is already in the list."))
+        valid = False
+    if not valid:
+        return _feeds_page(form, 400)
+    try:
+        feed = add_feed(session, str(form.url.data), str(form.language.data), now=utcnow())
+        audit_request(
+            session,
+            action="feed.add",
+            target_type="feed",
+            target_id=feed.id,
+            details={"url": feed.url, "language": feed.language},
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        _add_error(form.url, _("This feed is already in the list."))
+        return _feeds_page(form, 400)
+    flash(
+        _("Feed added. Its articles are imported within the hour, or now with “Import now”."),
+        "success",
+    )
+    return redirect(url_for(".feeds"), code=303)
+
+
+@bp.post("/feeds/<int:feed_id>/active")
+@requires(Permission.ARTICLES)
+def feed_toggle(feed_id: int) -> Any:
+    """Switch the feed's hourly import on or off."""
+    feed = _feed_or_404(feed_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    session = get_session()
+    feed.is_active = not feed.is_active
+    audit_request(
+        session,
+        action="feed.activate" if feed.is_active else "feed.deactivate",
+        target_type="feed",
+        target_id=feed.id,
+        details={"url": feed.url},
+    )
+    session.commit()
+    if feed.is_active:
+        flash(_("%(url)s is imported every hour again.", url=feed.url), "success")
+    else:
+        flash(_("%(url)s is no longer imported.", url=feed.url), "success")
+    return redirect(url_for(".feeds"), code=303)
+
+
+@bp.post("/feeds/<int:feed_id>/delete")
+@requires(Permission.ARTICLES)
+def feed_delete(feed_id: int) -> Any:
+    """Remove the feed; its articles stay (no longer linked to a feed)."""
+    feed = _feed_or_404(feed_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    session = get_session()
+    details = {"url": feed.url, "language": feed.language}
+    # The foreign key sets the articles' feed_id to NULL.
+    session.delete(feed)
+    audit_request(
+        session, action="feed.delete", target_type="feed", target_id=feed_id, details=details
+    )
+    session.commit()
+    flash(_("%(url)s removed; its articles stay.", url=details["url"]), "success")
+    return redirect(url_for(".feeds"), code=303)
+
+
+@bp.post("/feeds/<int:feed_id>/import")
+@requires(Permission.ARTICLES)
+def feed_import(feed_id: int) -> Any:
+    """Import the feed now and say what happened (a broken feed is a message, not an
+    error page)."""
+    feed = _feed_or_404(feed_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    session = get_session()
+    now = utcnow()
+    url = feed.url
+    try:
+        result = import_feed_row(
+            session, feed, fetcher=fetch_feed, languages=tuple(_languages()), now=now
+        )
+        _audit_import(session, feed_id, url, result)
+        session.commit()
+    except Exception as exc:  # whatever went wrong is reported on the feed, never a 500
+        session.rollback()
+        current_app.logger.exception("feed %s failed", url)
+        result = ImportResult(error=f"import failed: {type(exc).__name__}")
+        failed = session.get(Feed, feed_id)
+        if failed is not None:
+            failed.last_fetched_at = now
+            failed.last_error = result.error
+            _audit_import(session, feed_id, url, result)
+            session.commit()
+    _flash_import(url, result)
+    return redirect(url_for(".feeds"), code=303)
+
+
+def _audit_import(session: Session, feed_id: int, url: str, result: ImportResult) -> None:
+    audit_request(
+        session,
+        action="feed.import",
+        target_type="feed",
+        target_id=feed_id,
+        details={
+            "url": url,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "skipped": result.skipped,
+            "error": result.error,
+        },
+    )
+
+
+def _flash_import(url: str, result: ImportResult) -> None:
+    if result.error and not (result.created or result.updated or result.unchanged):
+        flash(_("%(url)s could not be imported: %(error)s", url=url, error=result.error), "error")
+        return
+    flash(
+        _(
+            "%(url)s imported: %(created)d new, %(updated)d updated, %(unchanged)d unchanged, "
+            "%(skipped)d skipped.",
+            url=url,
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            skipped=result.skipped,
+        ),
+        "success",
+    )
+    if result.error:
+        flash(_("The feed has a problem: %(error)s", error=result.error), "error")
