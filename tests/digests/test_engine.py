@@ -208,3 +208,27 @@ def test_donors_get_thanks_and_others_the_ask(
     assert "Thank you for supporting" in smtp_sink.to(donor_reader.email)[0].part("text/plain")
     asked = smtp_sink.to(other.email)[0].part("text/plain")
     assert "Support us" in asked and "Thank you for supporting" not in asked
+
+
+def test_a_russian_issue_reads_russian_from_subject_to_support_block(
+    app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
+) -> None:
+    week_of_articles(db_session, clock.now(), "ru")
+    reader = make_subscriber(db_session, language="ru", name="Анна")
+    db_session.commit()
+    ru_issue = next(
+        issue_in(db_session, i)
+        for i in build(app, db_session, clock)
+        if issue_in(db_session, i).language == "ru"
+    )
+    assert "неделя" in ru_issue.subject
+    approve_issue(db_session, ru_issue, now=clock.now())
+    db_session.commit()
+    worker(app, clock).run()
+    message = smtp_sink.to(reader.email)[0]
+    assert message.message["Content-Language"] == "ru"
+    text = message.part("text/plain")
+    assert "Здравствуйте, Анна!" in text
+    assert "САМОЕ ЧИТАЕМОЕ ЗА НЕДЕЛЮ" in text
+    assert "существует на деньги читателей" in text
+    assert "/ru/unsubscribe/" in message.message["List-Unsubscribe"]
