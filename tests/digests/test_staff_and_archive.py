@@ -14,7 +14,7 @@ from tests.staff.factories import force_login, make_staff
 from tests.subscribers.factories import make_subscriber
 from webapp.core.clock import FrozenClock
 from webapp.digests.cli import digests_group
-from webapp.digests.models import DigestSettings, IssueStatus
+from webapp.digests.models import DigestIssue, DigestSettings, IssueStatus
 from webapp.staff.models import AuditLog
 
 
@@ -209,3 +209,23 @@ def test_cli_list_build_send_with_progress(
     assert "digest: sent 3" in sent.output and "sending" in sent.output
     assert len(smtp_sink.wait_for(3)) == 3
     assert issue_in(db_session, issue_id).status == IssueStatus.SENT
+
+
+def test_demo_data_has_articles_a_sent_issue_and_a_draft(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, db_session: Session
+) -> None:
+    from webapp.cli import main
+
+    result = runner.invoke(main, ["demo", "--if-empty", "--subscribers", "60"])
+    assert result.exit_code == 0, result.output
+    assert "digest issues" in result.output
+    statuses = sorted(
+        (issue.language, str(issue.status)) for issue in db_session.scalars(select(DigestIssue))
+    )
+    assert statuses == [("en", "draft"), ("en", "sent"), ("ru", "draft"), ("ru", "sent")]
+    sent = db_session.scalars(
+        select(DigestIssue).where(DigestIssue.status == IssueStatus.SENT)
+    ).first()
+    assert sent is not None and sent.recipients > 0
+    assert client.get(f"/{sent.language}/digest/{sent.id}").status_code == 200
+    assert client.get("/api/top-reads?lang=ru").get_json()

@@ -29,6 +29,16 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(digests_group)
     register_nav_item("digests_staff.index", _l("Digest"), Permission.DIGESTS, 30)
     register_erasure_hook(erase_deliveries)
+    from webapp.subscribers.demo import EXTRA_DEMO_LOADERS
+
+    if _demo_digest not in EXTRA_DEMO_LOADERS:
+        EXTRA_DEMO_LOADERS.append(_demo_digest)
+
+
+def _demo_digest(session: Session, *, now: object) -> str:
+    from webapp.digests.demo import load_demo_digest
+
+    return load_demo_digest(session, now=now)  # type: ignore[arg-type]
 
 
 def erase_deliveries(session: Session, email: str, subscriber_id: int | None) -> None:
