@@ -232,3 +232,47 @@ def test_a_russian_issue_reads_russian_from_subject_to_support_block(
     assert "САМОЕ ЧИТАЕМОЕ ЗА НЕДЕЛЮ" in text
     assert "существует на деньги читателей" in text
     assert "/ru/unsubscribe/" in message.message["List-Unsubscribe"]
+
+
+def test_the_rate_limit_paces_each_worker(
+    app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
+) -> None:
+    week_of_articles(db_session, clock.now())
+    for _ in range(5):
+        make_subscriber(db_session)
+    db_session.commit()
+    issue = issue_in(db_session, build(app, db_session, clock)[0])
+    approve_issue(db_session, issue, now=clock.now())
+    db_session.commit()
+    # A fake monotonic clock that only moves when the worker sleeps: the sleeps it asks for
+    # are exactly the pacing (2 messages per second: half a second apart).
+    moment = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        moment[0] += seconds
+
+    paced = worker(app, clock, rate_per_second=2.0)
+    paced.sleep, paced.monotonic = sleep, lambda: moment[0]
+    assert paced.run().sent == 5
+    assert slept == [0.5, 0.5, 0.5, 0.5]
+
+
+def test_erasing_a_subscriber_removes_their_delivery_rows(
+    app: Flask, db_session: Session, clock: FrozenClock
+) -> None:
+    from webapp.subscribers.erasure import erase_subscriber
+
+    week_of_articles(db_session, clock.now())
+    leaver, stayer = make_subscriber(db_session), make_subscriber(db_session)
+    db_session.commit()
+    issue = issue_in(db_session, build(app, db_session, clock)[0])
+    approve_issue(db_session, issue, now=clock.now())
+    db_session.commit()
+    erase_subscriber(
+        db_session, leaver, staff=None, secret=app.config["SECRET_KEY"], now=clock.now(), ip=None
+    )
+    db_session.commit()
+    assert set(deliveries(db_session, issue.id)) == {stayer.id}
+    assert worker(app, clock).run().sent == 1
