@@ -67,8 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None,
                         help="csv_import: rounds per side, best counts (default 2; 1 with --quick)")
     parser.add_argument("--database-url", default=None,
-                        help="csv_import, webhook_ingest, digest: measure on this PostgreSQL server "
-                             "(postgresql+psycopg://...; scratch databases are created there "
+                        help="csv_import, webhook_ingest, digest: also measure on this "
+                             "PostgreSQL server (postgresql+psycopg://...; scratch databases "
+                             "are created there "
                              "and dropped, the named database is not touched)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="where the JSON goes (default bench/results/latest.json)")

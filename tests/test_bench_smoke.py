@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import csv_import, signup_load, webhook_ingest
+from bench import csv_import, digest, signup_load, webhook_ingest
 from bench.__main__ import main
 from bench.report import BenchResult, format_table
 
@@ -106,6 +106,20 @@ def test_webhook_ingest_applies_every_event_once() -> None:
         assert details["paid"] == details["event_rows"] == details["receipts"] == 30
     lines = {m.what: m for m in result.measurements}
     assert lines["ingest (receipts queued): events/s, 10% duplicates"].target == ">= 300"
+
+
+def test_digest_sends_the_whole_issue_and_measures_memory() -> None:
+    sizes = digest.DigestSizes(fill_messages=50, compile_messages=3, small_list=20, large_list=60)
+    result = digest.run(sizes, database_url=_postgres_url())
+    _assert_well_formed(result)
+    lines = {m.what: m for m in result.measurements}
+    assert lines["compile / fill-in"].target == "> 20x"
+    assert lines["sqlite: engine / bare"].target == ">= 0.8"
+    # The engine sent every reader exactly the list (the benchmark checks it with the sink).
+    assert result.details["sqlite_large"]["engine"]["sent"] == 60
+    assert result.details["sqlite_small"]["sent"] == 20
+    if _postgres_url():
+        assert result.details["postgresql_large"]["engine"]["sent"] == 60
 
 
 def test_main_prints_a_table_and_writes_json(
