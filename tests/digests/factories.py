@@ -15,6 +15,7 @@ from webapp.core.clock import FrozenClock
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue
 from webapp.digests.services import run_build
 from webapp.outbox.gateway import get_mailer
+from webapp.subscribers.models import Subscriber
 
 _counter = itertools.count(1)
 
@@ -82,3 +83,20 @@ def statuses(session: Session, issue_id: int) -> dict[str, int]:
     for row in deliveries(session, issue_id).values():
         counts[str(DeliveryStatus(row.status))] = counts.get(str(DeliveryStatus(row.status)), 0) + 1
     return counts
+
+
+def approved_issue(
+    app: Flask, session: Session, clock: FrozenClock, readers: int
+) -> tuple[int, list[Subscriber]]:
+    """A week of articles, `readers` confirmed English readers and this week's English issue,
+    approved; returns the issue id and the readers."""
+    from tests.subscribers.factories import make_subscriber
+    from webapp.digests.sending import approve_issue
+
+    week_of_articles(session, clock.now())
+    subscribers = [make_subscriber(session) for _ in range(readers)]
+    session.commit()
+    issue = issue_in(session, build(app, session, clock)[0])
+    approve_issue(session, issue, now=clock.now())
+    session.commit()
+    return issue.id, subscribers

@@ -17,12 +17,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from tests.digests.factories import build, issue_in, statuses, week_of_articles
+from tests.digests.factories import approved_issue, issue_in, statuses
 from tests.helpers.smtp import SmtpSink
-from tests.subscribers.factories import make_subscriber
 from webapp.core.clock import FrozenClock
 from webapp.digests.models import IssueStatus
-from webapp.digests.sending import approve_issue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,18 +48,6 @@ def cli(app: Flask, tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[
     )
 
 
-def approved_issue(
-    app: Flask, db_session: Session, clock: FrozenClock, readers: int
-) -> tuple[int, list[str]]:
-    week_of_articles(db_session, clock.now())
-    emails = [make_subscriber(db_session).email for _ in range(readers)]
-    db_session.commit()
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
-    return issue.id, emails
-
-
 def received(sink: SmtpSink) -> Counter[str]:
     return Counter(message.rcpt_tos[0] for message in sink.messages)
 
@@ -84,7 +70,8 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
 def test_a_worker_killed_half_way_then_restarted_sends_everyone_once(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    issue_id, emails = approved_issue(app, db_session, clock, 120)
+    issue_id, readers = approved_issue(app, db_session, clock, 120)
+    emails = [reader.email for reader in readers]
     # Slowed down so the kill lands in the middle of the issue; a short lease (longer than a
     # batch takes) so the test need not wait the default ten minutes for the claimed rows.
     lease = {"DIGEST_CLAIM_LEASE_SECONDS": "2", "DIGEST_BATCH_SIZE": "20"}
@@ -113,7 +100,8 @@ def test_a_worker_killed_half_way_then_restarted_sends_everyone_once(
 def test_two_workers_at_once_send_each_reader_once(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    issue_id, emails = approved_issue(app, db_session, clock, 80)
+    issue_id, readers = approved_issue(app, db_session, clock, 80)
+    emails = [reader.email for reader in readers]
     workers = [
         cli(app, tmp_path, "digests", "send", DIGEST_SEND_RATE="80", DIGEST_BATCH_SIZE="10")
         for _ in range(2)
@@ -129,7 +117,8 @@ def test_two_workers_at_once_send_each_reader_once(
 def test_two_schedulers_started_at_once_send_once(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    issue_id, emails = approved_issue(app, db_session, clock, 30)
+    issue_id, readers = approved_issue(app, db_session, clock, 30)
+    emails = [reader.email for reader in readers]
     schedulers = [
         cli(app, tmp_path, "scheduler", "--only", "send-email", DIGEST_SEND_RATE="30")
         for _ in range(2)

@@ -8,6 +8,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from tests.digests.factories import (
+    approved_issue,
     build,
     deliveries,
     issue_in,
@@ -105,12 +106,8 @@ def test_sending_reaches_every_eligible_reader_once_with_list_headers(
 def test_unsubscribing_during_a_send_is_honoured(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> None:
-    week_of_articles(db_session, clock.now())
-    readers = [make_subscriber(db_session) for _ in range(4)]
-    db_session.commit()
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
+    issue_id, readers = approved_issue(app, db_session, clock, 4)
+    issue = issue_in(db_session, issue_id)
     first = worker(app, clock)
     first.limit = 2
     assert first.run().sent == 2
@@ -126,13 +123,9 @@ def test_unsubscribing_during_a_send_is_honoured(
 def test_a_550_fails_one_address_and_suppresses_it(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> None:
-    week_of_articles(db_session, clock.now())
-    readers = [make_subscriber(db_session) for _ in range(3)]
-    db_session.commit()
+    issue_id, readers = approved_issue(app, db_session, clock, 3)
+    issue = issue_in(db_session, issue_id)
     smtp_sink.handler.reply_for[readers[1].email] = "550 5.1.1 no such user"
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
     counts = worker(app, clock).run()
     assert (counts.sent, counts.failed) == (2, 1)
     rows = deliveries(db_session, issue.id)
@@ -148,13 +141,8 @@ def test_a_550_fails_one_address_and_suppresses_it(
 def test_421_for_a_while_is_retried_with_backoff_then_everyone_gets_it(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> None:
-    week_of_articles(db_session, clock.now())
-    for _ in range(3):
-        make_subscriber(db_session)
-    db_session.commit()
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
+    issue_id, readers = approved_issue(app, db_session, clock, 3)
+    issue = issue_in(db_session, issue_id)
     smtp_sink.handler.data_reply = "421 4.3.2 service busy, try later"
     counts = worker(app, clock).run()
     assert counts.sent == 0 and counts.retried == 3
@@ -174,14 +162,10 @@ def test_421_for_a_while_is_retried_with_backoff_then_everyone_gets_it(
 def test_the_issue_pauses_past_the_error_threshold(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> None:
-    week_of_articles(db_session, clock.now())
-    readers = [make_subscriber(db_session) for _ in range(10)]
-    db_session.commit()
+    issue_id, readers = approved_issue(app, db_session, clock, 10)
+    issue = issue_in(db_session, issue_id)
     for reader in readers[:5]:
         smtp_sink.handler.reply_for[reader.email] = "550 5.7.1 rejected"
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
     counts = worker(app, clock, pause_min_finished=4, pause_failure_rate=0.5).run()
     paused = issue_in(db_session, issue.id)
     assert paused.status == IssueStatus.PAUSED
@@ -237,13 +221,7 @@ def test_a_russian_issue_reads_russian_from_subject_to_support_block(
 def test_the_rate_limit_paces_each_worker(
     app: Flask, db_session: Session, clock: FrozenClock, smtp_sink: SmtpSink
 ) -> None:
-    week_of_articles(db_session, clock.now())
-    for _ in range(5):
-        make_subscriber(db_session)
-    db_session.commit()
-    issue = issue_in(db_session, build(app, db_session, clock)[0])
-    approve_issue(db_session, issue, now=clock.now())
-    db_session.commit()
+    approved_issue(app, db_session, clock, 5)
     # A fake monotonic clock that only moves when the worker sleeps: the sleeps it asks for
     # are exactly the pacing (2 messages per second: half a second apart).
     moment = [100.0]

@@ -624,12 +624,8 @@ class Worker:
             .execution_options(synchronize_session=False)
         )
         # The same hooks as transactional mail: a 5xx suppresses the address.
-        for hook in dict.fromkeys(outbox.on_permanent_failure):
-            try:
-                with session.begin_nested():
-                    hook(session, address, reason)
-            except Exception:
-                log.exception("on_permanent_failure hook %r failed", hook)
+        session.flush()
+        outbox.run_permanent_failure_hooks(session, address, reason)
         session.commit()
         self.counts.failed += 1
         self._maybe_pause(session, delivery_id)

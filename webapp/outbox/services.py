@@ -311,11 +311,17 @@ def _fail(session: Session, message: OutboxMessage, reason: str, *, permanent: b
     if not permanent:
         return
     session.flush()
+    run_permanent_failure_hooks(session, message.to_address, reason)
+
+
+def run_permanent_failure_hooks(session: Session, address: str, reason: str) -> None:
+    """Call every `on_permanent_failure` hook once, each in a savepoint (outbox and digest
+    deliveries both use it)."""
     for hook in dict.fromkeys(on_permanent_failure):
         try:
             with session.begin_nested():
-                hook(session, message.to_address, reason)
-        except Exception:  # a broken hook must not lose the failure we just recorded
+                hook(session, address, reason)
+        except Exception:  # a broken hook must not lose the failure just recorded
             log.exception("on_permanent_failure hook %r failed", hook)
 
 
