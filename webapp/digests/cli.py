@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core.clock import get_clock
 from webapp.db import get_database
+from webapp.digests.building import get_digest_settings, next_slot
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
 from webapp.digests.sending import (
     IssueStateError,
@@ -38,6 +39,11 @@ def list_issues(limit: int) -> None:
     app = _app()
     now = get_clock(app).now()
     with get_database(app).session() as session:
+        settings = get_digest_settings(session)
+        click.echo(
+            f"next issues built {next_slot(settings, now):%Y-%m-%d %H:%M} UTC "
+            f"({'sent automatically' if settings.auto_send else 'waiting for approval'})"
+        )
         issues = latest_issues(session, limit)
         if not issues:
             click.echo("no issues yet (readership digests build)")

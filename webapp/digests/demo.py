@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webapp.articles.models import Article, ArticleViewDay
+from webapp.digests.building import get_digest_settings, latest_slot
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
 from webapp.digests.sending import eligible_subscribers
 from webapp.subscribers.models import Subscriber
@@ -89,6 +90,8 @@ def load_demo_digest(session: Session, *, now: datetime) -> str:
                 )
     session.flush()
     issues = 0
+    # This week's drafts stand for this week's slot, so the scheduler does not build again.
+    slot = latest_slot(get_digest_settings(session), now)
     for language in ("en", "ru"):
         articles = list(
             session.scalars(
@@ -136,6 +139,7 @@ def load_demo_digest(session: Session, *, now: datetime) -> str:
                 + [{"article_id": i, "section": "new"} for i in articles[2:4]],
                 created_at=now,
                 new_since=last_week.created_at,
+                slot=slot,
             )
         )
         issues += 2
