@@ -42,3 +42,8 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
     from webapp.digests.setup import init_app as init_digests
 
     init_digests(app)
+
+    # Supporter reports: the dashboard (the staff start page) and the reports behind it.
+    from webapp.reports.setup import init_app as init_reports
+
+    init_reports(app)

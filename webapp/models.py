@@ -8,3 +8,4 @@ from webapp.scheduling import models as scheduling_models  # noqa: F401
 from webapp.site import models as site_models  # noqa: F401
 from webapp.staff import models as staff_models  # noqa: F401
 from webapp.subscribers import models as subscriber_models  # noqa: F401
+from webapp.reports import models as report_models  # noqa: F401

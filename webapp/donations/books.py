@@ -38,6 +38,7 @@ from webapp.donations.models import (
     DonationStatus,
     Frequency,
     Plan,
+    PlanFailure,
     PlanStatus,
     StripeEvent,
 )
@@ -478,6 +479,21 @@ def _link_payment_ids(
         donation.stripe_charge_id = charge
 
 
+def _record_failure(
+    session: Session, plan: Plan, invoice: dict[str, Any], created: datetime
+) -> None:
+    """One `PlanFailure` per failed invoice (retries of the same invoice add nothing)."""
+    invoice_id = str(invoice.get("id") or "")
+    if not invoice_id:
+        return
+    exists = session.scalar(
+        select(PlanFailure.id).where(PlanFailure.stripe_invoice_id == invoice_id)
+    )
+    if exists is None:
+        session.add(PlanFailure(plan_id=plan.id, stripe_invoice_id=invoice_id, failed_at=created))
+        session.flush()
+
+
 @handles("invoice.payment_failed")
 def _invoice_failed(
     session: Session, invoice: dict[str, Any], books: Books, created: datetime
@@ -489,6 +505,7 @@ def _invoice_failed(
         return "ignored: first payment (Checkout shows the donor the error)"
     advance_plan(plan, PlanStatus.PAST_DUE, state_at=created, now=books.now)
     plan.last_failed_at = created
+    _record_failure(session, plan, invoice, created)
     # Stripe retries a failed renewal several times, one event each: write after the first.
     attempt = int(invoice.get("attempt_count") or 1)
     if attempt > 1:

@@ -318,6 +318,22 @@ class Donation(Base):
         return f"R-{self.id:06d}"
 
 
+class PlanFailure(Base):
+    """A renewal of a plan that failed: one row per invoice, however often Stripe retried it.
+
+    The plan keeps only its latest failure (`Plan.last_failed_at`); reports count failed
+    plans per month from these rows, including failures that later recovered."""
+
+    __tablename__ = "plan_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    #: The failed invoice; unique, so Stripe's retries of one invoice are one failure.
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
+    #: When the first attempt failed (the event's time).
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class StripeEvent(Base):
     """A Stripe event already applied; the primary key makes applying it twice impossible."""
 

@@ -181,9 +181,14 @@ def logout() -> Any:
 def dashboard() -> str:
     """The staff start page.
 
-    A placeholder: a welcome and the sections this user may open. The reports feature
-    replaces it with the supporter dashboard later.
+    Roles that see reports get the supporter dashboard (registered by the reports feature);
+    the others a welcome and the sections they may open.
     """
+    start_page = current_app.extensions.get("staff_dashboard")
+    if start_page is not None:
+        page = start_page()
+        if page is not None:
+            return page
     return render_template("staff/dashboard.html", sections=staff_nav())
 
 

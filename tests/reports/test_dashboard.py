@@ -1,0 +1,112 @@
+"""The dashboard's figures on the hand-computed dataset (SQLite and PostgreSQL), and its page."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from tests.helpers.html import csrf_token
+from tests.reports import dataset
+from tests.staff.factories import force_login, make_staff
+from webapp.core.clock import FrozenClock
+from webapp.reports import metrics
+from webapp.reports.dashboard import build_dashboard
+from webapp.reports.rates import load_rates
+
+
+@pytest.fixture
+def loaded(db_session: Session) -> Session:
+    dataset.load(db_session)
+    return db_session
+
+
+def test_every_dashboard_figure_matches_the_hand_computed_one(loaded: Session) -> None:
+    board = build_dashboard(loaded, dataset.NOW, load_rates(loaded))
+    values = {f.key: (f.value, f.previous) for f in board.figures}
+    assert values["active_donors"] == (3, 4)
+    assert values["mrr"] == (2700, 5500)
+    assert board.figure("mrr").per_currency == {"EUR": 1500, "GBP": 1000}
+    assert values["one_time_revenue"] == (11800, 2500)
+    assert values["plans_started"] == (1, 1)
+    assert values["plans_cancelled"] == (1, 1)
+    assert values["plans_failed"] == (1, 0)
+    assert values["churn"] == (pytest.approx(1 / 3), pytest.approx(1 / 3))
+    assert values["subscribers"][0] == 3
+    assert values["new_subscribers"] == (1, 0)
+    assert values["unsubscribed"] == (1, 0)
+    # The trend's last point is the figure itself: one function computes both.
+    for figure in board.figures:
+        if figure.trend and figure.key != "subscribers":
+            assert figure.trend[-1] == pytest.approx(figure.value)
+
+
+def test_metrics_with_filters(loaded: Session) -> None:
+    usd = metrics.ReportFilter(currency="USD")
+    october = metrics.month_start(dataset.at(10, 1))
+    assert metrics.active_recurring_donors(loaded, dataset.at(10, 15), usd) == 1
+    assert metrics.mrr(loaded, dataset.at(10, 15), usd) == {"USD": 2000}
+    november = metrics.revenue(
+        loaded, metrics.add_months(october, 1), metrics.add_months(october, 2)
+    )
+    assert november.kind("one_time") == {"EUR": 7000, "USD": 0}
+    assert november.kind("offline") == {"GBP": 4000}
+    assert november.kind("recurring") == {"EUR": 1000}
+
+
+def test_a_missing_rate_is_named_not_guessed(loaded: Session) -> None:
+    from webapp.reports.models import ExchangeRate
+
+    loaded.delete(loaded.get(ExchangeRate, "GBP"))
+    loaded.commit()
+    board = build_dashboard(loaded, dataset.NOW, load_rates(loaded))
+    assert board.figure("mrr").value == 1500
+    assert board.figure("mrr").missing_rates == ("GBP",)
+
+
+def test_the_staff_start_page_is_the_dashboard_for_report_roles(
+    app: Flask, client: FlaskClient, loaded: Session, clock: FrozenClock
+) -> None:
+    clock.current = dataset.NOW
+    for role, sees in (("viewer", True), ("fundraiser", True), ("admin", True), ("editor", False)):
+        staff = make_staff(loaded, role=role)
+        loaded.commit()
+        force_login(client, loaded, staff)
+        page = client.get("/staff/").get_data(as_text=True)
+        assert ("Active recurring donors" in page) is sees, role
+        if sees:
+            assert "figure-mrr" in page and "data-chart=" in page
+            assert "<script>" not in page  # charts draw from data attributes
+        client.cookie_jar.clear() if hasattr(client, "cookie_jar") else None
+    assert client.get("/static/vendor/chart-4.6.1.umd.min.js").status_code == 200
+
+
+def test_rates_are_set_by_fundraisers_and_checked(
+    app: Flask, client: FlaskClient, loaded: Session
+) -> None:
+    staff = make_staff(loaded, role="fundraiser")
+    loaded.commit()
+    force_login(client, loaded, staff)
+    token = csrf_token(client.get("/staff/reports/rates").get_data(as_text=True))
+    bad = client.post("/staff/reports/rates", data={"csrf_token": token, "rate_USD": "-1"})
+    assert bad.status_code == 400 and "positive number" in bad.get_data(as_text=True)
+    good = client.post("/staff/reports/rates", data={"csrf_token": token, "rate_USD": "0,95"})
+    assert good.status_code == 302
+    assert load_rates(loaded).per_unit["USD"] == Decimal("0.95")
+    assert 'value="0.95"' in client.get("/staff/reports/rates").get_data(as_text=True)
+
+
+def test_viewers_read_rates_but_cannot_change_them(
+    app: Flask, client: FlaskClient, loaded: Session
+) -> None:
+    staff = make_staff(loaded, role="viewer")
+    loaded.commit()
+    force_login(client, loaded, staff)
+    page = client.get("/staff/reports/rates")
+    assert page.status_code == 200 and "<input id=" not in page.get_data(as_text=True)
+    token = csrf_token(page.get_data(as_text=True))
+    refused = client.post("/staff/reports/rates", data={"csrf_token": token, "rate_USD": "1"})
+    assert refused.status_code == 403

@@ -1,0 +1,214 @@
+"""The supporter dashboard: each figure now, its change against the previous period, and a
+twelve-month trend — all from `metrics`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.reports import metrics
+from webapp.reports.rates import Rates
+
+#: Months in each trend line (the current one included).
+TREND_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One dashboard tile."""
+
+    #: Stable id (used by the template and tests), e.g. "active_donors".
+    key: str
+    #: Value now (a count, base-currency minor units, or a share 0–1).
+    value: float | None
+    #: The same figure for the previous period.
+    previous: float | None
+    #: "count", "money" or "percent".
+    kind: str
+    #: Month labels ("2026-11") and values of the trend, oldest first.
+    trend_labels: list[str] = field(default_factory=list)
+    trend: list[float | None] = field(default_factory=list)
+    #: Per-currency values behind a money figure (minor units), and currencies left out of
+    #: the base total for want of a rate.
+    per_currency: dict[str, int] = field(default_factory=dict)
+    missing_rates: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> float | None:
+        """value - previous."""
+        if self.value is None or self.previous is None:
+            return None
+        return self.value - self.previous
+
+
+@dataclass(frozen=True)
+class LastIssue:
+    """The numbers of the latest digest issue that went out."""
+
+    id: int
+    language: str
+    subject: str
+    recipients: int
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything the dashboard shows."""
+
+    now: datetime
+    base_currency: str
+    figures: list[Figure]
+    last_issue: LastIssue | None
+
+    def figure(self, key: str) -> Figure:
+        """The figure with this key."""
+        return next(f for f in self.figures if f.key == key)
+
+
+def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
+    """Every figure of the dashboard at `now`."""
+    this_month = metrics.month_start(now)
+    months = [metrics.add_months(this_month, -i) for i in range(TREND_MONTHS - 1, -1, -1)]
+    labels = [f"{m:%Y-%m}" for m in months]
+    # Point-in-time figures are taken at the end of each month (now for this one).
+    month_ends = [min(metrics.add_months(m, 1), now) for m in months]
+    month_ago = metrics.add_months(this_month, -1) + (now - this_month)
+
+    donors_trend = [metrics.active_recurring_donors(session, end) for end in month_ends]
+    mrr_trend = [rates.convert(metrics.mrr(session, end)) for end in month_ends]
+    mrr_now = metrics.mrr(session, now)
+    mrr_base = rates.convert(mrr_now)
+    revenue_by_month = metrics.monthly_revenue(session, months)
+    one_time = [rates.convert(_one_time(r)) for r in revenue_by_month]
+    started = [_per_month(metrics.plans_started, session, m) for m in months]
+    cancelled = [_per_month(metrics.plans_cancelled, session, m) for m in months]
+    failed = [_per_month(metrics.plans_failed, session, m) for m in months]
+    churn = [metrics.churn(session, m, metrics.add_months(m, 1)).rate for m in months]
+    week_start = metrics.week_before(now)
+    this_week = metrics.subscriber_figures(session, week_start, now)
+    last_week = metrics.subscriber_figures(session, metrics.week_before(week_start), week_start)
+    confirmed_trend = [_confirmed_at(session, end) for end in month_ends]
+
+    figures = [
+        Figure(
+            "active_donors",
+            donors_trend[-1],
+            metrics.active_recurring_donors(session, month_ago),
+            "count",
+            labels,
+            list(map(float, donors_trend)),
+        ),
+        Figure(
+            "mrr",
+            mrr_base.base_minor,
+            rates.convert(metrics.mrr(session, month_ago)).base_minor,
+            "money",
+            labels,
+            [float(c.base_minor) for c in mrr_trend],
+            per_currency=mrr_now,
+            missing_rates=mrr_base.missing,
+        ),
+        Figure(
+            "one_time_revenue",
+            one_time[-1].base_minor,
+            one_time[-2].base_minor,
+            "money",
+            labels,
+            [float(c.base_minor) for c in one_time],
+            per_currency=_one_time(revenue_by_month[-1]),
+            missing_rates=one_time[-1].missing,
+        ),
+        Figure(
+            "plans_started", started[-1], started[-2], "count", labels, list(map(float, started))
+        ),
+        Figure(
+            "plans_cancelled",
+            cancelled[-1],
+            cancelled[-2],
+            "count",
+            labels,
+            list(map(float, cancelled)),
+        ),
+        Figure("plans_failed", failed[-1], failed[-2], "count", labels, list(map(float, failed))),
+        Figure("churn", churn[-1], churn[-2], "percent", labels, list(churn)),
+        Figure(
+            "subscribers",
+            this_week.confirmed,
+            None,
+            "count",
+            labels,
+            list(map(float, confirmed_trend)),
+        ),
+        Figure("new_subscribers", this_week.new_in_period, last_week.new_in_period, "count"),
+        Figure(
+            "unsubscribed",
+            this_week.unsubscribed_in_period,
+            last_week.unsubscribed_in_period,
+            "count",
+        ),
+    ]
+    return Dashboard(now, rates.base, figures, last_issue(session))
+
+
+def _one_time(revenue: metrics.Revenue) -> dict[str, int]:
+    """One-time revenue: single gifts online and offline."""
+    totals = revenue.kind("one_time")
+    for currency, amount in revenue.kind("offline").items():
+        totals[currency] = totals.get(currency, 0) + amount
+    return totals
+
+
+def _per_month(function: object, session: Session, month: datetime) -> int:
+    return int(function(session, month, metrics.add_months(month, 1)))  # type: ignore[operator]
+
+
+def _confirmed_at(session: Session, moment: datetime) -> int:
+    """Subscribers confirmed by `moment` who had not left by then (from their timestamps)."""
+    from sqlalchemy import or_
+
+    from webapp.subscribers.models import Subscriber
+
+    return int(
+        session.scalar(
+            select(func.count(Subscriber.id)).where(
+                Subscriber.confirmed_at <= moment,
+                or_(Subscriber.unsubscribed_at.is_(None), Subscriber.unsubscribed_at > moment),
+            )
+        )
+        or 0
+    )
+
+
+def last_issue(session: Session) -> LastIssue | None:
+    """The latest issue that was approved (sending, paused or sent)."""
+    issue = session.scalar(
+        select(DigestIssue)
+        .where(DigestIssue.status.in_([IssueStatus.SENT, IssueStatus.SENDING, IssueStatus.PAUSED]))
+        .order_by(DigestIssue.approved_at.desc(), DigestIssue.id.desc())
+        .limit(1)
+    )
+    if issue is None:
+        return None
+    counts: dict[Any, int] = {
+        status: int(count)
+        for status, count in session.execute(
+            select(DigestDelivery.status, func.count())
+            .where(DigestDelivery.issue_id == issue.id)
+            .group_by(DigestDelivery.status)
+        )
+    }
+    return LastIssue(
+        issue.id,
+        issue.language,
+        issue.subject,
+        issue.recipients,
+        int(counts.get(DeliveryStatus.SENT, 0)),
+        int(counts.get(DeliveryStatus.FAILED, 0)),
+    )

@@ -1,0 +1,322 @@
+"""Every supporter figure, defined once. The dashboard, the reports and their CSV files call
+these functions and nothing else, so they never disagree. The README's glossary states each
+definition in words.
+
+Money is kept per currency (minor units) and converted to the base currency only for
+display, with the rates staff set (`rates.Rates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from webapp.donations.models import (
+    Donation,
+    DonationKind,
+    DonationStatus,
+    Frequency,
+    Plan,
+    PlanFailure,
+)
+from webapp.subscribers.models import Subscriber, SubscriberStatus
+
+#: A lapsed donor's plan ended or failed within this many days.
+LAPSED_DAYS = 90
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """What a report is narrowed to; empty fields mean "all"."""
+
+    currency: str = ""
+    campaign_id: int | None = None
+    source: str = ""
+    language: str = ""
+
+    def plans(self) -> list[ColumnElement[bool]]:
+        """Conditions on `Plan`."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.currency:
+            conditions.append(Plan.currency == self.currency)
+        if self.campaign_id is not None:
+            conditions.append(Plan.campaign_id == self.campaign_id)
+        if self.source:
+            conditions.append(Plan.source == self.source)
+        if self.language:
+            # A plan's language is the language of the gift that started it.
+            first_language = (
+                select(Donation.language)
+                .where(Donation.plan_id == Plan.id)
+                .order_by(Donation.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            conditions.append(first_language == self.language)
+        return conditions
+
+    def donations(self) -> list[ColumnElement[bool]]:
+        """Conditions on `Donation`."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.currency:
+            conditions.append(Donation.currency == self.currency)
+        if self.campaign_id is not None:
+            conditions.append(Donation.campaign_id == self.campaign_id)
+        if self.source:
+            conditions.append(Donation.source == self.source)
+        if self.language:
+            conditions.append(Donation.language == self.language)
+        return conditions
+
+
+NO_FILTER = ReportFilter()
+
+
+# --- Time ------------------------------------------------------------------------------------
+
+
+def month_start(moment: datetime | date) -> datetime:
+    """Midnight UTC on the first day of `moment`'s month."""
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def add_months(start: datetime, months: int) -> datetime:
+    """The first of the month `months` after (or before) `start`'s month."""
+    index = start.year * 12 + start.month - 1 + months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def month_starts(first: datetime, last: datetime) -> list[datetime]:
+    """First days of every month from `first`'s month to `last`'s month, both included."""
+    months, current, end = [], month_start(first), month_start(last)
+    while current <= end:
+        months.append(current)
+        current = add_months(current, 1)
+    return months
+
+
+# --- Recurring plans -------------------------------------------------------------------------
+
+
+def plan_active_at(moment: datetime) -> ColumnElement[bool]:
+    """A plan is active at `moment` when it had started (its first payment went through) and
+    was not cancelled yet. Past due counts as active: Stripe is still retrying."""
+    return and_(
+        Plan.started_at.is_not(None),
+        Plan.started_at <= moment,
+        or_(Plan.canceled_at.is_(None), Plan.canceled_at > moment),
+    )
+
+
+def active_recurring_donors(
+    session: Session, moment: datetime, flt: ReportFilter = NO_FILTER
+) -> int:
+    """Donors with at least one plan active at `moment`."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Plan.donor_id))).where(
+                plan_active_at(moment), *flt.plans()
+            )
+        )
+        or 0
+    )
+
+
+def mrr(session: Session, moment: datetime, flt: ReportFilter = NO_FILTER) -> dict[str, int]:
+    """Monthly recurring revenue at `moment`, per currency (minor units): the monthly amount
+    of every plan active then, yearly plans counted as a twelfth of their amount."""
+    monthly = case((Plan.interval == Frequency.YEARLY, 0), else_=Plan.amount_minor)
+    yearly = case((Plan.interval == Frequency.YEARLY, Plan.amount_minor), else_=0)
+    rows = session.execute(
+        select(Plan.currency, func.sum(monthly), func.sum(yearly))
+        .where(plan_active_at(moment), *flt.plans())
+        .group_by(Plan.currency)
+    )
+    return {
+        currency: int(month_total or 0) + round(int(year_total or 0) / 12)
+        for currency, month_total, year_total in rows
+    }
+
+
+def plans_started(
+    session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
+) -> int:
+    """Plans whose first payment went through in [start, end)."""
+    return _count_plans(session, Plan.started_at >= start, Plan.started_at < end, flt=flt)
+
+
+def plans_cancelled(
+    session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
+) -> int:
+    """Plans that had started and were cancelled in [start, end) (by the donor, staff, or
+    Stripe after failed retries)."""
+    return _count_plans(
+        session,
+        Plan.started_at.is_not(None),
+        Plan.canceled_at >= start,
+        Plan.canceled_at < end,
+        flt=flt,
+    )
+
+
+def plans_failed(
+    session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
+) -> int:
+    """Plans with at least one failed renewal in [start, end), whether or not it recovered."""
+    failed = (
+        select(PlanFailure.id)
+        .where(
+            PlanFailure.plan_id == Plan.id,
+            PlanFailure.failed_at >= start,
+            PlanFailure.failed_at < end,
+        )
+        .exists()
+    )
+    return _count_plans(session, failed, flt=flt)
+
+
+def _count_plans(session: Session, *conditions: Any, flt: ReportFilter) -> int:
+    return int(session.scalar(select(func.count(Plan.id)).where(*conditions, *flt.plans())) or 0)
+
+
+@dataclass(frozen=True)
+class Churn:
+    """Churn of one period: plans active at its start that were cancelled during it."""
+
+    active_at_start: int
+    churned: int
+
+    @property
+    def rate(self) -> float | None:
+        """churned / active at start (None when nothing was active)."""
+        return self.churned / self.active_at_start if self.active_at_start else None
+
+
+def churn(session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER) -> Churn:
+    """Churn over [start, end)."""
+    active = _count_plans(session, plan_active_at(start), flt=flt)
+    churned = _count_plans(session, plan_active_at(start), Plan.canceled_at < end, flt=flt)
+    return Churn(active, churned)
+
+
+# --- Revenue ---------------------------------------------------------------------------------
+
+#: What a paid gift is worth: its amount less refunds and disputes.
+NET_AMOUNT = Donation.amount_minor - Donation.refunded_minor - Donation.disputed_minor
+
+
+@dataclass
+class Revenue:
+    """Net revenue of a period per kind and currency (minor units)."""
+
+    #: {kind: {currency: minor}} for kind in one_time, recurring, offline.
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def kind(self, kind: str) -> dict[str, int]:
+        """Per-currency totals of one kind."""
+        return dict(self.by_kind.get(kind, {}))
+
+    def total(self) -> dict[str, int]:
+        """Per-currency totals of every kind."""
+        totals: dict[str, int] = {}
+        for per_currency in self.by_kind.values():
+            for currency, amount in per_currency.items():
+                totals[currency] = totals.get(currency, 0) + amount
+        return totals
+
+
+def revenue(
+    session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
+) -> Revenue:
+    """Net revenue of the gifts paid in [start, end): each gift counts in the month it was
+    paid, less whatever was refunded or disputed since."""
+    rows = session.execute(
+        select(Donation.kind, Donation.currency, func.sum(NET_AMOUNT))
+        .where(
+            Donation.status == DonationStatus.PAID,
+            Donation.paid_at >= start,
+            Donation.paid_at < end,
+            *flt.donations(),
+        )
+        .group_by(Donation.kind, Donation.currency)
+    )
+    result = Revenue()
+    for kind, currency, amount in rows:
+        result.by_kind.setdefault(str(DonationKind(kind)), {})[currency] = int(amount or 0)
+    return result
+
+
+def monthly_revenue(
+    session: Session, months: Sequence[datetime], flt: ReportFilter = NO_FILTER
+) -> list[Revenue]:
+    """`revenue` for each month starting at `months` (one query)."""
+    if not months:
+        return []
+    start, end = months[0], add_months(months[-1], 1)
+    month_key = _month_key(session)
+    rows = session.execute(
+        select(month_key, Donation.kind, Donation.currency, func.sum(NET_AMOUNT))
+        .where(
+            Donation.status == DonationStatus.PAID,
+            Donation.paid_at >= start,
+            Donation.paid_at < end,
+            *flt.donations(),
+        )
+        .group_by(month_key, Donation.kind, Donation.currency)
+    )
+    index = {f"{m:%Y-%m}": i for i, m in enumerate(months)}
+    result = [Revenue() for _ in months]
+    for key, kind, currency, amount in rows:
+        position = index.get(str(key))
+        if position is None:
+            continue
+        per_kind = result[position].by_kind.setdefault(str(DonationKind(kind)), {})
+        per_kind[currency] = per_kind.get(currency, 0) + int(amount or 0)
+    return result
+
+
+def _month_key(session: Session) -> Any:
+    """ "YYYY-MM" of `Donation.paid_at` in UTC, on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", Donation.paid_at), "YYYY-MM")
+    return func.strftime("%Y-%m", Donation.paid_at)
+
+
+# --- Subscribers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscriberFigures:
+    """The list at a glance."""
+
+    confirmed: int
+    new_in_period: int
+    unsubscribed_in_period: int
+
+
+def subscriber_figures(session: Session, start: datetime, end: datetime) -> SubscriberFigures:
+    """Confirmed subscribers now, and those confirmed / unsubscribed in [start, end)."""
+    confirmed = session.scalar(
+        select(func.count(Subscriber.id)).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    )
+    new = session.scalar(
+        select(func.count(Subscriber.id)).where(
+            Subscriber.confirmed_at >= start, Subscriber.confirmed_at < end
+        )
+    )
+    left = session.scalar(
+        select(func.count(Subscriber.id)).where(
+            Subscriber.unsubscribed_at >= start, Subscriber.unsubscribed_at < end
+        )
+    )
+    return SubscriberFigures(int(confirmed or 0), int(new or 0), int(left or 0))
+
+
+def week_before(moment: datetime) -> datetime:
+    """Seven days before `moment`."""
+    return moment - timedelta(days=7)
