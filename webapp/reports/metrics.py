@@ -14,15 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from webapp.donations.models import (
     Donation,
     DonationKind,
     DonationStatus,
+    Donor,
     Frequency,
     Plan,
     PlanFailure,
+    PlanStatus,
 )
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
@@ -258,7 +260,7 @@ def monthly_revenue(
     if not months:
         return []
     start, end = months[0], add_months(months[-1], 1)
-    month_key = _month_key(session)
+    month_key = month_key_of(session)
     rows = session.execute(
         select(month_key, Donation.kind, Donation.currency, func.sum(NET_AMOUNT))
         .where(
@@ -280,8 +282,8 @@ def monthly_revenue(
     return result
 
 
-def _month_key(session: Session) -> Any:
-    """ "YYYY-MM" of `Donation.paid_at` in UTC, on SQLite and PostgreSQL."""
+def month_key_of(session: Session) -> Any:
+    """The "YYYY-MM" of `Donation.paid_at` in UTC, on SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", Donation.paid_at), "YYYY-MM")
     return func.strftime("%Y-%m", Donation.paid_at)
@@ -315,6 +317,35 @@ def subscriber_figures(session: Session, start: datetime, end: datetime) -> Subs
         )
     )
     return SubscriberFigures(int(confirmed or 0), int(new or 0), int(left or 0))
+
+
+def lapsed_conditions(now: datetime) -> list[ColumnElement[bool]]:
+    """Conditions on a `Plan` (joined to its donor) that make its donor lapsed at `now`: the
+    plan was cancelled in the last `LAPSED_DAYS` days, or is past due after a renewal failed
+    in that time, and the donor has no plan in good standing (active, not past due)."""
+    since = now - timedelta(days=LAPSED_DAYS)
+    other = aliased(Plan)
+    healthy = (
+        select(other.id)
+        .where(
+            other.donor_id == Donor.id,
+            other.status == PlanStatus.ACTIVE,
+            other.started_at.is_not(None),
+        )
+        .exists()
+    )
+    return [
+        or_(
+            and_(Plan.canceled_at >= since, Plan.canceled_at <= now, Plan.started_at.is_not(None)),
+            and_(Plan.status == PlanStatus.PAST_DUE, Plan.last_failed_at >= since),
+        ),
+        ~healthy,
+    ]
+
+
+def timedelta_days(days: int) -> timedelta:
+    """`days` days."""
+    return timedelta(days=days)
 
 
 def week_before(moment: datetime) -> datetime:

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from babel.numbers import format_decimal, format_percent
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from webapp.core.clock import get_clock
-from webapp.core.money import format_money
+from webapp.core.money import format_money, format_plain
 from webapp.db import get_session
+from webapp.donations.models import Campaign
 from webapp.i18n import current_language
+from webapp.reports import metrics
 from webapp.reports.dashboard import Figure, build_dashboard
 from webapp.reports.rates import RateError, load_rates, parse_rate, rate_text, set_rate
+from webapp.reports.tables import REPORTS, Column, Query, Table, find_report
 from webapp.staff.audit import audit_request
 from webapp.staff.auth import current_staff, requires
 from webapp.staff.roles import Permission
@@ -101,6 +118,8 @@ def render_dashboard() -> Any:
     return render_template(
         "reports/dashboard.html",
         board=board,
+        reports=REPORTS,
+        report=None,
         rates=rates,
         texts=FIGURE_TEXT,
         format_figure=format_figure,
@@ -126,6 +145,8 @@ def _render_rates(session: Any, errors: dict[str, str] | None = None, status: in
         render_template(
             "reports/rates.html",
             rates=rates,
+            reports=REPORTS,
+            report=None,
             currencies=[c for c in currencies if c != rates.base],
             errors=errors or {},
             can_edit=_can_edit(),
@@ -181,3 +202,187 @@ def save_rates() -> Any:
         session.commit()
         flash(_("Exchange rates saved."), "success")
     return redirect(url_for(".rates_page"))
+
+
+# --- Reports ---------------------------------------------------------------------------------
+
+
+def _month_arg(name: str, default: datetime) -> tuple[datetime, str | None]:
+    """A "YYYY-MM" query argument as the first of that month, or the default and an error."""
+    text = (request.values.get(name) or "").strip()[:7]
+    if not text:
+        return default, None
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return datetime(year, month, 1, tzinfo=UTC), None
+    except ValueError:
+        return default, _("Use the form YYYY-MM, e.g. 2026-01.")
+
+
+def _query() -> tuple[Query, dict[str, str]]:
+    now = get_clock().now()
+    this_month = metrics.month_start(now)
+    errors: dict[str, str] = {}
+    first, error = _month_arg("from", metrics.add_months(this_month, -11))
+    if error:
+        errors["from"] = error
+    last, error = _month_arg("to", this_month)
+    if error:
+        errors["to"] = error
+    if first > last:
+        errors["from"] = _("The first month comes after the last one.")
+        first = last
+    if len(metrics.month_starts(first, last)) > MAX_MONTHS:
+        errors["from"] = _("Choose at most %(n)d months.", n=MAX_MONTHS)
+        first = metrics.add_months(last, -(MAX_MONTHS - 1))
+    campaign = (request.values.get("campaign") or "").strip()
+    currency = (request.values.get("currency") or "").strip().upper()[:3]
+    flt = metrics.ReportFilter(
+        currency=currency if currency.isalpha() else "",
+        campaign_id=int(campaign) if campaign.isdigit() and len(campaign) < 10 else None,
+        source=(request.values.get("source") or "").strip()[:300],
+        language=(request.values.get("language") or "").strip()[:8],
+    )
+    return Query(first, last, flt, now), errors
+
+
+#: A report covers at most this many months (ten years).
+MAX_MONTHS = 120
+
+
+def format_cell(column: Column, value: Any, base: str, language: str) -> str:
+    """One cell as the page shows it."""
+    if value is None:
+        return "—"
+    if column.kind == "money":
+        return format_money(int(value), base, language)
+    if column.kind == "share":
+        return str(format_percent(value, format="#,##0.0%", locale=language))
+    if column.kind == "count":
+        return str(format_decimal(value, locale=language))
+    return str(value)
+
+
+def report_chart(table: Table) -> str | None:
+    """The data attribute of a report's chart."""
+    if table.chart is None or not table.rows:
+        return None
+    labels_key = table.columns[0].key
+    by_key = {column.key: column for column in table.columns}
+    return json.dumps(
+        {
+            "type": "bar" if table.chart.type in ("bar", "stacked") else "line",
+            "stacked": table.chart.type == "stacked",
+            "labels": [str(row[labels_key]) for row in table.rows],
+            "datasets": [
+                {
+                    "label": str(by_key[key].label),
+                    # Money goes to the chart in major units.
+                    "data": [
+                        (row[key] / 100 if by_key[key].kind == "money" else row[key])
+                        if row[key] is not None
+                        else None
+                        for row in table.rows
+                    ],
+                }
+                for key in table.chart.columns
+            ],
+            "percent": all(by_key[key].kind == "share" for key in table.chart.columns),
+        }
+    )
+
+
+def _may_download(table: Table) -> bool:
+    from webapp.staff.roles import role_allows
+
+    staff = current_staff()
+    if staff is None:
+        return False
+    return not table.personal or role_allows(staff.role, Permission.REPORTS_PERSONAL)
+
+
+@bp.get("/<slug>")
+@requires(Permission.REPORTS)
+def report_page(slug: str) -> Any:
+    report = find_report(slug)
+    if report is None:
+        abort(404)
+    session = get_session()
+    query, errors = _query()
+    rates = load_rates(session)
+    table = report.build(session, query, rates)
+    return (
+        render_template(
+            "reports/report.html",
+            report=report,
+            reports=REPORTS,
+            table=table,
+            query=query,
+            errors=errors,
+            rates=rates,
+            chart=report_chart(table),
+            format_cell=format_cell,
+            language=current_language(),
+            may_download=_may_download(table),
+            campaigns=list(session.scalars(select(Campaign).order_by(Campaign.slug))),
+            reports_menu=True,
+            languages=current_app.config["LANGUAGES"],
+        ),
+        400 if errors else 200,
+    )
+
+
+@bp.post("/<slug>.csv")
+@requires(Permission.REPORTS)
+def report_csv(slug: str) -> Any:
+    report = find_report(slug)
+    if report is None:
+        abort(404)
+    session = get_session()
+    query, errors = _query()
+    if errors:
+        abort(400)
+    table = report.build(session, query, load_rates(session))
+    if not _may_download(table):
+        abort(403)
+    audit_request(
+        session,
+        action="reports.csv",
+        target_type="report",
+        target_id=slug,
+        details={
+            "rows": len(table.rows),
+            "from": f"{query.first:%Y-%m}",
+            "to": f"{query.last:%Y-%m}",
+        },
+    )
+    session.commit()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    base = load_rates(session).base
+    writer.writerow([_csv_header(column, base) for column in table.columns])
+    for row in table.rows:
+        writer.writerow([_csv_value(column, row[column.key], base) for column in table.columns])
+    filename = f"readership-{slug}-{query.first:%Y-%m}-{query.last:%Y-%m}.csv"
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_header(column: Column, base: str) -> str:
+    return f"{column.key}_{base.lower()}" if column.kind == "money" else column.key
+
+
+def _csv_value(column: Column, value: Any, base: str) -> Any:
+    # Spreadsheet programs read plain numbers: money in major units, shares as fractions.
+    if value is None:
+        return ""
+    if column.kind == "money":
+        return format_plain(int(value), base)
+    if column.kind == "share":
+        return f"{value:.4f}"
+    if column.kind == "text" and str(value)[:1] in ("=", "+", "-", "@"):
+        return "'" + str(value)  # no formulas from names or sources
+    return value

@@ -9,7 +9,7 @@
     var spec = JSON.parse(canvas.getAttribute("data-chart"));
     var spark = canvas.classList.contains("spark");
     spec.datasets.forEach(function (dataset, index) {
-      dataset.borderColor = dataset.borderColor || (index === 0 ? colour : "#6e7781");
+      dataset.borderColor = dataset.borderColor || [colour, "#b91c1c", "#6e7781", "#1a7f37"][index % 4];
       dataset.backgroundColor = dataset.backgroundColor || dataset.borderColor;
       dataset.pointRadius = spark ? 0 : 2;
       dataset.borderWidth = 2;
@@ -24,7 +24,8 @@
         maintainAspectRatio: false,
         plugins: { legend: { display: !spark && spec.datasets.length > 1 }, tooltip: { enabled: !spark } },
         scales: spark ? { x: { display: false }, y: { display: false } } : {
-          y: { beginAtZero: true, ticks: spec.percent ? { callback: function (v) { return Math.round(v * 100) + "%"; } } : {} }
+          x: { stacked: !!spec.stacked },
+          y: { stacked: !!spec.stacked, beginAtZero: true, ticks: spec.percent ? { callback: function (v) { return Math.round(v * 100) + "%"; } } : {} }
         }
       }
     });

@@ -1,0 +1,490 @@
+"""The reports behind the dashboard: each a table (what the page and its CSV show, row for
+row) and a chart of some of its columns. Every number comes from `metrics`.
+
+A report is a function `(session, query, rates) -> Table`; `REPORTS` lists them in menu
+order. Cells hold plain values (ints, floats, strings); `kind` on each column says how to
+show them (money in the base currency's minor units, a count, a share 0–1, text).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
+from webapp.reports import metrics
+from webapp.reports.rates import Rates
+from webapp.subscribers.models import Subscriber, SubscriberStatus
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its key (CSV header), label and kind ("money", "count", "share", "text")."""
+
+    key: str
+    label: Any
+    kind: str = "count"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Which columns to draw, and how ("bar", "stacked", "line")."""
+
+    type: str
+    columns: tuple[str, ...]
+
+
+@dataclass
+class Table:
+    """A report's result."""
+
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    chart: Chart | None = None
+    #: Currencies left out of base totals for want of a rate.
+    missing_rates: set[str] = field(default_factory=set)
+    #: True when rows name people (CSV only for roles allowed personal data).
+    personal: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """The filters of a report page: months [first, last] and the `ReportFilter`."""
+
+    first: datetime
+    last: datetime
+    flt: metrics.ReportFilter
+    now: datetime
+
+    @property
+    def months(self) -> list[datetime]:
+        """First days of the months in range."""
+        return metrics.month_starts(self.first, self.last)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report in the menu."""
+
+    slug: str
+    title: Any
+    description: Any
+    build: Callable[[Session, Query, Rates], Table]
+
+
+def _base(rates: Rates, totals: dict[str, int], missing: set[str]) -> int:
+    converted = rates.convert(totals)
+    missing.update(converted.missing)
+    return converted.base_minor
+
+
+# --- Revenue by month ------------------------------------------------------------------------
+
+
+def revenue_by_month(session: Session, query: Query, rates: Rates) -> Table:
+    """Net revenue per month: recurring, one-time and offline."""
+    missing: set[str] = set()
+    rows = []
+    for month, revenue in zip(
+        query.months, metrics.monthly_revenue(session, query.months, query.flt), strict=True
+    ):
+        recurring = _base(rates, revenue.kind("recurring"), missing)
+        one_time = _base(rates, revenue.kind("one_time"), missing)
+        offline = _base(rates, revenue.kind("offline"), missing)
+        rows.append(
+            {
+                "month": f"{month:%Y-%m}",
+                "recurring": recurring,
+                "one_time": one_time,
+                "offline": offline,
+                "total": recurring + one_time + offline,
+            }
+        )
+    return Table(
+        [
+            Column("month", _l("Month"), "text"),
+            Column("recurring", _l("Recurring"), "money"),
+            Column("one_time", _l("One-time"), "money"),
+            Column("offline", _l("Offline"), "money"),
+            Column("total", _l("Total"), "money"),
+        ],
+        rows,
+        Chart("stacked", ("recurring", "one_time", "offline")),
+        missing,
+    )
+
+
+# --- Recurring donors and MRR over time -------------------------------------------------------
+
+
+def recurring_over_time(session: Session, query: Query, rates: Rates) -> Table:
+    """Active recurring donors and MRR at the end of each month."""
+    missing: set[str] = set()
+    rows = []
+    for month in query.months:
+        end = min(metrics.add_months(month, 1), query.now)
+        rows.append(
+            {
+                "month": f"{month:%Y-%m}",
+                "active_donors": metrics.active_recurring_donors(session, end, query.flt),
+                "mrr": _base(rates, metrics.mrr(session, end, query.flt), missing),
+            }
+        )
+    return Table(
+        [
+            Column("month", _l("Month"), "text"),
+            Column("active_donors", _l("Active recurring donors")),
+            Column("mrr", _l("Monthly recurring revenue"), "money"),
+        ],
+        rows,
+        Chart("line", ("active_donors",)),
+        missing,
+    )
+
+
+# --- New vs churned plans ---------------------------------------------------------------------
+
+
+def plans_by_month(session: Session, query: Query, rates: Rates) -> Table:
+    """New, cancelled and failed plans per month, and churn."""
+    rows = []
+    for month in query.months:
+        end = metrics.add_months(month, 1)
+        churn = metrics.churn(session, month, end, query.flt)
+        rows.append(
+            {
+                "month": f"{month:%Y-%m}",
+                "started": metrics.plans_started(session, month, end, query.flt),
+                "cancelled": metrics.plans_cancelled(session, month, end, query.flt),
+                "failed": metrics.plans_failed(session, month, end, query.flt),
+                "churn": churn.rate,
+            }
+        )
+    return Table(
+        [
+            Column("month", _l("Month"), "text"),
+            Column("started", _l("New plans")),
+            Column("cancelled", _l("Cancelled plans")),
+            Column("failed", _l("Plans with a failed renewal")),
+            Column("churn", _l("Churn"), "share"),
+        ],
+        rows,
+        Chart("bar", ("started", "cancelled")),
+    )
+
+
+# --- Retention by cohort ----------------------------------------------------------------------
+
+COHORT_MONTHS = 12
+
+
+def cohorts(session: Session, query: Query, rates: Rates) -> Table:
+    """Plans grouped by the month they started; the share still active 0, 1, 2 … months on
+    (at the end of each month; empty where that month has not ended yet)."""
+    plans = session.execute(
+        select(Plan.started_at, Plan.canceled_at).where(
+            Plan.started_at.is_not(None),
+            Plan.started_at >= query.months[0],
+            Plan.started_at < metrics.add_months(query.months[-1], 1),
+            *query.flt.plans(),
+        )
+    ).all()
+    by_cohort: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    for started, canceled in plans:
+        started = _aware(started)
+        by_cohort.setdefault(f"{started:%Y-%m}", []).append(
+            (started, _aware(canceled) if canceled else None)
+        )
+    rows = []
+    for month in query.months:
+        key = f"{month:%Y-%m}"
+        members = by_cohort.get(key, [])
+        row: dict[str, Any] = {"cohort": key, "plans": len(members)}
+        for offset in range(COHORT_MONTHS):
+            end = metrics.add_months(month, offset + 1)
+            if end > query.now or not members:
+                row[f"m{offset}"] = None
+                continue
+            alive = sum(1 for _s, canceled in members if canceled is None or canceled >= end)
+            row[f"m{offset}"] = alive / len(members)
+        rows.append(row)
+    columns = [Column("cohort", _l("Start month"), "text"), Column("plans", _l("Plans"))]
+    columns += [
+        Column(f"m{offset}", _l("Month %(n)d", n=offset), "share")
+        for offset in range(COHORT_MONTHS)
+    ]
+    return Table(columns, rows, None)
+
+
+def _aware(moment: datetime) -> datetime:
+    from webapp.core.clock import as_utc
+
+    return as_utc(moment)
+
+
+# --- Revenue by campaign and by source -------------------------------------------------------
+
+
+def _paid_in_range(query: Query) -> list[Any]:
+    return [
+        Donation.status == DonationStatus.PAID,
+        Donation.paid_at >= query.months[0],
+        Donation.paid_at < metrics.add_months(query.months[-1], 1),
+        *query.flt.donations(),
+    ]
+
+
+def _grouped_revenue(
+    session: Session, query: Query, rates: Rates, group: Any
+) -> tuple[list[tuple[Any, int, int]], set[str]]:
+    """(group value, base-currency net, donors) per group, largest first."""
+    rows = session.execute(
+        select(
+            group,
+            Donation.currency,
+            func.sum(metrics.NET_AMOUNT),
+            func.count(func.distinct(Donation.donor_id)),
+        )
+        .where(*_paid_in_range(query))
+        .group_by(group, Donation.currency)
+    ).all()
+    totals: dict[Any, dict[str, int]] = {}
+    donors: dict[Any, int] = {}
+    for key, currency, amount, count in rows:
+        totals.setdefault(key, {})[currency] = int(amount or 0)
+        donors[key] = donors.get(key, 0) + int(count)
+    missing: set[str] = set()
+    result = [(key, _base(rates, per, missing), donors[key]) for key, per in totals.items()]
+    result.sort(key=lambda item: (-item[1], str(item[0])))
+    return result, missing
+
+
+def revenue_by_campaign(session: Session, query: Query, rates: Rates) -> Table:
+    """Net revenue per campaign ("no campaign" for the general donation page)."""
+    grouped, missing = _grouped_revenue(session, query, rates, Donation.campaign_id)
+    names = {c.id: c.slug for c in session.scalars(select(Campaign))}
+    rows = [
+        {"campaign": names.get(key, "") if key else "—", "revenue": amount, "donors": donors}
+        for key, amount, donors in grouped
+    ]
+    return Table(
+        [
+            Column("campaign", _l("Campaign"), "text"),
+            Column("revenue", _l("Net revenue"), "money"),
+            Column("donors", _l("Donors")),
+        ],
+        rows,
+        Chart("bar", ("revenue",)),
+        missing,
+    )
+
+
+def revenue_by_source(session: Session, query: Query, rates: Rates) -> Table:
+    """Net revenue per source (the article or link a gift came from), top 50."""
+    grouped, missing = _grouped_revenue(session, query, rates, Donation.source)
+    rows = [
+        {"source": key or "—", "revenue": amount, "donors": donors}
+        for key, amount, donors in grouped[:50]
+    ]
+    return Table(
+        [
+            Column("source", _l("Source"), "text"),
+            Column("revenue", _l("Net revenue"), "money"),
+            Column("donors", _l("Donors")),
+        ],
+        rows,
+        Chart("bar", ("revenue",)),
+        missing,
+    )
+
+
+# --- Average and median gift ------------------------------------------------------------------
+
+
+def gift_sizes(session: Session, query: Query, rates: Rates) -> Table:
+    """Average and median paid gift per month (net, in the base currency)."""
+    month_key = metrics.month_key_of(session)
+    rows = session.execute(
+        select(month_key, Donation.currency, metrics.NET_AMOUNT).where(*_paid_in_range(query))
+    )
+    per_month: dict[str, list[int]] = {}
+    missing: set[str] = set()
+    for key, currency, amount in rows:
+        per_month.setdefault(str(key), []).append(_base(rates, {currency: int(amount)}, missing))
+    table_rows = []
+    for month in query.months:
+        gifts = per_month.get(f"{month:%Y-%m}", [])
+        table_rows.append(
+            {
+                "month": f"{month:%Y-%m}",
+                "gifts": len(gifts),
+                "average": round(statistics.fmean(gifts)) if gifts else None,
+                "median": round(statistics.median(gifts)) if gifts else None,
+            }
+        )
+    return Table(
+        [
+            Column("month", _l("Month"), "text"),
+            Column("gifts", _l("Paid gifts")),
+            Column("average", _l("Average gift"), "money"),
+            Column("median", _l("Median gift"), "money"),
+        ],
+        table_rows,
+        Chart("line", ("average", "median")),
+        missing,
+    )
+
+
+# --- People: lapsed donors, donors who subscribe -----------------------------------------------
+
+
+def lapsed_donors(session: Session, query: Query, rates: Rates) -> Table:
+    """Donors whose plan was cancelled or failed in the last 90 days and who have no active
+    plan now: the people to win back."""
+    since = query.now - metrics.timedelta_days(metrics.LAPSED_DAYS)
+    donors = session.execute(
+        select(
+            Donor.id,
+            Donor.name,
+            Donor.email,
+            Donor.language,
+            func.max(Plan.canceled_at),
+            func.max(Plan.last_failed_at),
+        )
+        .join(Plan, Plan.donor_id == Donor.id)
+        .where(*metrics.lapsed_conditions(query.now), *query.flt.plans())
+        .group_by(Donor.id, Donor.name, Donor.email, Donor.language)
+        .order_by(Donor.email)
+    ).all()
+    rows = []
+    for _donor_id, name, email, language, canceled, failed in donors:
+        events = [_aware(m) for m in (canceled, failed) if m is not None and _aware(m) >= since]
+        rows.append(
+            {
+                "name": name,
+                "email": email,
+                "language": language,
+                "lapsed_on": f"{max(events):%Y-%m-%d}" if events else "",
+                "reason": "failed"
+                if failed and (not canceled or failed > canceled)
+                else "cancelled",
+            }
+        )
+    return Table(
+        [
+            Column("name", _l("Name"), "text"),
+            Column("email", _l("Email"), "text"),
+            Column("language", _l("Language"), "text"),
+            Column("lapsed_on", _l("Lapsed on"), "text"),
+            Column("reason", _l("Why"), "text"),
+        ],
+        rows,
+        None,
+        personal=True,
+    )
+
+
+def donor_subscribers(session: Session, query: Query, rates: Rates) -> Table:
+    """Donors with a paid gift who are also confirmed subscribers."""
+    rows = session.execute(
+        select(Donor.name, Donor.email, Subscriber.language, Subscriber.confirmed_at)
+        .join(Subscriber, Subscriber.email == Donor.email)
+        .where(
+            Subscriber.status == SubscriberStatus.CONFIRMED,
+            select(Donation.id)
+            .where(Donation.donor_id == Donor.id, Donation.status == DonationStatus.PAID)
+            .exists(),
+        )
+        .order_by(Donor.email)
+    ).all()
+    return Table(
+        [
+            Column("name", _l("Name"), "text"),
+            Column("email", _l("Email"), "text"),
+            Column("language", _l("Digest language"), "text"),
+            Column("subscribed", _l("Subscribed since"), "text"),
+        ],
+        [
+            {
+                "name": name,
+                "email": email,
+                "language": language,
+                "subscribed": f"{_aware(confirmed):%Y-%m-%d}" if confirmed else "",
+            }
+            for name, email, language, confirmed in rows
+        ],
+        None,
+        personal=True,
+    )
+
+
+REPORTS: list[Report] = [
+    Report(
+        "revenue",
+        _l("Revenue by month"),
+        _l("Recurring, one-time and offline, net of refunds and disputes."),
+        revenue_by_month,
+    ),
+    Report(
+        "recurring",
+        _l("Recurring donors and MRR"),
+        _l("Active recurring donors and monthly recurring revenue at the end of each month."),
+        recurring_over_time,
+    ),
+    Report(
+        "plans",
+        _l("New and churned plans"),
+        _l("Plans started, cancelled and with a failed renewal, per month; churn."),
+        plans_by_month,
+    ),
+    Report(
+        "cohorts",
+        _l("Retention by cohort"),
+        _l("Plans by start month: the share still active each month after."),
+        cohorts,
+    ),
+    Report(
+        "campaigns",
+        _l("Revenue by campaign"),
+        _l("Net revenue and donors per campaign."),
+        revenue_by_campaign,
+    ),
+    Report(
+        "sources",
+        _l("Revenue by source"),
+        _l("Net revenue per article or link that brought the gift."),
+        revenue_by_source,
+    ),
+    Report(
+        "gifts",
+        _l("Average and median gift"),
+        _l("Paid gifts per month, net, in the base currency."),
+        gift_sizes,
+    ),
+    Report(
+        "lapsed",
+        _l("Lapsed donors"),
+        _l(
+            "Plans cancelled or failed in the last 90 days, no active plan now: people to win back."
+        ),
+        lapsed_donors,
+    ),
+    Report(
+        "donor-subscribers",
+        _l("Donors who subscribe"),
+        _l("Donors with a paid gift who also get the digest."),
+        donor_subscribers,
+    ),
+]
+
+
+def find_report(slug: str) -> Report | None:
+    """The report with this slug."""
+    return next((report for report in REPORTS if report.slug == slug), None)
