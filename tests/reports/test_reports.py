@@ -154,3 +154,52 @@ def test_fundraisers_download_the_win_back_list(
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "b@example.org" in text and "e@example.org" in text
+
+
+def test_subscriber_growth(loaded: Session) -> None:
+    rows = {r["month"]: r for r in run(loaded, "subscribers", (2026, 9), (2026, 11))}
+    assert (rows["2026-09"]["confirmed"], rows["2026-09"]["unsubscribed"]) == (3, 0)
+    assert (
+        rows["2026-11"]["confirmed"],
+        rows["2026-11"]["unsubscribed"],
+        rows["2026-11"]["net"],
+    ) == (1, 1, 0)
+
+
+def test_unsubscribes_per_issue(loaded: Session) -> None:
+    from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+    from webapp.subscribers.models import Subscriber
+
+    readers = list(loaded.scalars(select(Subscriber).order_by(Subscriber.id)))
+    issue = DigestIssue(
+        language="en",
+        status=IssueStatus.SENT,
+        subject="Week 45",
+        items=[],
+        created_at=dataset.at(11, 5),
+        approved_at=dataset.at(11, 5),
+        recipients=len(readers),
+    )
+    loaded.add(issue)
+    loaded.flush()
+    for reader in readers:
+        loaded.add(
+            DigestDelivery(
+                issue_id=issue.id,
+                subscriber_id=reader.id,
+                status=DeliveryStatus.SENT,
+                attempts=1,
+                next_attempt_at=dataset.at(11, 5),
+                sent_at=dataset.at(11, 5),
+            )
+        )
+    loaded.commit()
+    # The dataset's leaver unsubscribed on 13 November: more than 7 days after this issue.
+    row = run(loaded, "issues", (2026, 11), (2026, 11))[0]
+    assert (row["recipients"], row["sent"], row["failed"], row["unsubscribed"]) == (5, 5, 0, 0)
+    leaver = readers[0]
+    leaver.status = "unsubscribed"  # type: ignore[assignment]
+    leaver.unsubscribed_at = dataset.at(11, 7)
+    loaded.commit()
+    row = run(loaded, "issues", (2026, 11), (2026, 11))[0]
+    assert row["unsubscribed"] == 1 and row["unsubscribe_rate"] == pytest.approx(1 / 5)

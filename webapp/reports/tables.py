@@ -425,6 +425,103 @@ def donor_subscribers(session: Session, query: Query, rates: Rates) -> Table:
     )
 
 
+# --- Subscribers --------------------------------------------------------------------------------
+
+
+def subscriber_growth(session: Session, query: Query, rates: Rates) -> Table:
+    """Confirmations and unsubscribes per month (by their timestamps), and the net change."""
+    rows = []
+    for month in query.months:
+        end = metrics.add_months(month, 1)
+        figures = metrics.subscriber_figures(session, month, end)
+        rows.append(
+            {
+                "month": f"{month:%Y-%m}",
+                "confirmed": figures.new_in_period,
+                "unsubscribed": figures.unsubscribed_in_period,
+                "net": figures.new_in_period - figures.unsubscribed_in_period,
+            }
+        )
+    return Table(
+        [
+            Column("month", _l("Month"), "text"),
+            Column("confirmed", _l("Confirmed")),
+            Column("unsubscribed", _l("Unsubscribed")),
+            Column("net", _l("Net change")),
+        ],
+        rows,
+        Chart("bar", ("confirmed", "unsubscribed")),
+    )
+
+
+#: An unsubscribe counts against an issue when it comes this soon after the issue went out.
+UNSUBSCRIBE_WINDOW_DAYS = 7
+
+
+def issues_report(session: Session, query: Query, rates: Rates) -> Table:
+    """Each issue that went out in range: recipients, sent, failed, and readers who got it
+    and unsubscribed within 7 days."""
+    from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+
+    issues = session.scalars(
+        select(DigestIssue)
+        .where(
+            DigestIssue.status.in_([IssueStatus.SENT, IssueStatus.SENDING, IssueStatus.PAUSED]),
+            DigestIssue.approved_at >= query.months[0],
+            DigestIssue.approved_at < metrics.add_months(query.months[-1], 1),
+            *([DigestIssue.language == query.flt.language] if query.flt.language else []),
+        )
+        .order_by(DigestIssue.approved_at)
+    ).all()
+    rows = []
+    for issue in issues:
+        counts = {
+            status: int(count)
+            for status, count in session.execute(
+                select(DigestDelivery.status, func.count())
+                .where(DigestDelivery.issue_id == issue.id)
+                .group_by(DigestDelivery.status)
+            )
+        }
+        sent_at = _aware(issue.approved_at)  # type: ignore[arg-type]
+        left = session.scalar(
+            select(func.count(Subscriber.id))
+            .join(DigestDelivery, DigestDelivery.subscriber_id == Subscriber.id)
+            .where(
+                DigestDelivery.issue_id == issue.id,
+                DigestDelivery.status == DeliveryStatus.SENT,
+                Subscriber.unsubscribed_at >= sent_at,
+                Subscriber.unsubscribed_at
+                < sent_at + metrics.timedelta_days(UNSUBSCRIBE_WINDOW_DAYS),
+            )
+        )
+        sent = counts.get(DeliveryStatus.SENT, 0)
+        rows.append(
+            {
+                "issue": f"{sent_at:%Y-%m-%d} {issue.language} #{issue.id}",
+                "subject": issue.subject,
+                "recipients": issue.recipients,
+                "sent": sent,
+                "failed": counts.get(DeliveryStatus.FAILED, 0),
+                "unsubscribed": int(left or 0),
+                "unsubscribe_rate": int(left or 0) / sent if sent else None,
+            }
+        )
+    return Table(
+        [
+            Column("issue", _l("Issue"), "text"),
+            Column("subject", _l("Subject"), "text"),
+            Column("recipients", _l("Recipients")),
+            Column("sent", _l("Sent")),
+            Column("failed", _l("Failed")),
+            Column("unsubscribed", _l("Unsubscribed within 7 days")),
+            Column("unsubscribe_rate", _l("Unsubscribe rate"), "share"),
+        ],
+        rows,
+        Chart("bar", ("unsubscribed",)),
+    )
+
+
 REPORTS: list[Report] = [
     Report(
         "revenue",
@@ -481,6 +578,18 @@ REPORTS: list[Report] = [
         _l("Donors who subscribe"),
         _l("Donors with a paid gift who also get the digest."),
         donor_subscribers,
+    ),
+    Report(
+        "subscribers",
+        _l("Subscriber growth"),
+        _l("Confirmations and unsubscribes per month."),
+        subscriber_growth,
+    ),
+    Report(
+        "issues",
+        _l("Unsubscribes per issue"),
+        _l("Each digest issue: sent, failed, and readers who left within 7 days."),
+        issues_report,
     ),
 ]
 
