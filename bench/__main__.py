@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import csv_import, digest, signup_load, webhook_ingest
+from bench import csv_import, digest, reports, signup_load, webhook_ingest
 from bench.report import BenchResult, format_table, write_json
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -46,12 +46,18 @@ def _digest(args: argparse.Namespace) -> BenchResult:
     return digest.run(sizes, database_url=args.database_url)
 
 
+def _reports(args: argparse.Namespace) -> BenchResult:
+    sizes = reports.QUICK if args.quick else reports.ReportSizes()
+    return reports.run(sizes, database_url=args.database_url)
+
+
 #: Every benchmark by name, in the order they run.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     csv_import.NAME: _csv_import,
     signup_load.NAME: _signup_load,
     webhook_ingest.NAME: _webhook_ingest,
     digest.NAME: _digest,
+    reports.NAME: _reports,
 }
 
 
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks; returns the exit status."""
     args = parse_args(argv)
     if args.list:
-        for module in (csv_import, signup_load, webhook_ingest, digest):
+        for module in (csv_import, signup_load, webhook_ingest, digest, reports):
             print((module.__doc__ or module.NAME).splitlines()[0])
         return 0
     chosen = args.only or list(BENCHMARKS)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import csv_import, digest, signup_load, webhook_ingest
+from bench import csv_import, digest, reports, signup_load, webhook_ingest
 from bench.__main__ import main
 from bench.report import BenchResult, format_table
 
@@ -120,6 +120,14 @@ def test_digest_sends_the_whole_issue_and_measures_memory() -> None:
     assert result.details["sqlite_small"]["sent"] == 20
     if _postgres_url():
         assert result.details["postgresql_large"]["engine"]["sent"] == 60
+
+
+def test_reports_measures_the_dashboard_and_every_report() -> None:
+    result = reports.run(reports.ReportSizes(donors=60, donations=400), _postgres_url())
+    _assert_well_formed(result)
+    lines = {m.what: m for m in result.measurements}
+    assert lines["sqlite: dashboard / count(*)"].target == "<= 5x"
+    assert "sqlite: lapsed / count(*)" in lines
 
 
 def test_main_prints_a_table_and_writes_json(

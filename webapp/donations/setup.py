@@ -41,6 +41,10 @@ def init_app(app: Flask, csrf: Any) -> None:
 
     if _demo_donations not in EXTRA_DEMO_LOADERS:
         EXTRA_DEMO_LOADERS.append(_demo_donations)
+    from webapp.subscribers.demo import HISTORY_LOADERS
+
+    if _demo_history not in HISTORY_LOADERS:
+        HISTORY_LOADERS.append(_demo_history)
     from webapp.staff.nav import register_nav_item
     from webapp.staff.roles import Permission
 
@@ -78,3 +82,11 @@ def _demo_donations(session: Any, *, now: Any) -> str:
 
     added = load_demo_donations(session, now=now)
     return f"{added} donors with their gifts" if added else ""
+
+
+def _demo_history(session: Any, *, donors: int, donations: int, now: Any, progress: Any) -> str:
+    from webapp.donations.history import generate_history
+
+    return str(
+        generate_history(session, donors=donors, donations=donations, now=now, progress=progress)
+    )

@@ -101,8 +101,14 @@ def export_command(file: Path, status: str | None) -> None:
               show_default=True, help="How many demo subscribers.")
 @click.option("--password", default=None,
               help="Password of the demo admin (default: a random one, printed).")
+@click.option("--donors", type=click.IntRange(0, 10_000_000), default=0,
+              help="Also generate this many donors with a realistic history (benchmarks).")
+@click.option("--donations", type=click.IntRange(0, 100_000_000), default=0,
+              help="...and about this many donations (recurring renewals and one-time gifts).")
 @with_appcontext
-def demo_command(if_empty: bool, count: int, password: str | None) -> None:
+def demo_command(
+    if_empty: bool, count: int, password: str | None, donors: int, donations: int
+) -> None:
     """Load demo data: subscribers in every language with history, and a demo admin."""
     from webapp.site.services import get_site_settings
     from webapp.staff.services import create_staff_user, get_staff_by_email
@@ -128,6 +134,15 @@ def demo_command(if_empty: bool, count: int, password: str | None) -> None:
             site_url=site.site_url, base_url=app.config["BASE_URL"],
         )
         extras = [loader(session, now=now) for loader in demo.EXTRA_DEMO_LOADERS]
+        if donors and demo.HISTORY_LOADERS:
+            session.commit()
+            with tqdm(total=donors + donations, unit="rows", desc="History", file=sys.stderr,
+                      disable=None, dynamic_ncols=True) as bar:
+                extras += [
+                    loader(session, donors=donors, donations=max(donations, donors), now=now,
+                           progress=bar.update)
+                    for loader in demo.HISTORY_LOADERS
+                ]
         new_password = None
         if get_staff_by_email(session, demo.DEMO_STAFF_EMAIL) is None:
             new_password = password or secrets.token_urlsafe(12)

@@ -34,6 +34,10 @@ DEMO_STAFF_EMAIL = "demo@readership.local"
 #: Other features' demo data: each is called as loader(session, now=now) inside the demo
 #: transaction and returns a short description of what it added ("" for nothing).
 EXTRA_DEMO_LOADERS: list[Any] = []
+#: A generator of a large donation history (`readership demo --donors N --donations M`),
+#: called as loader(session, donors=N, donations=M, now=now, progress=callable) and returning
+#: a short description; registered by the donations feature.
+HISTORY_LOADERS: list[Any] = []
 DEMO_SPAN = timedelta(days=548)  # about 18 months
 
 _EN_FIRST = ["Alice", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Harry", "Isla", "Jack",
