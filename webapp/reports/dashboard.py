@@ -81,16 +81,20 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
     month_ends = [min(metrics.add_months(m, 1), now) for m in months]
     month_ago = metrics.add_months(this_month, -1) + (now - this_month)
 
-    donors_trend = [metrics.active_recurring_donors(session, end) for end in month_ends]
-    mrr_trend = [rates.convert(metrics.mrr(session, end)) for end in month_ends]
-    mrr_now = metrics.mrr(session, now)
-    mrr_base = rates.convert(mrr_now)
+    donors_trend = metrics.active_recurring_donors_series(session, [*month_ends, month_ago])
+    donors_month_ago = donors_trend.pop()
+    mrr_values = metrics.mrr_series(session, [*month_ends, month_ago])
+    mrr_trend = [rates.convert(totals) for totals in mrr_values]
+    mrr_month_ago = mrr_trend.pop()
+    mrr_now = mrr_values[-2]
+    mrr_base = mrr_trend[-1]
     revenue_by_month = metrics.monthly_revenue(session, months)
     one_time = [rates.convert(_one_time(r)) for r in revenue_by_month]
-    started = [_per_month(metrics.plans_started, session, m) for m in months]
-    cancelled = [_per_month(metrics.plans_cancelled, session, m) for m in months]
-    failed = [_per_month(metrics.plans_failed, session, m) for m in months]
-    churn = [metrics.churn(session, m, metrics.add_months(m, 1)).rate for m in months]
+    windows = metrics.month_windows(months)
+    started = metrics.plans_started_series(session, windows)
+    cancelled = metrics.plans_cancelled_series(session, windows)
+    failed = metrics.plans_failed_series(session, windows)
+    churn = [c.rate for c in metrics.churn_series(session, windows)]
     week_start = metrics.week_before(now)
     this_week = metrics.subscriber_figures(session, week_start, now)
     last_week = metrics.subscriber_figures(session, metrics.week_before(week_start), week_start)
@@ -100,7 +104,7 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
         Figure(
             "active_donors",
             donors_trend[-1],
-            metrics.active_recurring_donors(session, month_ago),
+            donors_month_ago,
             "count",
             labels,
             list(map(float, donors_trend)),
@@ -108,7 +112,7 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
         Figure(
             "mrr",
             mrr_base.base_minor,
-            rates.convert(metrics.mrr(session, month_ago)).base_minor,
+            mrr_month_ago.base_minor,
             "money",
             labels,
             [float(c.base_minor) for c in mrr_trend],
@@ -163,10 +167,6 @@ def _one_time(revenue: metrics.Revenue) -> dict[str, int]:
     for currency, amount in revenue.kind("offline").items():
         totals[currency] = totals.get(currency, 0) + amount
     return totals
-
-
-def _per_month(function: object, session: Session, month: datetime) -> int:
-    return int(function(session, month, metrics.add_months(month, 1)))  # type: ignore[operator]
 
 
 def _confirmed_at(session: Session, moment: datetime) -> int:

@@ -115,75 +115,152 @@ def plan_active_at(moment: datetime) -> ColumnElement[bool]:
     )
 
 
+# Each figure is computed for a list of moments (or months) in one pass over the plans, so a
+# twelve-month trend costs one query; the single-moment functions call the same code.
+
+Window = tuple[datetime, datetime]
+
+
+def active_recurring_donors_series(
+    session: Session, moments: Sequence[datetime], flt: ReportFilter = NO_FILTER
+) -> list[int]:
+    """Donors with at least one plan active at each of `moments`."""
+    if not moments:
+        return []
+    columns = [func.count(func.distinct(case((plan_active_at(m), Plan.donor_id)))) for m in moments]
+    row = session.execute(
+        select(*columns).where(
+            Plan.started_at.is_not(None), Plan.started_at <= max(moments), *flt.plans()
+        )
+    ).one()
+    return [int(value or 0) for value in row]
+
+
 def active_recurring_donors(
     session: Session, moment: datetime, flt: ReportFilter = NO_FILTER
 ) -> int:
     """Donors with at least one plan active at `moment`."""
-    return int(
-        session.scalar(
-            select(func.count(func.distinct(Plan.donor_id))).where(
-                plan_active_at(moment), *flt.plans()
-            )
-        )
-        or 0
-    )
+    return active_recurring_donors_series(session, [moment], flt)[0]
+
+
+def mrr_series(
+    session: Session, moments: Sequence[datetime], flt: ReportFilter = NO_FILTER
+) -> list[dict[str, int]]:
+    """Monthly recurring revenue at each of `moments`, per currency (minor units): the monthly
+    amount of every plan active then, yearly plans counted as a twelfth of their amount."""
+    if not moments:
+        return []
+    yearly = Plan.interval == Frequency.YEARLY
+    columns = []
+    for moment in moments:
+        active = plan_active_at(moment)
+        columns.append(func.sum(case((and_(active, ~yearly), Plan.amount_minor), else_=0)))
+        columns.append(func.sum(case((and_(active, yearly), Plan.amount_minor), else_=0)))
+    rows = session.execute(
+        select(Plan.currency, *columns)
+        .where(Plan.started_at.is_not(None), Plan.started_at <= max(moments), *flt.plans())
+        .group_by(Plan.currency)
+    ).all()
+    result: list[dict[str, int]] = [{} for _ in moments]
+    for currency, *sums in rows:
+        for index in range(len(moments)):
+            monthly, year_total = int(sums[2 * index] or 0), int(sums[2 * index + 1] or 0)
+            amount = monthly + round(year_total / 12)
+            if amount:
+                result[index][currency] = amount
+    return result
 
 
 def mrr(session: Session, moment: datetime, flt: ReportFilter = NO_FILTER) -> dict[str, int]:
-    """Monthly recurring revenue at `moment`, per currency (minor units): the monthly amount
-    of every plan active then, yearly plans counted as a twelfth of their amount."""
-    monthly = case((Plan.interval == Frequency.YEARLY, 0), else_=Plan.amount_minor)
-    yearly = case((Plan.interval == Frequency.YEARLY, Plan.amount_minor), else_=0)
-    rows = session.execute(
-        select(Plan.currency, func.sum(monthly), func.sum(yearly))
-        .where(plan_active_at(moment), *flt.plans())
-        .group_by(Plan.currency)
+    """Monthly recurring revenue at `moment` (see `mrr_series`)."""
+    return mrr_series(session, [moment], flt)[0]
+
+
+def plans_started_series(
+    session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
+) -> list[int]:
+    """Plans whose first payment went through in each [start, end)."""
+    return _count_series(
+        session, [and_(Plan.started_at >= s, Plan.started_at < e) for s, e in windows], flt
     )
-    return {
-        currency: int(month_total or 0) + round(int(year_total or 0) / 12)
-        for currency, month_total, year_total in rows
-    }
+
+
+def plans_cancelled_series(
+    session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
+) -> list[int]:
+    """Plans that had started and were cancelled in each [start, end) (by the donor, staff,
+    or Stripe after failed retries)."""
+    return _count_series(
+        session,
+        [
+            and_(Plan.started_at.is_not(None), Plan.canceled_at >= s, Plan.canceled_at < e)
+            for s, e in windows
+        ],
+        flt,
+    )
+
+
+def plans_failed_series(
+    session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
+) -> list[int]:
+    """Plans with at least one failed renewal in each [start, end), recovered or not."""
+    if not windows:
+        return []
+    columns = [
+        func.count(
+            func.distinct(
+                case(
+                    (
+                        and_(PlanFailure.failed_at >= s, PlanFailure.failed_at < e),
+                        PlanFailure.plan_id,
+                    )
+                )
+            )
+        )
+        for s, e in windows
+    ]
+    row = session.execute(
+        select(*columns)
+        .select_from(PlanFailure)
+        .join(Plan, Plan.id == PlanFailure.plan_id)
+        .where(
+            PlanFailure.failed_at >= min(s for s, _e in windows),
+            PlanFailure.failed_at < max(e for _s, e in windows),
+            *flt.plans(),
+        )
+    ).one()
+    return [int(value or 0) for value in row]
+
+
+def _count_series(
+    session: Session, conditions: Sequence[ColumnElement[bool]], flt: ReportFilter
+) -> list[int]:
+    if not conditions:
+        return []
+    columns = [func.sum(case((condition, 1), else_=0)) for condition in conditions]
+    row = session.execute(select(*columns).where(*flt.plans())).one()
+    return [int(value or 0) for value in row]
 
 
 def plans_started(
     session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
 ) -> int:
     """Plans whose first payment went through in [start, end)."""
-    return _count_plans(session, Plan.started_at >= start, Plan.started_at < end, flt=flt)
+    return plans_started_series(session, [(start, end)], flt)[0]
 
 
 def plans_cancelled(
     session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
 ) -> int:
-    """Plans that had started and were cancelled in [start, end) (by the donor, staff, or
-    Stripe after failed retries)."""
-    return _count_plans(
-        session,
-        Plan.started_at.is_not(None),
-        Plan.canceled_at >= start,
-        Plan.canceled_at < end,
-        flt=flt,
-    )
+    """Plans that had started and were cancelled in [start, end)."""
+    return plans_cancelled_series(session, [(start, end)], flt)[0]
 
 
 def plans_failed(
     session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER
 ) -> int:
     """Plans with at least one failed renewal in [start, end), whether or not it recovered."""
-    failed = (
-        select(PlanFailure.id)
-        .where(
-            PlanFailure.plan_id == Plan.id,
-            PlanFailure.failed_at >= start,
-            PlanFailure.failed_at < end,
-        )
-        .exists()
-    )
-    return _count_plans(session, failed, flt=flt)
-
-
-def _count_plans(session: Session, *conditions: Any, flt: ReportFilter) -> int:
-    return int(session.scalar(select(func.count(Plan.id)).where(*conditions, *flt.plans())) or 0)
+    return plans_failed_series(session, [(start, end)], flt)[0]
 
 
 @dataclass(frozen=True)
@@ -199,11 +276,25 @@ class Churn:
         return self.churned / self.active_at_start if self.active_at_start else None
 
 
+def churn_series(
+    session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
+) -> list[Churn]:
+    """Churn over each [start, end)."""
+    active = _count_series(session, [plan_active_at(s) for s, _e in windows], flt)
+    churned = _count_series(
+        session, [and_(plan_active_at(s), Plan.canceled_at < e) for s, e in windows], flt
+    )
+    return [Churn(a, c) for a, c in zip(active, churned, strict=True)]
+
+
 def churn(session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER) -> Churn:
     """Churn over [start, end)."""
-    active = _count_plans(session, plan_active_at(start), flt=flt)
-    churned = _count_plans(session, plan_active_at(start), Plan.canceled_at < end, flt=flt)
-    return Churn(active, churned)
+    return churn_series(session, [(start, end)], flt)[0]
+
+
+def month_windows(months: Sequence[datetime]) -> list[Window]:
+    """[first day, first day of the next month) of each month."""
+    return [(month, add_months(month, 1)) for month in months]
 
 
 # --- Revenue ---------------------------------------------------------------------------------

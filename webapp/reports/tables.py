@@ -127,16 +127,17 @@ def revenue_by_month(session: Session, query: Query, rates: Rates) -> Table:
 def recurring_over_time(session: Session, query: Query, rates: Rates) -> Table:
     """Active recurring donors and MRR at the end of each month."""
     missing: set[str] = set()
-    rows = []
-    for month in query.months:
-        end = min(metrics.add_months(month, 1), query.now)
-        rows.append(
-            {
-                "month": f"{month:%Y-%m}",
-                "active_donors": metrics.active_recurring_donors(session, end, query.flt),
-                "mrr": _base(rates, metrics.mrr(session, end, query.flt), missing),
-            }
-        )
+    ends = [min(metrics.add_months(month, 1), query.now) for month in query.months]
+    donors = metrics.active_recurring_donors_series(session, ends, query.flt)
+    mrr = metrics.mrr_series(session, ends, query.flt)
+    rows = [
+        {
+            "month": f"{month:%Y-%m}",
+            "active_donors": donors[index],
+            "mrr": _base(rates, mrr[index], missing),
+        }
+        for index, month in enumerate(query.months)
+    ]
     return Table(
         [
             Column("month", _l("Month"), "text"),
@@ -154,19 +155,21 @@ def recurring_over_time(session: Session, query: Query, rates: Rates) -> Table:
 
 def plans_by_month(session: Session, query: Query, rates: Rates) -> Table:
     """New, cancelled and failed plans per month, and churn."""
-    rows = []
-    for month in query.months:
-        end = metrics.add_months(month, 1)
-        churn = metrics.churn(session, month, end, query.flt)
-        rows.append(
-            {
-                "month": f"{month:%Y-%m}",
-                "started": metrics.plans_started(session, month, end, query.flt),
-                "cancelled": metrics.plans_cancelled(session, month, end, query.flt),
-                "failed": metrics.plans_failed(session, month, end, query.flt),
-                "churn": churn.rate,
-            }
-        )
+    windows = metrics.month_windows(query.months)
+    started = metrics.plans_started_series(session, windows, query.flt)
+    cancelled = metrics.plans_cancelled_series(session, windows, query.flt)
+    failed = metrics.plans_failed_series(session, windows, query.flt)
+    churn = metrics.churn_series(session, windows, query.flt)
+    rows = [
+        {
+            "month": f"{month:%Y-%m}",
+            "started": started[index],
+            "cancelled": cancelled[index],
+            "failed": failed[index],
+            "churn": churn[index].rate,
+        }
+        for index, month in enumerate(query.months)
+    ]
     return Table(
         [
             Column("month", _l("Month"), "text"),
