@@ -1,0 +1,120 @@
+"""The monthly totals the database keeps (triggers) always equal the donations themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from tests.donations.factories import make_donation, make_donor
+from tests.reports import dataset
+from webapp.donations.models import Donation, DonationStatus
+from webapp.reports.summary import DonationMonthAmount, DonationMonthTotal, rebuild
+
+
+def kept(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
+    rows = session.scalars(select(DonationMonthTotal)).all()
+    return {
+        (r.month, r.kind, r.currency, r.campaign_id, r.source, r.language): (r.net_minor, r.gifts)
+        for r in rows
+        if r.gifts
+    }
+
+
+def amounts(session: Session) -> dict[tuple[object, ...], int]:
+    rows = session.scalars(select(DonationMonthAmount)).all()
+    return {(r.month, r.currency, r.net_minor): r.gifts for r in rows if r.gifts}
+
+
+def computed(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
+    totals: dict[tuple[object, ...], tuple[int, int]] = {}
+    paid = session.scalars(select(Donation).where(Donation.status == DonationStatus.PAID)).all()
+    for d in paid:
+        key = (
+            f"{d.paid_at:%Y-%m}",
+            str(d.kind),
+            d.currency,
+            d.campaign_id or 0,
+            d.source,
+            d.language,
+        )
+        net, gifts = totals.get(key, (0, 0))
+        totals[key] = (net + d.amount_minor - d.refunded_minor - d.disputed_minor, gifts + 1)
+    return totals
+
+
+def test_triggers_follow_every_kind_of_write(db_session: Session) -> None:
+    dataset.load(db_session)
+    assert kept(db_session) == computed(db_session)
+    donor = make_donor(db_session)
+    gift = make_donation(db_session, donor=donor, amount_minor=3000, status=DonationStatus.PENDING)
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)  # pending: nothing counted
+    gift.status = DonationStatus.PAID
+    gift.paid_at = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)
+    gift.refunded_minor = 1000  # a partial refund later
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)
+    gift.paid_at = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # moves to another month
+    gift.source = "/en/a-story"
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)
+    db_session.delete(gift)
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)
+    # A bulk UPDATE through Core is followed too.
+    db_session.execute(
+        text("UPDATE donations SET disputed_minor = amount_minor WHERE currency = 'GBP'")
+    )
+    db_session.commit()
+    assert kept(db_session) == computed(db_session)
+
+
+def test_rebuild_gives_the_same_tables(db_session: Session) -> None:
+    dataset.load(db_session)
+    before, before_amounts = kept(db_session), amounts(db_session)
+    rebuild(db_session.connection())
+    db_session.commit()
+    assert kept(db_session) == before and amounts(db_session) == before_amounts
+    assert sum(amounts(db_session).values()) == db_session.scalar(
+        select(func.count()).select_from(Donation).where(Donation.status == DonationStatus.PAID)
+    )
+
+
+def test_the_migration_installs_the_triggers_and_counts_what_is_there(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from webapp.cli import upgrade_database
+    from webapp.db import make_engine
+
+    url = f"sqlite:///{Path(str(tmp_path)) / 'migrated.sqlite3'}"
+    upgrade_database(url, "0007")
+    engine = make_engine(url)
+    insert = text(
+        "INSERT INTO donors (email, name, language, created_at) VALUES ('x@example.org', '',"
+        " 'en', '2026-01-01 00:00:00.000000');"
+    )
+    gift = text(
+        "INSERT INTO donations (donor_id, kind, status, frequency, amount_minor,"
+        " fee_covered_minor, currency, refunded_minor, disputed_minor, source, utm_source,"
+        " utm_medium, utm_campaign, utm_content, utm_term, language, is_anonymous,"
+        " wants_newsletter, note, created_at, paid_at) VALUES (1, 'one_time', 'paid',"
+        " 'one_time', 1500, 0, 'EUR', 0, 0, '', '', '', '', '', '', 'en', 0, 0, '',"
+        " '2026-03-02 10:00:00.000000', '2026-03-02 10:00:00.000000')"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert)
+        connection.execute(gift)
+    engine.dispose()
+    upgrade_database(url)  # 0008: tables, triggers, and the gift already there
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(gift)  # and one more, through the trigger
+        row = connection.execute(
+            text("SELECT month, net_minor, gifts FROM donation_month_totals")
+        ).one()
+    engine.dispose()
+    assert tuple(row) == ("2026-03", 3000, 2)

@@ -1,0 +1,176 @@
+"""Monthly donation totals kept by the database itself.
+
+Reports over a million donations cannot scan them on every page view. Two small tables hold
+what the revenue reports need, per month:
+
+* `donation_month_totals`: net amount and number of paid gifts per (month, kind, currency,
+  campaign, source, language);
+* `donation_month_amounts`: number of paid gifts per (month, currency, net amount), for the
+  median gift.
+
+Database triggers on `donations` keep them right on every write, whatever wrote it (the
+books, staff, a bulk import, a migration): a row counts while its status is paid, in the
+month (UTC) of `paid_at`, with its current net amount; an update takes the old row out and
+puts the new one in. `rebuild` recomputes both from scratch (used by the migration that
+creates them); `tests/reports/test_summary.py` checks them against the donations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Integer, String, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.db import Base
+
+KEY = ("month", "kind", "currency", "campaign_id", "source", "language")
+
+
+class DonationMonthTotal(Base):
+    """Paid gifts of one month and one (kind, currency, campaign, source, language)."""
+
+    __tablename__ = "donation_month_totals"
+
+    #: "YYYY-MM" of `paid_at` in UTC.
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    #: 0 for gifts without a campaign (a key column cannot be NULL).
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    #: Sum of amount - refunded - disputed, minor units.
+    net_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Paid gifts.
+    gifts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DonationMonthAmount(Base):
+    """How many paid gifts of one month and currency have this net amount."""
+
+    __tablename__ = "donation_month_amounts"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    net_minor: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gifts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+_NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
+_PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
+
+
+def _month(dialect: str, row: str) -> str:
+    if dialect == "postgresql":
+        return f"to_char({row}.paid_at AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"strftime('%Y-%m', {row}.paid_at)"
+
+
+def _take_out(dialect: str, row: str) -> list[str]:
+    net, month = _NET.format(row=row), _month(dialect, row)
+    return [
+        f"UPDATE donation_month_totals SET net_minor = net_minor - ({net}), gifts = gifts - 1"
+        f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
+        f" AND currency = {row}.currency AND campaign_id = COALESCE({row}.campaign_id, 0)"
+        f" AND source = {row}.source AND language = {row}.language",
+        f"UPDATE donation_month_amounts SET gifts = gifts - 1"
+        f" WHERE {_PAID.format(row=row)} AND month = {month} AND currency = {row}.currency"
+        f" AND net_minor = {net}",
+    ]
+
+
+def _put_in(dialect: str, row: str) -> list[str]:
+    net, month = _NET.format(row=row), _month(dialect, row)
+    qualify = "donation_month_totals." if dialect == "postgresql" else ""
+    qualify_amounts = "donation_month_amounts." if dialect == "postgresql" else ""
+    return [
+        "INSERT INTO donation_month_totals"
+        " (month, kind, currency, campaign_id, source, language, net_minor, gifts)"
+        f" SELECT {month}, {row}.kind, {row}.currency, COALESCE({row}.campaign_id, 0),"
+        f" {row}.source, {row}.language, {net}, 1 WHERE {_PAID.format(row=row)}"
+        f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET"
+        f" net_minor = {qualify}net_minor + excluded.net_minor,"
+        f" gifts = {qualify}gifts + excluded.gifts",
+        "INSERT INTO donation_month_amounts (month, currency, net_minor, gifts)"
+        f" SELECT {month}, {row}.currency, {net}, 1 WHERE {_PAID.format(row=row)}"
+        " ON CONFLICT (month, currency, net_minor) DO UPDATE SET"
+        f" gifts = {qualify_amounts}gifts + excluded.gifts",
+    ]
+
+
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements that create the triggers on `donations` for this database."""
+    if dialect == "postgresql":
+        body = "\n".join(
+            [
+                "IF TG_OP IN ('UPDATE', 'DELETE') THEN",
+                *(f"  {statement};" for statement in _take_out(dialect, "OLD")),
+                "END IF;",
+                "IF TG_OP IN ('INSERT', 'UPDATE') THEN",
+                *(f"  {statement};" for statement in _put_in(dialect, "NEW")),
+                "END IF;",
+                "RETURN NULL;",
+            ]
+        )
+        return [
+            "CREATE OR REPLACE FUNCTION donation_month_totals_apply() RETURNS trigger AS $$\n"
+            f"BEGIN\n{body}\nEND;\n$$ LANGUAGE plpgsql",
+            "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
+            "CREATE TRIGGER donations_month_totals AFTER INSERT OR UPDATE OR DELETE"
+            " ON donations FOR EACH ROW EXECUTE FUNCTION donation_month_totals_apply()",
+        ]
+    return [
+        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_insert AFTER INSERT ON donations"
+        f" BEGIN {'; '.join(_put_in(dialect, 'NEW'))}; END",
+        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_update AFTER UPDATE ON donations"
+        f" BEGIN {'; '.join(_take_out(dialect, 'OLD') + _put_in(dialect, 'NEW'))}; END",
+        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_delete AFTER DELETE ON donations"
+        f" BEGIN {'; '.join(_take_out(dialect, 'OLD'))}; END",
+    ]
+
+
+def drop_trigger_ddl(dialect: str) -> list[str]:
+    """The statements that remove the triggers."""
+    if dialect == "postgresql":
+        return [
+            "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
+            "DROP FUNCTION IF EXISTS donation_month_totals_apply()",
+        ]
+    return [
+        f"DROP TRIGGER IF EXISTS donations_month_totals_{event_name}"
+        for event_name in ("insert", "update", "delete")
+    ]
+
+
+def rebuild(connection: Connection) -> None:
+    """Recompute both tables from the donations (in the caller's transaction)."""
+    dialect = connection.dialect.name
+    month = _month(dialect, "d")
+    net = _NET.format(row="d")
+    paid = _PAID.format(row="d")
+    connection.execute(text("DELETE FROM donation_month_totals"))
+    connection.execute(text("DELETE FROM donation_month_amounts"))
+    connection.execute(
+        text(
+            "INSERT INTO donation_month_totals"
+            " (month, kind, currency, campaign_id, source, language, net_minor, gifts)"
+            f" SELECT {month}, d.kind, d.currency, COALESCE(d.campaign_id, 0), d.source,"
+            f" d.language, SUM({net}), COUNT(*) FROM donations d WHERE {paid}"
+            f" GROUP BY {month}, d.kind, d.currency, COALESCE(d.campaign_id, 0), d.source,"
+            " d.language"
+        )
+    )
+    connection.execute(
+        text(
+            "INSERT INTO donation_month_amounts (month, currency, net_minor, gifts)"
+            f" SELECT {month}, d.currency, {net}, COUNT(*) FROM donations d WHERE {paid}"
+            f" GROUP BY {month}, d.currency, {net}"
+        )
+    )
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_triggers(_metadata: object, connection: Connection, **_kw: object) -> None:
+    # Tests and `create_all` build the schema from the models; the migration does the same.
+    for statement in trigger_ddl(connection.dialect.name):
+        connection.execute(text(statement))
