@@ -78,7 +78,7 @@ def test_retention_by_cohort(loaded: Session) -> None:
 
 def test_revenue_by_campaign_and_source(loaded: Session) -> None:
     assert run(loaded, "campaigns", (2026, 10), (2026, 11)) == [
-        {"campaign": "—", "revenue": 15300, "donors": 4}
+        {"campaign": "—", "revenue": 15300, "gifts": 5}
     ]
     assert run(loaded, "sources", (2026, 10), (2026, 11))[0]["revenue"] == 15300
 
@@ -203,3 +203,17 @@ def test_unsubscribes_per_issue(loaded: Session) -> None:
     loaded.commit()
     row = run(loaded, "issues", (2026, 11), (2026, 11))[0]
     assert row["unsubscribed"] == 1 and row["unsubscribe_rate"] == pytest.approx(1 / 5)
+
+
+def test_gift_sizes_agree_whether_read_from_totals_or_from_gifts(loaded: Session) -> None:
+    report = find_report("gifts")
+    assert report is not None
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    rates = load_rates(loaded)
+    kept = report.build(
+        loaded, Query(november, november, metrics.ReportFilter(), dataset.NOW), rates
+    )
+    scanned = report.build(
+        loaded, Query(november, november, metrics.ReportFilter(language="en"), dataset.NOW), rates
+    )
+    assert kept.rows == scanned.rows

@@ -8,7 +8,6 @@ show them (money in the base currency's minor units, a count, a share 0–1, tex
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
 from webapp.reports import metrics
 from webapp.reports.rates import Rates
+from webapp.reports.summary import DonationMonthAmount, DonationMonthTotal
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
 
@@ -247,41 +247,47 @@ def _paid_in_range(query: Query) -> list[Any]:
 def _grouped_revenue(
     session: Session, query: Query, rates: Rates, group: Any
 ) -> tuple[list[tuple[Any, int, int]], set[str]]:
-    """(group value, base-currency net, donors) per group, largest first."""
+    """(group value, base-currency net, paid gifts) per group, largest first, from the
+    monthly totals."""
     rows = session.execute(
         select(
             group,
-            Donation.currency,
-            func.sum(metrics.NET_AMOUNT),
-            func.count(func.distinct(Donation.donor_id)),
+            DonationMonthTotal.currency,
+            func.sum(DonationMonthTotal.net_minor),
+            func.sum(DonationMonthTotal.gifts),
         )
-        .where(*_paid_in_range(query))
-        .group_by(group, Donation.currency)
+        .where(
+            DonationMonthTotal.month >= f"{query.months[0]:%Y-%m}",
+            DonationMonthTotal.month <= f"{query.months[-1]:%Y-%m}",
+            DonationMonthTotal.gifts > 0,
+            *query.flt.totals(),
+        )
+        .group_by(group, DonationMonthTotal.currency)
     ).all()
     totals: dict[Any, dict[str, int]] = {}
-    donors: dict[Any, int] = {}
+    gifts: dict[Any, int] = {}
     for key, currency, amount, count in rows:
         totals.setdefault(key, {})[currency] = int(amount or 0)
-        donors[key] = donors.get(key, 0) + int(count)
+        gifts[key] = gifts.get(key, 0) + int(count or 0)
     missing: set[str] = set()
-    result = [(key, _base(rates, per, missing), donors[key]) for key, per in totals.items()]
+    result = [(key, _base(rates, per, missing), gifts[key]) for key, per in totals.items()]
     result.sort(key=lambda item: (-item[1], str(item[0])))
     return result, missing
 
 
 def revenue_by_campaign(session: Session, query: Query, rates: Rates) -> Table:
     """Net revenue per campaign ("no campaign" for the general donation page)."""
-    grouped, missing = _grouped_revenue(session, query, rates, Donation.campaign_id)
+    grouped, missing = _grouped_revenue(session, query, rates, DonationMonthTotal.campaign_id)
     names = {c.id: c.slug for c in session.scalars(select(Campaign))}
     rows = [
-        {"campaign": names.get(key, "") if key else "—", "revenue": amount, "donors": donors}
-        for key, amount, donors in grouped
+        {"campaign": names.get(key, "") if key else "—", "revenue": amount, "gifts": gifts}
+        for key, amount, gifts in grouped
     ]
     return Table(
         [
             Column("campaign", _l("Campaign"), "text"),
             Column("revenue", _l("Net revenue"), "money"),
-            Column("donors", _l("Donors")),
+            Column("gifts", _l("Paid gifts")),
         ],
         rows,
         Chart("bar", ("revenue",)),
@@ -291,16 +297,16 @@ def revenue_by_campaign(session: Session, query: Query, rates: Rates) -> Table:
 
 def revenue_by_source(session: Session, query: Query, rates: Rates) -> Table:
     """Net revenue per source (the article or link a gift came from), top 50."""
-    grouped, missing = _grouped_revenue(session, query, rates, Donation.source)
+    grouped, missing = _grouped_revenue(session, query, rates, DonationMonthTotal.source)
     rows = [
-        {"source": key or "—", "revenue": amount, "donors": donors}
-        for key, amount, donors in grouped[:50]
+        {"source": key or "—", "revenue": amount, "gifts": gifts}
+        for key, amount, gifts in grouped[:50]
     ]
     return Table(
         [
             Column("source", _l("Source"), "text"),
             Column("revenue", _l("Net revenue"), "money"),
-            Column("donors", _l("Donors")),
+            Column("gifts", _l("Paid gifts")),
         ],
         rows,
         Chart("bar", ("revenue",)),
@@ -313,23 +319,49 @@ def revenue_by_source(session: Session, query: Query, rates: Rates) -> Table:
 
 def gift_sizes(session: Session, query: Query, rates: Rates) -> Table:
     """Average and median paid gift per month (net, in the base currency)."""
-    month_key = metrics.month_key_of(session)
-    rows = session.execute(
-        select(month_key, Donation.currency, metrics.NET_AMOUNT).where(*_paid_in_range(query))
-    )
-    per_month: dict[str, list[int]] = {}
     missing: set[str] = set()
-    for key, currency, amount in rows:
-        per_month.setdefault(str(key), []).append(_base(rates, {currency: int(amount)}, missing))
+    # {month: {base-currency net amount: gifts}}
+    per_month: dict[str, dict[int, int]] = {}
+    flt = query.flt
+    if flt.campaign_id is None and not flt.source and not flt.language:
+        # The kept distribution of amounts per month and currency.
+        rows = session.execute(
+            select(
+                DonationMonthAmount.month,
+                DonationMonthAmount.currency,
+                DonationMonthAmount.net_minor,
+                DonationMonthAmount.gifts,
+            ).where(
+                DonationMonthAmount.month >= f"{query.months[0]:%Y-%m}",
+                DonationMonthAmount.month <= f"{query.months[-1]:%Y-%m}",
+                DonationMonthAmount.gifts > 0,
+                *([DonationMonthAmount.currency == flt.currency] if flt.currency else []),
+            )
+        )
+    else:
+        # Narrowed by campaign, source or language: read the gifts themselves.
+        month_key = metrics.month_key_of(session)
+        rows = session.execute(
+            select(month_key, Donation.currency, metrics.NET_AMOUNT, func.count())
+            .where(*_paid_in_range(query))
+            .group_by(month_key, Donation.currency, metrics.NET_AMOUNT)
+        )
+    for month_text, currency, amount, count in rows:
+        value = _base(rates, {currency: int(amount)}, missing)
+        bucket = per_month.setdefault(str(month_text), {})
+        bucket[value] = bucket.get(value, 0) + int(count)
     table_rows = []
     for month in query.months:
-        gifts = per_month.get(f"{month:%Y-%m}", [])
+        distribution = per_month.get(f"{month:%Y-%m}", {})
+        count = sum(distribution.values())
         table_rows.append(
             {
                 "month": f"{month:%Y-%m}",
-                "gifts": len(gifts),
-                "average": round(statistics.fmean(gifts)) if gifts else None,
-                "median": round(statistics.median(gifts)) if gifts else None,
+                "gifts": count,
+                "average": round(sum(v * n for v, n in distribution.items()) / count)
+                if count
+                else None,
+                "median": _median(distribution) if count else None,
             }
         )
     return Table(
@@ -343,6 +375,21 @@ def gift_sizes(session: Session, query: Query, rates: Rates) -> Table:
         Chart("line", ("average", "median")),
         missing,
     )
+
+
+def _median(distribution: dict[int, int]) -> int:
+    """The median of values given as {value: how many}."""
+    count = sum(distribution.values())
+    ordered = sorted(distribution.items())
+    wanted = [(count - 1) // 2, count // 2]
+    found: list[int] = []
+    seen = 0
+    for value, n in ordered:
+        while wanted and wanted[0] < seen + n:
+            found.append(value)
+            wanted.pop(0)
+        seen += n
+    return round(sum(found) / len(found))
 
 
 # --- People: lapsed donors, donors who subscribe -----------------------------------------------
@@ -553,7 +600,7 @@ REPORTS: list[Report] = [
     Report(
         "campaigns",
         _l("Revenue by campaign"),
-        _l("Net revenue and donors per campaign."),
+        _l("Net revenue and paid gifts per campaign."),
         revenue_by_campaign,
     ),
     Report(
