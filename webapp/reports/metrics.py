@@ -292,12 +292,23 @@ class Churn:
 def churn_series(
     session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
 ) -> list[Churn]:
-    """Churn over each [start, end)."""
-    active = _count_series(session, [plan_active_at(s) for s, _e in windows], flt)
-    churned = _count_series(
-        session, [and_(plan_active_at(s), Plan.canceled_at < e) for s, e in windows], flt
-    )
-    return [Churn(a, c) for a, c in zip(active, churned, strict=True)]
+    """Churn over each [start, end) (one pass over the plans)."""
+    if not windows:
+        return []
+    columns = []
+    for start, end in windows:
+        active = plan_active_at(start)
+        columns.append(func.sum(case((active, 1), else_=0)))
+        columns.append(func.sum(case((and_(active, Plan.canceled_at < end), 1), else_=0)))
+    row = session.execute(
+        select(*columns).where(
+            Plan.started_at.is_not(None),
+            Plan.started_at <= max(start for start, _end in windows),
+            *flt.plans(),
+        )
+    ).one()
+    values = [int(value or 0) for value in row]
+    return [Churn(values[2 * i], values[2 * i + 1]) for i in range(len(windows))]
 
 
 def churn(session: Session, start: datetime, end: datetime, flt: ReportFilter = NO_FILTER) -> Churn:
