@@ -27,8 +27,9 @@ def loaded(db_session: Session) -> Session:
 def test_every_dashboard_figure_matches_the_hand_computed_one(loaded: Session) -> None:
     board = build_dashboard(loaded, dataset.NOW, load_rates(loaded))
     values = {f.key: (f.value, f.previous) for f in board.figures}
-    assert values["active_donors"] == (3, 4)
-    assert values["mrr"] == (2700, 5500)
+    # Now, and at the end of October (E left on 20 October, B is still there).
+    assert values["active_donors"] == (3, 3)
+    assert values["mrr"] == (2700, 4000)
     assert board.figure("mrr").per_currency == {"EUR": 1500, "GBP": 1000}
     assert values["one_time_revenue"] == (11800, 2500)
     assert values["plans_started"] == (1, 1)
@@ -42,6 +43,33 @@ def test_every_dashboard_figure_matches_the_hand_computed_one(loaded: Session) -
     for figure in board.figures:
         if figure.trend and figure.key != "subscribers":
             assert figure.trend[-1] == pytest.approx(figure.value)
+
+
+def test_kept_deltas_and_the_plans_themselves_agree(loaded: Session) -> None:
+    # Month starts and "now" are read from the kept deltas; a moment inside a past month can
+    # only be answered from the plans: putting one in the list sends all through the plans.
+    moments = [metrics.add_months(metrics.month_start(dataset.NOW), -i) for i in range(5)]
+    moments.append(dataset.NOW)
+    inside = dataset.at(10, 15)
+    fast_donors = metrics.active_recurring_donors_series(loaded, moments)
+    direct_donors = metrics.active_recurring_donors_series(loaded, [*moments, inside])[:-1]
+    assert fast_donors == direct_donors
+    assert (
+        metrics.mrr_series(loaded, moments) == metrics.mrr_series(loaded, [*moments, inside])[:-1]
+    )
+    months = [metrics.add_months(metrics.month_start(dataset.NOW), -i) for i in range(5)]
+    windows = metrics.month_windows(months)
+    shifted = [(s + metrics.timedelta_days(0), e) for s, e in windows]
+    odd = [*shifted, (dataset.at(10, 15), dataset.at(11, 15))]  # not whole months: direct
+    assert (
+        metrics.plans_started_series(loaded, windows)
+        == metrics.plans_started_series(loaded, odd)[:-1]
+    )
+    assert (
+        metrics.plans_cancelled_series(loaded, windows)
+        == metrics.plans_cancelled_series(loaded, odd)[:-1]
+    )
+    assert metrics.churn_series(loaded, windows) == metrics.churn_series(loaded, odd)[:-1]
 
 
 def test_metrics_with_filters(loaded: Session) -> None:

@@ -208,9 +208,13 @@ class Plan(Base):
     #: The article or link that brought the donor (copied from the first gift).
     source: Mapped[str] = mapped_column(String(300), default="")
     #: When the first payment went through.
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     #: When it ended.
-    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    canceled_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     #: The donor asked to stop at the end of the paid period.
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     #: End of the period paid for; the next renewal is due then.

@@ -79,14 +79,12 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
     labels = [f"{m:%Y-%m}" for m in months]
     # Point-in-time figures are taken at the end of each month (now for this one).
     month_ends = [min(metrics.add_months(m, 1), now) for m in months]
-    month_ago = metrics.add_months(this_month, -1) + (now - this_month)
 
-    donors_trend = metrics.active_recurring_donors_series(session, [*month_ends, month_ago])
-    donors_month_ago = donors_trend.pop()
-    mrr_values = metrics.mrr_series(session, [*month_ends, month_ago])
+    # Point-in-time figures compare with the end of last month (the trend's last but one).
+    donors_trend = metrics.active_recurring_donors_series(session, month_ends)
+    mrr_values = metrics.mrr_series(session, month_ends)
     mrr_trend = [rates.convert(totals) for totals in mrr_values]
-    mrr_month_ago = mrr_trend.pop()
-    mrr_now = mrr_values[-2]
+    mrr_now = mrr_values[-1]
     mrr_base = mrr_trend[-1]
     revenue_by_month = metrics.monthly_revenue(session, months)
     one_time = [rates.convert(_one_time(r)) for r in revenue_by_month]
@@ -104,7 +102,7 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
         Figure(
             "active_donors",
             donors_trend[-1],
-            donors_month_ago,
+            donors_trend[-2],
             "count",
             labels,
             list(map(float, donors_trend)),
@@ -112,7 +110,7 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
         Figure(
             "mrr",
             mrr_base.base_minor,
-            mrr_month_ago.base_minor,
+            mrr_trend[-2].base_minor,
             "money",
             labels,
             [float(c.base_minor) for c in mrr_trend],

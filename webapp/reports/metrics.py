@@ -25,7 +25,7 @@ from webapp.donations.models import (
     PlanFailure,
     PlanStatus,
 )
-from webapp.reports.summary import DonationMonthTotal
+from webapp.reports.summary import DonationMonthTotal, PlanMonthDelta
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
 #: A lapsed donor's plan ended or failed within this many days.
@@ -75,6 +75,17 @@ class ReportFilter:
             conditions.append(DonationMonthTotal.language == self.language)
         return conditions
 
+    def deltas(self) -> list[ColumnElement[bool]]:
+        """Conditions on the plan deltas (`summary.PlanMonthDelta`); no language there."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.currency:
+            conditions.append(PlanMonthDelta.currency == self.currency)
+        if self.campaign_id is not None:
+            conditions.append(PlanMonthDelta.campaign_id == self.campaign_id)
+        if self.source:
+            conditions.append(PlanMonthDelta.source == self.source)
+        return conditions
+
     def donations(self) -> list[ColumnElement[bool]]:
         """Conditions on `Donation`."""
         conditions: list[ColumnElement[bool]] = []
@@ -119,13 +130,128 @@ def month_starts(first: datetime, last: datetime) -> list[datetime]:
 
 
 def plan_active_at(moment: datetime) -> ColumnElement[bool]:
-    """A plan is active at `moment` when it had started (its first payment went through) and
-    was not cancelled yet. Past due counts as active: Stripe is still retrying."""
+    """A plan is active at `moment` when it had started before it (its first payment went
+    through) and was not cancelled before it. Past due counts as active: Stripe is still
+    retrying. (At a month's first instant this is "active at the end of the last month".)"""
     return and_(
         Plan.started_at.is_not(None),
-        Plan.started_at <= moment,
-        or_(Plan.canceled_at.is_(None), Plan.canceled_at > moment),
+        Plan.started_at < moment,
+        or_(Plan.canceled_at.is_(None), Plan.canceled_at >= moment),
     )
+
+
+def _is_active(started: datetime, canceled: datetime | None, moment: datetime) -> bool:
+    """`plan_active_at` for a plan already read."""
+    return started < moment and (canceled is None or canceled >= moment)
+
+
+# --- The fast path: monthly plan deltas kept by the database (`summary.PlanMonthDelta`) ------
+
+
+def _counting_month(session: Session, moment: datetime) -> str | None:
+    """The last month whose deltas make up the state at `moment`: the month before when
+    `moment` is a month's first instant; `moment`'s own month when no plan started or ended
+    after it (always true for "now"); None when only the plans themselves can tell."""
+    if moment == month_start(moment):
+        return f"{add_months(moment, -1):%Y-%m}"
+    later = session.scalar(
+        select(Plan.id).where(or_(Plan.started_at >= moment, Plan.canceled_at >= moment)).limit(1)
+    )
+    return None if later is not None else f"{moment:%Y-%m}"
+
+
+def _deltas_by_month(
+    session: Session, last_month: str, flt: ReportFilter
+) -> list[tuple[str, str, int, int, int, int, int, int]]:
+    rows = session.execute(
+        select(
+            PlanMonthDelta.month,
+            PlanMonthDelta.currency,
+            func.sum(PlanMonthDelta.plans),
+            func.sum(PlanMonthDelta.monthly_minor),
+            func.sum(PlanMonthDelta.yearly_minor),
+            func.sum(PlanMonthDelta.started),
+            func.sum(PlanMonthDelta.cancelled),
+            func.sum(PlanMonthDelta.churned),
+        )
+        .where(PlanMonthDelta.month <= last_month, *flt.deltas())
+        .group_by(PlanMonthDelta.month, PlanMonthDelta.currency)
+        .order_by(PlanMonthDelta.month)
+    ).all()
+    return [
+        (str(m), str(c), *(int(v or 0) for v in values))  # type: ignore[misc]
+        for m, c, *values in rows
+    ]
+
+
+@dataclass(frozen=True)
+class _PlanState:
+    """Active plans and their amounts per currency at one moment (from the deltas)."""
+
+    plans: int
+    #: {currency: (monthly plans' amounts, yearly plans' amounts)}
+    amounts: dict[str, tuple[int, int]]
+
+
+def _plan_states(
+    session: Session, moments: Sequence[datetime], flt: ReportFilter
+) -> list[_PlanState] | None:
+    """The state at each moment from the deltas, or None when the direct path is needed
+    (a language filter, which plans do not carry, or a moment inside a month with later
+    plan changes)."""
+    if flt.language or not moments:
+        return None
+    months = [_counting_month(session, m) for m in moments]
+    if any(month is None for month in months):
+        return None
+    rows = _deltas_by_month(session, max(m for m in months if m), flt)
+    states = []
+    for last in months:
+        plans = 0
+        amounts: dict[str, tuple[int, int]] = {}
+        for month, currency, count, monthly, yearly, *_rest in rows:
+            if month > str(last):
+                break
+            plans += count
+            before = amounts.get(currency, (0, 0))
+            amounts[currency] = (before[0] + monthly, before[1] + yearly)
+        states.append(_PlanState(plans, amounts))
+    return states
+
+
+def _multi_plan_correction(
+    session: Session, moments: Sequence[datetime], flt: ReportFilter
+) -> list[int]:
+    """For each moment, active plans minus active donors: what donors with two or more
+    active plans add beyond one each (few donors have more than one plan)."""
+    several = (
+        select(Plan.donor_id)
+        .where(Plan.started_at.is_not(None), *flt.plans())
+        .group_by(Plan.donor_id)
+        .having(func.count(Plan.id) > 1)
+    )
+    rows = session.execute(
+        select(Plan.donor_id, Plan.started_at, Plan.canceled_at).where(
+            Plan.donor_id.in_(several), Plan.started_at.is_not(None), *flt.plans()
+        )
+    ).all()
+    by_donor: dict[int, list[tuple[datetime, datetime | None]]] = {}
+    for donor_id, started, canceled in rows:
+        by_donor.setdefault(int(donor_id), []).append(
+            (_aware(started), _aware(canceled) if canceled else None)
+        )
+    corrections = []
+    for moment in moments:
+        extra = 0
+        for plans in by_donor.values():
+            active = sum(1 for started, canceled in plans if _is_active(started, canceled, moment))
+            extra += max(0, active - 1)
+        corrections.append(extra)
+    return corrections
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # Each figure is computed for a list of moments (or months) in one pass over the plans, so a
@@ -140,6 +266,10 @@ def active_recurring_donors_series(
     """Donors with at least one plan active at each of `moments`."""
     if not moments:
         return []
+    states = _plan_states(session, moments, flt)
+    if states is not None:
+        corrections = _multi_plan_correction(session, moments, flt)
+        return [state.plans - extra for state, extra in zip(states, corrections, strict=True)]
     columns = [func.count(func.distinct(case((plan_active_at(m), Plan.donor_id)))) for m in moments]
     row = session.execute(
         select(*columns).where(
@@ -163,6 +293,16 @@ def mrr_series(
     amount of every plan active then, yearly plans counted as a twelfth of their amount."""
     if not moments:
         return []
+    states = _plan_states(session, moments, flt)
+    if states is not None:
+        return [
+            {
+                currency: monthly + round(year_total / 12)
+                for currency, (monthly, year_total) in sorted(state.amounts.items())
+                if monthly + round(year_total / 12)
+            }
+            for state in states
+        ]
     yearly = Plan.interval == Frequency.YEARLY
     columns = []
     for moment in moments:
@@ -189,10 +329,43 @@ def mrr(session: Session, moment: datetime, flt: ReportFilter = NO_FILTER) -> di
     return mrr_series(session, [moment], flt)[0]
 
 
+def _month_deltas(
+    session: Session, windows: Sequence[Window], flt: ReportFilter
+) -> dict[str, tuple[int, int, int, int]] | None:
+    """{month: (active plans at its start, started, cancelled, churned)} for whole-month
+    windows from the deltas; None when the direct path is needed."""
+    if flt.language or not windows:
+        return None
+    if any(s != month_start(s) or e != add_months(s, 1) for s, e in windows):
+        return None
+    last = f"{max(s for s, _e in windows):%Y-%m}"
+    wanted = {f"{s:%Y-%m}" for s, _e in windows}
+    result: dict[str, tuple[int, int, int, int]] = {}
+    running = 0
+    per_month: dict[str, list[int]] = {}
+    for month, _currency, count, _m, _y, started, cancelled, churned in _deltas_by_month(
+        session, last, flt
+    ):
+        totals = per_month.setdefault(month, [0, 0, 0, 0])
+        totals[0] += count
+        totals[1] += started
+        totals[2] += cancelled
+        totals[3] += churned
+    for month in sorted(set(per_month) | wanted):
+        count, started, cancelled, churned = per_month.get(month, [0, 0, 0, 0])
+        if month in wanted:
+            result[month] = (running, started, cancelled, churned)
+        running += count
+    return result
+
+
 def plans_started_series(
     session: Session, windows: Sequence[Window], flt: ReportFilter = NO_FILTER
 ) -> list[int]:
     """Plans whose first payment went through in each [start, end)."""
+    by_month = _month_deltas(session, windows, flt)
+    if by_month is not None:
+        return [by_month[f"{s:%Y-%m}"][1] for s, _e in windows]
     return _count_series(
         session, [and_(Plan.started_at >= s, Plan.started_at < e) for s, e in windows], flt
     )
@@ -203,6 +376,9 @@ def plans_cancelled_series(
 ) -> list[int]:
     """Plans that had started and were cancelled in each [start, end) (by the donor, staff,
     or Stripe after failed retries)."""
+    by_month = _month_deltas(session, windows, flt)
+    if by_month is not None:
+        return [by_month[f"{s:%Y-%m}"][2] for s, _e in windows]
     return _count_series(
         session,
         [
@@ -295,6 +471,9 @@ def churn_series(
     """Churn over each [start, end) (one pass over the plans)."""
     if not windows:
         return []
+    by_month = _month_deltas(session, windows, flt)
+    if by_month is not None:
+        return [Churn(by_month[f"{s:%Y-%m}"][0], by_month[f"{s:%Y-%m}"][3]) for s, _e in windows]
     columns = []
     for start, end in windows:
         active = plan_active_at(start)

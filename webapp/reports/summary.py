@@ -56,6 +56,30 @@ class DonationMonthAmount(Base):
     gifts: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class PlanMonthDelta(Base):
+    """What the plans of one (currency, campaign, source) changed in one month: plans and
+    monthly amounts that started (+) and ended (-), and the counts behind churn. Summed up to
+    a month, the deltas give the active plans and MRR at its end."""
+
+    __tablename__ = "plan_month_deltas"
+
+    #: "YYYY-MM" (UTC) of the plan's `started_at` (the + side) or `canceled_at` (the - side).
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    #: Active plans: +1 when one starts, -1 when it ends.
+    plans: Mapped[int] = mapped_column(Integer, default=0)
+    #: Amounts of monthly plans and of yearly plans (minor units), + on start, - on end.
+    monthly_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    yearly_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Plans that started / were cancelled this month.
+    started: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    #: Cancelled this month having started in an earlier month (churn's numerator).
+    churned: Mapped[int] = mapped_column(Integer, default=0)
+
+
 _NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
 _PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
 
@@ -98,6 +122,41 @@ def _put_in(dialect: str, row: str) -> list[str]:
     ]
 
 
+def _plan_month(dialect: str, column: str) -> str:
+    if dialect == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"strftime('%Y-%m', {column})"
+
+
+_PLAN_KEY = "currency, campaign_id, source"
+_PLAN_COLUMNS = "plans, monthly_minor, yearly_minor, started, cancelled, churned"
+
+
+def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
+    """Add (sign 1) or take out (sign -1) one plan row's contributions."""
+    started_month = _plan_month(dialect, f"{row}.started_at")
+    canceled_month = _plan_month(dialect, f"{row}.canceled_at")
+    monthly = f"(CASE WHEN {row}.interval = 'year' THEN 0 ELSE {row}.amount_minor END)"
+    yearly = f"(CASE WHEN {row}.interval = 'year' THEN {row}.amount_minor ELSE 0 END)"
+    churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
+    prefix = "plan_month_deltas." if dialect == "postgresql" else ""
+    update = ", ".join(
+        f"{column} = {prefix}{column} + excluded.{column}" for column in _PLAN_COLUMNS.split(", ")
+    )
+    key = f"{row}.currency, COALESCE({row}.campaign_id, 0), {row}.source"
+    return [
+        f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
+        f" SELECT {started_month}, {key}, {sign}, {sign} * {monthly}, {sign} * {yearly},"
+        f" {sign}, 0, 0 WHERE {row}.started_at IS NOT NULL"
+        f" ON CONFLICT (month, {_PLAN_KEY}) DO UPDATE SET {update}",
+        f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
+        f" SELECT {canceled_month}, {key}, {-sign}, {-sign} * {monthly}, {-sign} * {yearly},"
+        f" 0, {sign}, {sign} * {churned}"
+        f" WHERE {row}.started_at IS NOT NULL AND {row}.canceled_at IS NOT NULL"
+        f" ON CONFLICT (month, {_PLAN_KEY}) DO UPDATE SET {update}",
+    ]
+
+
 def trigger_ddl(dialect: str) -> list[str]:
     """The statements that create the triggers on `donations` for this database."""
     if dialect == "postgresql":
@@ -112,12 +171,28 @@ def trigger_ddl(dialect: str) -> list[str]:
                 "RETURN NULL;",
             ]
         )
+        plan_body = "\n".join(
+            [
+                "IF TG_OP IN ('UPDATE', 'DELETE') THEN",
+                *(f"  {statement};" for statement in _plan_upserts(dialect, "OLD", -1)),
+                "END IF;",
+                "IF TG_OP IN ('INSERT', 'UPDATE') THEN",
+                *(f"  {statement};" for statement in _plan_upserts(dialect, "NEW", 1)),
+                "END IF;",
+                "RETURN NULL;",
+            ]
+        )
         return [
             "CREATE OR REPLACE FUNCTION donation_month_totals_apply() RETURNS trigger AS $$\n"
             f"BEGIN\n{body}\nEND;\n$$ LANGUAGE plpgsql",
             "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
             "CREATE TRIGGER donations_month_totals AFTER INSERT OR UPDATE OR DELETE"
             " ON donations FOR EACH ROW EXECUTE FUNCTION donation_month_totals_apply()",
+            "CREATE OR REPLACE FUNCTION plan_month_deltas_apply() RETURNS trigger AS $$\n"
+            f"BEGIN\n{plan_body}\nEND;\n$$ LANGUAGE plpgsql",
+            "DROP TRIGGER IF EXISTS plans_month_deltas ON plans",
+            "CREATE TRIGGER plans_month_deltas AFTER INSERT OR UPDATE OR DELETE"
+            " ON plans FOR EACH ROW EXECUTE FUNCTION plan_month_deltas_apply()",
         ]
     return [
         "CREATE TRIGGER IF NOT EXISTS donations_month_totals_insert AFTER INSERT ON donations"
@@ -126,6 +201,14 @@ def trigger_ddl(dialect: str) -> list[str]:
         f" BEGIN {'; '.join(_take_out(dialect, 'OLD') + _put_in(dialect, 'NEW'))}; END",
         "CREATE TRIGGER IF NOT EXISTS donations_month_totals_delete AFTER DELETE ON donations"
         f" BEGIN {'; '.join(_take_out(dialect, 'OLD'))}; END",
+        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_insert AFTER INSERT ON plans"
+        f" BEGIN {'; '.join(_plan_upserts(dialect, 'NEW', 1))}; END",
+        # Only the columns the deltas depend on: a renewal touching the plan changes none.
+        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_update AFTER UPDATE OF started_at,"
+        " canceled_at, amount_minor, interval, currency, campaign_id, source ON plans BEGIN "
+        f"{'; '.join(_plan_upserts(dialect, 'OLD', -1) + _plan_upserts(dialect, 'NEW', 1))}; END",
+        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_delete AFTER DELETE ON plans"
+        f" BEGIN {'; '.join(_plan_upserts(dialect, 'OLD', -1))}; END",
     ]
 
 
@@ -135,9 +218,12 @@ def drop_trigger_ddl(dialect: str) -> list[str]:
         return [
             "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
             "DROP FUNCTION IF EXISTS donation_month_totals_apply()",
+            "DROP TRIGGER IF EXISTS plans_month_deltas ON plans",
+            "DROP FUNCTION IF EXISTS plan_month_deltas_apply()",
         ]
     return [
-        f"DROP TRIGGER IF EXISTS donations_month_totals_{event_name}"
+        f"DROP TRIGGER IF EXISTS {name}_{event_name}"
+        for name in ("donations_month_totals", "plans_month_deltas")
         for event_name in ("insert", "update", "delete")
     ]
 
@@ -148,6 +234,9 @@ def rebuild(connection: Connection) -> None:
     month = _month(dialect, "d")
     net = _NET.format(row="d")
     paid = _PAID.format(row="d")
+    connection.execute(text("DELETE FROM plan_month_deltas"))
+    for statement in _plan_rebuild(dialect):
+        connection.execute(text(statement))
     connection.execute(text("DELETE FROM donation_month_totals"))
     connection.execute(text("DELETE FROM donation_month_amounts"))
     connection.execute(
@@ -167,6 +256,31 @@ def rebuild(connection: Connection) -> None:
             f" GROUP BY {month}, d.currency, {net}"
         )
     )
+
+
+def _plan_rebuild(dialect: str) -> list[str]:
+    # The same contributions as the triggers, for every plan at once (each plan row goes
+    # through the trigger's upserts, in SQL).
+    started_month = _plan_month(dialect, "p.started_at")
+    canceled_month = _plan_month(dialect, "p.canceled_at")
+    monthly = "(CASE WHEN p.interval = 'year' THEN 0 ELSE p.amount_minor END)"
+    yearly = "(CASE WHEN p.interval = 'year' THEN p.amount_minor ELSE 0 END)"
+    churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
+    key = "p.currency, COALESCE(p.campaign_id, 0), p.source"
+    named_key = "p.currency, COALESCE(p.campaign_id, 0) AS campaign_id, p.source"
+    sides = (
+        f"SELECT {started_month} AS month, {named_key},"
+        f" 1 AS plans, {monthly} AS monthly_minor, {yearly} AS yearly_minor, 1 AS started,"
+        " 0 AS cancelled, 0 AS churned FROM plans p WHERE p.started_at IS NOT NULL"
+        f" UNION ALL SELECT {canceled_month}, {key}, -1, -{monthly}, -{yearly}, 0, 1, {churned}"
+        " FROM plans p WHERE p.started_at IS NOT NULL AND p.canceled_at IS NOT NULL"
+    )
+    return [
+        f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
+        f" SELECT month, {_PLAN_KEY}, SUM(plans), SUM(monthly_minor), SUM(yearly_minor),"
+        f" SUM(started), SUM(cancelled), SUM(churned) FROM ({sides}) AS sides"
+        f" GROUP BY month, {_PLAN_KEY}"
+    ]
 
 
 @event.listens_for(Base.metadata, "after_create")
