@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-11-29 06:14:06.661487
+Create Date: 2026-11-29 06:25:34.846791
 """
 
 from collections.abc import Sequence
@@ -51,6 +51,23 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "plan_cohort_counts",
+        sa.Column("start_month", sa.String(length=7), nullable=False),
+        sa.Column("end_month", sa.String(length=7), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=300), nullable=False),
+        sa.Column("plans", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "start_month",
+            "end_month",
+            "currency",
+            "campaign_id",
+            "source",
+            name=op.f("pk_plan_cohort_counts"),
+        ),
+    )
+    op.create_table(
         "plan_month_deltas",
         sa.Column("month", sa.String(length=7), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
@@ -88,6 +105,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_plans_canceled_at"))
 
     op.drop_table("plan_month_deltas")
+    op.drop_table("plan_cohort_counts")
     op.drop_table("donation_month_totals")
     op.drop_table("donation_month_amounts")
     # ### end Alembic commands ###

@@ -118,3 +118,51 @@ def test_the_migration_installs_the_triggers_and_counts_what_is_there(tmp_path: 
         ).one()
     engine.dispose()
     assert tuple(row) == ("2026-03", 3000, 2)
+
+
+def plan_summaries(session: Session) -> tuple[object, object]:
+    from webapp.reports.summary import PlanCohortCount, PlanMonthDelta
+
+    deltas = {
+        (r.month, r.currency, r.campaign_id, r.source): (
+            r.plans,
+            r.monthly_minor,
+            r.yearly_minor,
+            r.started,
+            r.cancelled,
+            r.churned,
+        )
+        for r in session.scalars(select(PlanMonthDelta))
+        if any((r.plans, r.monthly_minor, r.yearly_minor, r.started, r.cancelled, r.churned))
+    }
+    cohorts = {
+        (r.start_month, r.end_month, r.currency, r.campaign_id, r.source): r.plans
+        for r in session.scalars(select(PlanCohortCount))
+        if r.plans
+    }
+    return deltas, cohorts
+
+
+def test_plan_summaries_follow_plan_changes_and_match_a_rebuild(db_session: Session) -> None:
+    from tests.donations.factories import make_plan
+    from webapp.donations.models import Frequency, PlanStatus
+
+    dataset.load(db_session)
+    donor = make_donor(db_session)
+    plan = make_plan(db_session, donor=donor, amount_minor=700, started_at=dataset.at(9, 9))
+    db_session.commit()
+    plan.status, plan.canceled_at = PlanStatus.CANCELED, dataset.at(11, 1)  # cancelled
+    db_session.commit()
+    plan.amount_minor, plan.interval = 8400, Frequency.YEARLY  # changed afterwards
+    plan.stripe_state_at = dataset.at(11, 2)  # a column the summaries do not depend on
+    db_session.commit()
+    kept_now = plan_summaries(db_session)
+    rebuild(db_session.connection())
+    db_session.commit()
+    assert plan_summaries(db_session) == kept_now
+    db_session.delete(plan)
+    db_session.commit()
+    kept_after_delete = plan_summaries(db_session)
+    rebuild(db_session.connection())
+    db_session.commit()
+    assert plan_summaries(db_session) == kept_after_delete

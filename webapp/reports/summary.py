@@ -80,6 +80,21 @@ class PlanMonthDelta(Base):
     churned: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class PlanCohortCount(Base):
+    """How many plans started in one month and ended in another (or are still running)."""
+
+    __tablename__ = "plan_cohort_counts"
+
+    #: "YYYY-MM" (UTC) of `started_at`.
+    start_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    #: "YYYY-MM" of `canceled_at`, "" while the plan runs.
+    end_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    plans: Mapped[int] = mapped_column(Integer, default=0)
+
+
 _NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
 _PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
 
@@ -144,7 +159,16 @@ def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
         f"{column} = {prefix}{column} + excluded.{column}" for column in _PLAN_COLUMNS.split(", ")
     )
     key = f"{row}.currency, COALESCE({row}.campaign_id, 0), {row}.source"
+    cohort_prefix = "plan_cohort_counts." if dialect == "postgresql" else ""
+    cohort = (
+        f"INSERT INTO plan_cohort_counts (start_month, end_month, {_PLAN_KEY}, plans)"
+        f" SELECT {started_month}, COALESCE({canceled_month}, ''), {key}, {sign}"
+        f" WHERE {row}.started_at IS NOT NULL"
+        f" ON CONFLICT (start_month, end_month, {_PLAN_KEY}) DO UPDATE SET"
+        f" plans = {cohort_prefix}plans + excluded.plans"
+    )
     return [
+        cohort,
         f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
         f" SELECT {started_month}, {key}, {sign}, {sign} * {monthly}, {sign} * {yearly},"
         f" {sign}, 0, 0 WHERE {row}.started_at IS NOT NULL"
@@ -235,6 +259,7 @@ def rebuild(connection: Connection) -> None:
     net = _NET.format(row="d")
     paid = _PAID.format(row="d")
     connection.execute(text("DELETE FROM plan_month_deltas"))
+    connection.execute(text("DELETE FROM plan_cohort_counts"))
     for statement in _plan_rebuild(dialect):
         connection.execute(text(statement))
     connection.execute(text("DELETE FROM donation_month_totals"))
@@ -276,10 +301,14 @@ def _plan_rebuild(dialect: str) -> list[str]:
         " FROM plans p WHERE p.started_at IS NOT NULL AND p.canceled_at IS NOT NULL"
     )
     return [
+        f"INSERT INTO plan_cohort_counts (start_month, end_month, {_PLAN_KEY}, plans)"
+        f" SELECT {started_month}, COALESCE({canceled_month}, ''), {key}, COUNT(*)"
+        " FROM plans p WHERE p.started_at IS NOT NULL"
+        f" GROUP BY {started_month}, COALESCE({canceled_month}, ''), {key}",
         f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
         f" SELECT month, {_PLAN_KEY}, SUM(plans), SUM(monthly_minor), SUM(yearly_minor),"
         f" SUM(started), SUM(cancelled), SUM(churned) FROM ({sides}) AS sides"
-        f" GROUP BY month, {_PLAN_KEY}"
+        f" GROUP BY month, {_PLAN_KEY}",
     ]
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
 from webapp.reports import metrics
 from webapp.reports.rates import Rates
-from webapp.reports.summary import DonationMonthAmount, DonationMonthTotal
+from webapp.reports.summary import DonationMonthAmount, DonationMonthTotal, PlanCohortCount
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
 
@@ -191,39 +191,72 @@ COHORT_MONTHS = 12
 def cohorts(session: Session, query: Query, rates: Rates) -> Table:
     """Plans grouped by the month they started; the share still active 0, 1, 2 … months on
     (at the end of each month; empty where that month has not ended yet)."""
-    plans = session.execute(
-        select(Plan.started_at, Plan.canceled_at).where(
-            Plan.started_at.is_not(None),
-            Plan.started_at >= query.months[0],
-            Plan.started_at < metrics.add_months(query.months[-1], 1),
-            *query.flt.plans(),
+    first, last = f"{query.months[0]:%Y-%m}", f"{query.months[-1]:%Y-%m}"
+    # {start month: [(end month or "", plans)]}
+    by_cohort: dict[str, list[tuple[str, int]]] = {}
+    if not query.flt.language:
+        # The kept counts per (start month, end month).
+        rows = session.execute(
+            select(
+                PlanCohortCount.start_month,
+                PlanCohortCount.end_month,
+                func.sum(PlanCohortCount.plans),
+            )
+            .where(
+                PlanCohortCount.start_month >= first,
+                PlanCohortCount.start_month <= last,
+                *_cohort_filter(query.flt),
+            )
+            .group_by(PlanCohortCount.start_month, PlanCohortCount.end_month)
         )
-    ).all()
-    by_cohort: dict[str, list[tuple[datetime, datetime | None]]] = {}
-    for started, canceled in plans:
-        started = _aware(started)
-        by_cohort.setdefault(f"{started:%Y-%m}", []).append(
-            (started, _aware(canceled) if canceled else None)
-        )
-    rows = []
+        for start, ended, count in rows:
+            if int(count or 0):
+                by_cohort.setdefault(str(start), []).append((str(ended), int(count)))
+    else:
+        plans = session.execute(
+            select(Plan.started_at, Plan.canceled_at).where(
+                Plan.started_at.is_not(None),
+                Plan.started_at >= query.months[0],
+                Plan.started_at < metrics.add_months(query.months[-1], 1),
+                *query.flt.plans(),
+            )
+        ).all()
+        for started, canceled in plans:
+            ended = f"{_aware(canceled):%Y-%m}" if canceled else ""
+            by_cohort.setdefault(f"{_aware(started):%Y-%m}", []).append((ended, 1))
+    rows_out = []
     for month in query.months:
         key = f"{month:%Y-%m}"
         members = by_cohort.get(key, [])
-        row: dict[str, Any] = {"cohort": key, "plans": len(members)}
+        size = sum(count for _ended, count in members)
+        row: dict[str, Any] = {"cohort": key, "plans": size}
         for offset in range(COHORT_MONTHS):
             end = metrics.add_months(month, offset + 1)
-            if end > query.now or not members:
+            if end > query.now or not size:
                 row[f"m{offset}"] = None
                 continue
-            alive = sum(1 for _s, canceled in members if canceled is None or canceled >= end)
-            row[f"m{offset}"] = alive / len(members)
-        rows.append(row)
+            # Active at the end of month `offset`: not cancelled before the next one began.
+            boundary = f"{metrics.add_months(month, offset):%Y-%m}"
+            alive = sum(count for ended, count in members if ended == "" or ended > boundary)
+            row[f"m{offset}"] = alive / size
+        rows_out.append(row)
     columns = [Column("cohort", _l("Start month"), "text"), Column("plans", _l("Plans"))]
     columns += [
         Column(f"m{offset}", _l("Month %(n)d", n=offset), "share")
         for offset in range(COHORT_MONTHS)
     ]
-    return Table(columns, rows, None)
+    return Table(columns, rows_out, None)
+
+
+def _cohort_filter(flt: metrics.ReportFilter) -> list[Any]:
+    conditions: list[Any] = []
+    if flt.currency:
+        conditions.append(PlanCohortCount.currency == flt.currency)
+    if flt.campaign_id is not None:
+        conditions.append(PlanCohortCount.campaign_id == flt.campaign_id)
+    if flt.source:
+        conditions.append(PlanCohortCount.source == flt.source)
+    return conditions
 
 
 def _aware(moment: datetime) -> datetime:
