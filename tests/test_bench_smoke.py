@@ -73,8 +73,14 @@ def test_generated_file_is_read_back_by_the_import_as_written(tmp_path: Path) ->
 
 def test_signup_load_answers_every_request_and_sends_every_email() -> None:
     sizes = signup_load.LoadSizes(
-        clients=2, rounds=1, bare_requests=20, signup_requests=8, fixed_seconds=0.2,
-        fixed_clients=2, max_seconds=30, warmup=1,
+        clients=2,
+        rounds=1,
+        bare_requests=20,
+        signup_requests=8,
+        fixed_seconds=0.2,
+        fixed_clients=2,
+        max_seconds=30,
+        warmup=1,
     )
     result = signup_load.run(sizes)
 
@@ -95,8 +101,7 @@ def test_signup_load_answers_every_request_and_sends_every_email() -> None:
 
 
 def test_webhook_ingest_applies_every_event_once() -> None:
-    result = webhook_ingest.run(webhook_ingest.IngestSizes(donations=30, clients=2,
-                                                           max_seconds=30))
+    result = webhook_ingest.run(webhook_ingest.IngestSizes(donations=30, clients=2, max_seconds=30))
 
     _assert_well_formed(result)
     for variant in ("receipts queued", "SMTP in request"):
@@ -135,8 +140,9 @@ def test_main_prints_a_table_and_writes_json(
 ) -> None:
     output = tmp_path / "results" / "latest.json"
 
-    status = main(["--only", "csv_import", "--rows", "30", "--repeat", "1",
-                   "--output", str(output)])
+    status = main(
+        ["--only", "csv_import", "--rows", "30", "--repeat", "1", "--output", str(output)]
+    )
 
     assert status == 0
     printed = capsys.readouterr().out

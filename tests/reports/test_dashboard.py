@@ -70,6 +70,10 @@ def test_kept_deltas_and_the_plans_themselves_agree(loaded: Session) -> None:
         == metrics.plans_cancelled_series(loaded, odd)[:-1]
     )
     assert metrics.churn_series(loaded, windows) == metrics.churn_series(loaded, odd)[:-1]
+    assert (
+        metrics.plans_failed_series(loaded, windows)
+        == metrics.plans_failed_series(loaded, odd)[:-1]
+    )
 
 
 def test_metrics_with_filters(loaded: Session) -> None:
