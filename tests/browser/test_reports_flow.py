@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -54,6 +55,6 @@ def test_dashboard_reports_and_a_csv_download(
         page.get_by_role("button", name="Download CSV").click()
     download = download_info.value
     assert download.suggested_filename == "readership-revenue-2026-10-2026-11.csv"
-    content = open(download.path(), encoding="utf-8-sig").read()
+    content = Path(download.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(content)))
     assert rows[-1] == ["2026-11", "10.00", "70.00", "48.00", "128.00"]
