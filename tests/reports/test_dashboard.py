@@ -37,6 +37,9 @@ def test_every_dashboard_figure_matches_the_hand_computed_one(loaded: Session) -
     assert values["plans_failed"] == (1, 0)
     assert values["churn"] == (pytest.approx(1 / 3), pytest.approx(1 / 3))
     assert values["subscribers"][0] == 3
+    # End of August, September, October, and now (one joined this week; the one who left
+    # was never confirmed).
+    assert board.figure("subscribers").trend[-4:] == [0, 2, 2, 3]
     assert values["new_subscribers"] == (1, 0)
     assert values["unsubscribed"] == (1, 0)
     # The trend's last point is the figure itself: one function computes both.

@@ -10,11 +10,28 @@ from sqlalchemy.orm import Session
 from tests.donations.factories import make_donation, make_donor
 from tests.reports import dataset
 from webapp.donations.models import Donation, DonationStatus
-from webapp.reports.summary import DonationMonthAmount, DonationMonthTotal, rebuild
+from webapp.reports.summary import (
+    DonationMonthAmount,
+    DonationMonthKind,
+    DonationMonthTotal,
+    rebuild,
+)
 
 
 def kept(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
+    """The kept totals; checks on the way that the per-kind totals are their sums."""
     rows = session.scalars(select(DonationMonthTotal)).all()
+    sums: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for r in rows:
+        net, gifts = sums.get((r.month, r.kind, r.currency), (0, 0))
+        sums[(r.month, r.kind, r.currency)] = (net + r.net_minor, gifts + r.gifts)
+    kinds = {
+        (r.month, r.kind, r.currency): (r.net_minor, r.gifts)
+        for r in session.scalars(select(DonationMonthKind))
+    }
+    assert {k: v for k, v in kinds.items() if v != (0, 0)} == {
+        k: v for k, v in sums.items() if v != (0, 0)
+    }
     return {
         (r.month, r.kind, r.currency, r.campaign_id, r.source, r.language): (r.net_minor, r.gifts)
         for r in rows
@@ -120,8 +137,13 @@ def test_the_migration_installs_the_triggers_and_counts_what_is_there(tmp_path: 
     assert tuple(row) == ("2026-03", 3000, 2)
 
 
-def plan_summaries(session: Session) -> tuple[object, object]:
-    from webapp.reports.summary import PlanCohortCount, PlanMonthDelta
+def plan_summaries(session: Session) -> tuple[object, ...]:
+    from webapp.reports.summary import (
+        DonorPlanCount,
+        PlanCohortCount,
+        PlanFailureMonth,
+        PlanMonthDelta,
+    )
 
     deltas = {
         (r.month, r.currency, r.campaign_id, r.source): (
@@ -140,7 +162,9 @@ def plan_summaries(session: Session) -> tuple[object, object]:
         for r in session.scalars(select(PlanCohortCount))
         if r.plans
     }
-    return deltas, cohorts
+    donors = {r.donor_id: r.plans for r in session.scalars(select(DonorPlanCount))}
+    failures = {(r.month, r.plan_id): r.failures for r in session.scalars(select(PlanFailureMonth))}
+    return deltas, cohorts, donors, failures
 
 
 def test_plan_summaries_follow_plan_changes_and_match_a_rebuild(db_session: Session) -> None:
@@ -166,3 +190,57 @@ def test_plan_summaries_follow_plan_changes_and_match_a_rebuild(db_session: Sess
     rebuild(db_session.connection())
     db_session.commit()
     assert plan_summaries(db_session) == kept_after_delete
+
+
+def test_failure_months_and_donor_counts_follow_every_write(db_session: Session) -> None:
+    from tests.donations.factories import make_plan
+    from webapp.donations.models import PlanFailure
+    from webapp.reports.summary import DonorPlanCount, PlanFailureMonth
+
+    dataset.load(db_session)
+    donor = make_donor(db_session)
+    first = make_plan(db_session, donor=donor, amount_minor=500, started_at=dataset.at(3, 1))
+    second = make_plan(db_session, donor=donor, amount_minor=900, started_at=dataset.at(5, 1))
+    db_session.flush()
+    failures = [
+        PlanFailure(plan_id=first.id, stripe_invoice_id=f"in_sum_{n}", failed_at=moment)
+        for n, moment in enumerate(
+            # Two invoices failing in one month count that month once for the plan; the
+            # last instant of June (UTC) belongs to June.
+            [dataset.at(6, 3), dataset.at(6, 20), datetime(2026, 6, 30, 23, 59, tzinfo=UTC)]
+        )
+    ]
+    db_session.add_all(failures)
+    db_session.commit()
+
+    def months() -> dict[str, int]:
+        rows = db_session.scalars(
+            select(PlanFailureMonth).where(PlanFailureMonth.plan_id == first.id)
+        )
+        return {r.month: r.failures for r in rows}
+
+    def donor_plans() -> int | None:
+        return db_session.scalar(
+            select(DonorPlanCount.plans).where(DonorPlanCount.donor_id == donor.id)
+        )
+
+    assert months() == {"2026-06": 3}
+    assert donor_plans() == 2
+    failures[2].failed_at = dataset.at(7, 2)  # moved to July
+    db_session.commit()
+    assert months() == {"2026-06": 2, "2026-07": 1}
+    db_session.delete(failures[2])
+    db_session.commit()
+    assert months() == {"2026-06": 2}
+    kept_now = plan_summaries(db_session)
+    rebuild(db_session.connection())
+    db_session.commit()
+    assert plan_summaries(db_session) == kept_now
+    db_session.delete(second)
+    db_session.commit()
+    assert donor_plans() == 1
+    db_session.delete(first)  # its failures go with it (ON DELETE CASCADE on PostgreSQL)
+    db_session.execute(text(f"DELETE FROM plan_failures WHERE plan_id = {first.id}"))
+    db_session.commit()
+    assert months() == {}
+    assert donor_plans() is None

@@ -222,7 +222,10 @@ class Plan(Base):
         DateTime(timezone=True), nullable=True
     )
     #: When the last renewal failed (cleared by the next success).
-    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Indexed for the lapsed-donor report.
+    last_failed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     #: Creation time of the newest Stripe object state applied: older states are ignored.
     stripe_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -74,6 +74,11 @@ class Dashboard:
 
 def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
     """Every figure of the dashboard at `now`."""
+    with metrics.one_reading(session):
+        return _build(session, now, rates)
+
+
+def _build(session: Session, now: datetime, rates: Rates) -> Dashboard:
     this_month = metrics.month_start(now)
     months = [metrics.add_months(this_month, -i) for i in range(TREND_MONTHS - 1, -1, -1)]
     labels = [f"{m:%Y-%m}" for m in months]
@@ -94,9 +99,10 @@ def build_dashboard(session: Session, now: datetime, rates: Rates) -> Dashboard:
     failed = metrics.plans_failed_series(session, windows)
     churn = [c.rate for c in metrics.churn_series(session, windows)]
     week_start = metrics.week_before(now)
-    this_week = metrics.subscriber_figures(session, week_start, now)
-    last_week = metrics.subscriber_figures(session, metrics.week_before(week_start), week_start)
-    confirmed_trend = [_confirmed_at(session, end) for end in month_ends]
+    this_week, last_week = metrics.subscriber_figures_series(
+        session, [(week_start, now), (metrics.week_before(week_start), week_start)]
+    )
+    confirmed_trend = metrics.confirmed_subscribers_series(session, month_ends)
 
     figures = [
         Figure(
@@ -165,23 +171,6 @@ def _one_time(revenue: metrics.Revenue) -> dict[str, int]:
     for currency, amount in revenue.kind("offline").items():
         totals[currency] = totals.get(currency, 0) + amount
     return totals
-
-
-def _confirmed_at(session: Session, moment: datetime) -> int:
-    """Subscribers confirmed by `moment` who had not left by then (from their timestamps)."""
-    from sqlalchemy import or_
-
-    from webapp.subscribers.models import Subscriber
-
-    return int(
-        session.scalar(
-            select(func.count(Subscriber.id)).where(
-                Subscriber.confirmed_at <= moment,
-                or_(Subscriber.unsubscribed_at.is_(None), Subscriber.unsubscribed_at > moment),
-            )
-        )
-        or 0
-    )
 
 
 def last_issue(session: Session) -> LastIssue | None:

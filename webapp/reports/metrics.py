@@ -8,10 +8,11 @@ display, with the rates staff set (`rates.Rates`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -25,7 +26,13 @@ from webapp.donations.models import (
     PlanFailure,
     PlanStatus,
 )
-from webapp.reports.summary import DonationMonthTotal, PlanMonthDelta
+from webapp.reports.summary import (
+    DonationMonthKind,
+    DonationMonthTotal,
+    DonorPlanCount,
+    PlanFailureMonth,
+    PlanMonthDelta,
+)
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
 #: A lapsed donor's plan ended or failed within this many days.
@@ -147,6 +154,29 @@ def _is_active(started: datetime, canceled: datetime | None, moment: datetime) -
 
 # --- The fast path: monthly plan deltas kept by the database (`summary.PlanMonthDelta`) ------
 
+_MEMO = "reports.one_reading"
+_T = TypeVar("_T")
+
+
+@contextmanager
+def one_reading(session: Session) -> Iterator[None]:
+    """Inside it, the kept plan deltas are read once, however many figures are built on
+    them (the dashboard builds five). Only for reading: nothing inside may change plans."""
+    session.info[_MEMO] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_MEMO, None)
+
+
+def _remembered(session: Session, key: tuple[Any, ...], compute: Callable[[], _T]) -> _T:
+    memo = session.info.get(_MEMO)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
 
 def _counting_month(session: Session, moment: datetime) -> str | None:
     """The last month whose deltas make up the state at `moment`: the month before when
@@ -154,13 +184,27 @@ def _counting_month(session: Session, moment: datetime) -> str | None:
     after it (always true for "now"); None when only the plans themselves can tell."""
     if moment == month_start(moment):
         return f"{add_months(moment, -1):%Y-%m}"
-    later = session.scalar(
-        select(Plan.id).where(or_(Plan.started_at >= moment, Plan.canceled_at >= moment)).limit(1)
+    later = _remembered(
+        session,
+        ("later", moment),
+        lambda: session.scalar(
+            select(Plan.id)
+            .where(or_(Plan.started_at >= moment, Plan.canceled_at >= moment))
+            .limit(1)
+        ),
     )
     return None if later is not None else f"{moment:%Y-%m}"
 
 
 def _deltas_by_month(
+    session: Session, last_month: str, flt: ReportFilter
+) -> list[tuple[str, str, int, int, int, int, int, int]]:
+    return _remembered(
+        session, ("deltas", last_month, flt), lambda: _read_deltas(session, last_month, flt)
+    )
+
+
+def _read_deltas(
     session: Session, last_month: str, flt: ReportFilter
 ) -> list[tuple[str, str, int, int, int, int, int, int]]:
     rows = session.execute(
@@ -224,12 +268,9 @@ def _multi_plan_correction(
 ) -> list[int]:
     """For each moment, active plans minus active donors: what donors with two or more
     active plans add beyond one each (few donors have more than one plan)."""
-    several = (
-        select(Plan.donor_id)
-        .where(Plan.started_at.is_not(None), *flt.plans())
-        .group_by(Plan.donor_id)
-        .having(func.count(Plan.id) > 1)
-    )
+    # The kept per-donor counts name them; under a filter a donor may have one plan left,
+    # which then adds nothing below.
+    several = select(DonorPlanCount.donor_id).where(DonorPlanCount.plans > 1)
     rows = session.execute(
         select(Plan.donor_id, Plan.started_at, Plan.canceled_at).where(
             Plan.donor_id.in_(several), Plan.started_at.is_not(None), *flt.plans()
@@ -426,19 +467,16 @@ def plans_failed_series(
 
 
 def _failed_by_month(session: Session, windows: Sequence[Window], flt: ReportFilter) -> list[int]:
-    """`plans_failed_series` for whole months: one grouped pass over the failures."""
-    month = month_key_of(session, PlanFailure.failed_at)
+    """`plans_failed_series` for whole months, from the kept failure months (`summary`)."""
+    first, last = (f"{month:%Y-%m}" for month in (min(windows)[0], max(windows)[0]))
     query = (
-        select(month, func.count(func.distinct(PlanFailure.plan_id)))
-        .where(
-            PlanFailure.failed_at >= min(s for s, _e in windows),
-            PlanFailure.failed_at < max(e for _s, e in windows),
-        )
-        .group_by(month)
+        select(PlanFailureMonth.month, func.count())
+        .where(PlanFailureMonth.month >= first, PlanFailureMonth.month <= last)
+        .group_by(PlanFailureMonth.month)
     )
     conditions = flt.plans()
     if conditions:
-        query = query.join(Plan, Plan.id == PlanFailure.plan_id).where(*conditions)
+        query = query.join(Plan, Plan.id == PlanFailureMonth.plan_id).where(*conditions)
     counts = {str(key): int(count) for key, count in session.execute(query)}
     return [counts.get(f"{s:%Y-%m}", 0) for s, _e in windows]
 
@@ -573,20 +611,13 @@ def monthly_revenue(
     if not months:
         return []
     keys = [f"{m:%Y-%m}" for m in months]
+    conditions = flt.totals()
+    # Unfiltered, the per-kind totals hold the same sums in a few rows a month.
+    table: Any = DonationMonthTotal if conditions else DonationMonthKind
     rows = session.execute(
-        select(
-            DonationMonthTotal.month,
-            DonationMonthTotal.kind,
-            DonationMonthTotal.currency,
-            func.sum(DonationMonthTotal.net_minor),
-        )
-        .where(
-            DonationMonthTotal.month >= keys[0],
-            DonationMonthTotal.month <= keys[-1],
-            DonationMonthTotal.gifts > 0,
-            *flt.totals(),
-        )
-        .group_by(DonationMonthTotal.month, DonationMonthTotal.kind, DonationMonthTotal.currency)
+        select(table.month, table.kind, table.currency, func.sum(table.net_minor))
+        .where(table.month >= keys[0], table.month <= keys[-1], table.gifts > 0, *conditions)
+        .group_by(table.month, table.kind, table.currency)
     )
     index = {key: i for i, key in enumerate(keys)}
     result = [Revenue() for _ in months]
@@ -599,13 +630,11 @@ def monthly_revenue(
     return result
 
 
-def month_key_of(session: Session, column: Any = None) -> Any:
-    """The "YYYY-MM" in UTC of `column` (default `Donation.paid_at`), on SQLite and
-    PostgreSQL."""
-    column = Donation.paid_at if column is None else column
+def month_key_of(session: Session) -> Any:
+    """The "YYYY-MM" of `Donation.paid_at` in UTC, on SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
-    return func.strftime("%Y-%m", column)
+        return func.to_char(func.timezone("UTC", Donation.paid_at), "YYYY-MM")
+    return func.strftime("%Y-%m", Donation.paid_at)
 
 
 # --- Subscribers -----------------------------------------------------------------------------
@@ -622,20 +651,83 @@ class SubscriberFigures:
 
 def subscriber_figures(session: Session, start: datetime, end: datetime) -> SubscriberFigures:
     """Confirmed subscribers now, and those confirmed / unsubscribed in [start, end)."""
-    confirmed = session.scalar(
-        select(func.count(Subscriber.id)).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+    return subscriber_figures_series(session, [(start, end)])[0]
+
+
+def subscriber_figures_series(
+    session: Session, windows: Sequence[Window]
+) -> list[SubscriberFigures]:
+    """`subscriber_figures` for each window, in one query that reads only the subscribers
+    who confirmed or left inside them (and the index of statuses for the count now)."""
+    if not windows:
+        return []
+    low, high = min(s for s, _e in windows), max(e for _s, e in windows)
+    confirmed_now = (
+        select(func.count(Subscriber.id))
+        .where(Subscriber.status == SubscriberStatus.CONFIRMED)
+        .scalar_subquery()
     )
-    new = session.scalar(
-        select(func.count(Subscriber.id)).where(
-            Subscriber.confirmed_at >= start, Subscriber.confirmed_at < end
+    columns: list[Any] = [confirmed_now]
+    for start, end in windows:
+        columns.append(
+            func.sum(
+                case(
+                    (and_(Subscriber.confirmed_at >= start, Subscriber.confirmed_at < end), 1),
+                    else_=0,
+                )
+            )
         )
-    )
-    left = session.scalar(
-        select(func.count(Subscriber.id)).where(
-            Subscriber.unsubscribed_at >= start, Subscriber.unsubscribed_at < end
+        columns.append(
+            func.sum(
+                case(
+                    (
+                        and_(Subscriber.unsubscribed_at >= start, Subscriber.unsubscribed_at < end),
+                        1,
+                    ),
+                    else_=0,
+                )
+            )
         )
-    )
-    return SubscriberFigures(int(confirmed or 0), int(new or 0), int(left or 0))
+    row = session.execute(
+        select(*columns).where(
+            or_(
+                and_(Subscriber.confirmed_at >= low, Subscriber.confirmed_at < high),
+                and_(Subscriber.unsubscribed_at >= low, Subscriber.unsubscribed_at < high),
+            )
+        )
+    ).one()
+    values = [int(value or 0) for value in row]
+    return [
+        SubscriberFigures(values[0], values[1 + 2 * i], values[2 + 2 * i])
+        for i in range(len(windows))
+    ]
+
+
+def confirmed_subscribers_series(session: Session, moments: Sequence[datetime]) -> list[int]:
+    """Subscribers confirmed by each moment who had not unsubscribed by then (from their
+    timestamps; one pass over the confirmed subscribers)."""
+    if not moments:
+        return []
+    columns = [
+        func.sum(
+            case(
+                (
+                    and_(
+                        Subscriber.confirmed_at <= moment,
+                        or_(
+                            Subscriber.unsubscribed_at.is_(None),
+                            Subscriber.unsubscribed_at > moment,
+                        ),
+                    ),
+                    1,
+                ),
+                else_=0,
+            )
+        )
+        for moment in moments
+    ]
+    row = session.execute(select(*columns).where(Subscriber.confirmed_at <= max(moments))).one()
+    return [int(value or 0) for value in row]
 
 
 def lapsed_conditions(now: datetime) -> list[ColumnElement[bool]]:

@@ -1,18 +1,24 @@
-"""Monthly donation totals kept by the database itself.
+"""Monthly summaries kept by the database itself.
 
-Reports over a million donations cannot scan them on every page view. Two small tables hold
-what the revenue reports need, per month:
+Reports over a million donations cannot scan them on every page view. Small tables hold
+what the reports need:
 
 * `donation_month_totals`: net amount and number of paid gifts per (month, kind, currency,
   campaign, source, language);
+* `donation_month_kinds`: the same per (month, kind, currency) only, for unfiltered views;
 * `donation_month_amounts`: number of paid gifts per (month, currency, net amount), for the
-  median gift.
+  median gift;
+* `plan_month_deltas`, `plan_cohort_counts`: what plans started and ended per month, for
+  active plans, MRR, churn and the cohort grid;
+* `donor_plan_counts`: started plans per donor, to find the few donors with several;
+* `plan_failure_months`: the months in which each plan had a failed renewal.
 
-Database triggers on `donations` keep them right on every write, whatever wrote it (the
-books, staff, a bulk import, a migration): a row counts while its status is paid, in the
-month (UTC) of `paid_at`, with its current net amount; an update takes the old row out and
-puts the new one in. `rebuild` recomputes both from scratch (used by the migration that
-creates them); `tests/reports/test_summary.py` checks them against the donations.
+Database triggers on `donations`, `plans` and `plan_failures` keep them right on every
+write, whatever wrote it (the books, staff, a bulk import, a migration): a gift counts while
+its status is paid, in the month (UTC) of `paid_at`, with its current net amount; an update
+takes the old row out and puts the new one in. `rebuild` recomputes them all from scratch
+(used by the migration that creates them); `tests/reports/test_summary.py` checks them
+against the rows they summarise.
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ class DonationMonthTotal(Base):
     #: Sum of amount - refunded - disputed, minor units.
     net_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     #: Paid gifts.
+    gifts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DonationMonthKind(Base):
+    """`DonationMonthTotal` summed over campaigns, sources and languages: what an
+    unfiltered view (the dashboard) reads, a few rows a month."""
+
+    __tablename__ = "donation_month_kinds"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    net_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     gifts: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -95,6 +114,27 @@ class PlanCohortCount(Base):
     plans: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DonorPlanCount(Base):
+    """How many started plans (running or ended) one donor has; donors without are left out.
+    Counting active donors from the plan deltas needs a look at the few donors with more
+    than one plan, and this is how they are found without reading every plan."""
+
+    __tablename__ = "donor_plan_counts"
+
+    donor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plans: Mapped[int] = mapped_column(Integer, default=0, index=True)
+
+
+class PlanFailureMonth(Base):
+    """A month (UTC) in which one plan had at least one failed renewal, and how many."""
+
+    __tablename__ = "plan_failure_months"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
 _NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
 _PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
 
@@ -112,6 +152,9 @@ def _take_out(dialect: str, row: str) -> list[str]:
         f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
         f" AND currency = {row}.currency AND campaign_id = COALESCE({row}.campaign_id, 0)"
         f" AND source = {row}.source AND language = {row}.language",
+        f"UPDATE donation_month_kinds SET net_minor = net_minor - ({net}), gifts = gifts - 1"
+        f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
+        f" AND currency = {row}.currency",
         f"UPDATE donation_month_amounts SET gifts = gifts - 1"
         f" WHERE {_PAID.format(row=row)} AND month = {month} AND currency = {row}.currency"
         f" AND net_minor = {net}",
@@ -122,6 +165,7 @@ def _put_in(dialect: str, row: str) -> list[str]:
     net, month = _NET.format(row=row), _month(dialect, row)
     qualify = "donation_month_totals." if dialect == "postgresql" else ""
     qualify_amounts = "donation_month_amounts." if dialect == "postgresql" else ""
+    qualify_kinds = "donation_month_kinds." if dialect == "postgresql" else ""
     return [
         "INSERT INTO donation_month_totals"
         " (month, kind, currency, campaign_id, source, language, net_minor, gifts)"
@@ -130,6 +174,11 @@ def _put_in(dialect: str, row: str) -> list[str]:
         f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET"
         f" net_minor = {qualify}net_minor + excluded.net_minor,"
         f" gifts = {qualify}gifts + excluded.gifts",
+        "INSERT INTO donation_month_kinds (month, kind, currency, net_minor, gifts)"
+        f" SELECT {month}, {row}.kind, {row}.currency, {net}, 1 WHERE {_PAID.format(row=row)}"
+        " ON CONFLICT (month, kind, currency) DO UPDATE SET"
+        f" net_minor = {qualify_kinds}net_minor + excluded.net_minor,"
+        f" gifts = {qualify_kinds}gifts + excluded.gifts",
         "INSERT INTO donation_month_amounts (month, currency, net_minor, gifts)"
         f" SELECT {month}, {row}.currency, {net}, 1 WHERE {_PAID.format(row=row)}"
         " ON CONFLICT (month, currency, net_minor) DO UPDATE SET"
@@ -167,7 +216,18 @@ def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
         f" ON CONFLICT (start_month, end_month, {_PLAN_KEY}) DO UPDATE SET"
         f" plans = {cohort_prefix}plans + excluded.plans"
     )
+    donor_prefix = "donor_plan_counts." if dialect == "postgresql" else ""
+    donors = [
+        f"INSERT INTO donor_plan_counts (donor_id, plans) SELECT {row}.donor_id, {sign}"
+        f" WHERE {row}.started_at IS NOT NULL ON CONFLICT (donor_id) DO UPDATE SET"
+        f" plans = {donor_prefix}plans + excluded.plans"
+    ]
+    if sign < 0:  # a donor whose last started plan went is no longer listed
+        donors.append(
+            f"DELETE FROM donor_plan_counts WHERE donor_id = {row}.donor_id AND plans <= 0"
+        )
     return [
+        *donors,
         cohort,
         f"INSERT INTO plan_month_deltas (month, {_PLAN_KEY}, {_PLAN_COLUMNS})"
         f" SELECT {started_month}, {key}, {sign}, {sign} * {monthly}, {sign} * {yearly},"
@@ -181,89 +241,110 @@ def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
     ]
 
 
-def trigger_ddl(dialect: str) -> list[str]:
-    """The statements that create the triggers on `donations` for this database."""
-    if dialect == "postgresql":
-        body = "\n".join(
-            [
-                "IF TG_OP IN ('UPDATE', 'DELETE') THEN",
-                *(f"  {statement};" for statement in _take_out(dialect, "OLD")),
-                "END IF;",
-                "IF TG_OP IN ('INSERT', 'UPDATE') THEN",
-                *(f"  {statement};" for statement in _put_in(dialect, "NEW")),
-                "END IF;",
-                "RETURN NULL;",
-            ]
-        )
-        plan_body = "\n".join(
-            [
-                "IF TG_OP IN ('UPDATE', 'DELETE') THEN",
-                *(f"  {statement};" for statement in _plan_upserts(dialect, "OLD", -1)),
-                "END IF;",
-                "IF TG_OP IN ('INSERT', 'UPDATE') THEN",
-                *(f"  {statement};" for statement in _plan_upserts(dialect, "NEW", 1)),
-                "END IF;",
-                "RETURN NULL;",
-            ]
-        )
+def _failure_upserts(dialect: str, row: str, sign: int) -> list[str]:
+    """Count (sign 1) or uncount (sign -1) one failed renewal in its plan's month."""
+    month = _plan_month(dialect, f"{row}.failed_at")
+    if sign > 0:
+        prefix = "plan_failure_months." if dialect == "postgresql" else ""
         return [
-            "CREATE OR REPLACE FUNCTION donation_month_totals_apply() RETURNS trigger AS $$\n"
-            f"BEGIN\n{body}\nEND;\n$$ LANGUAGE plpgsql",
-            "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
-            "CREATE TRIGGER donations_month_totals AFTER INSERT OR UPDATE OR DELETE"
-            " ON donations FOR EACH ROW EXECUTE FUNCTION donation_month_totals_apply()",
-            "CREATE OR REPLACE FUNCTION plan_month_deltas_apply() RETURNS trigger AS $$\n"
-            f"BEGIN\n{plan_body}\nEND;\n$$ LANGUAGE plpgsql",
-            "DROP TRIGGER IF EXISTS plans_month_deltas ON plans",
-            "CREATE TRIGGER plans_month_deltas AFTER INSERT OR UPDATE OR DELETE"
-            " ON plans FOR EACH ROW EXECUTE FUNCTION plan_month_deltas_apply()",
+            "INSERT INTO plan_failure_months (month, plan_id, failures)"
+            f" SELECT {month}, {row}.plan_id, 1 WHERE {row}.failed_at IS NOT NULL"
+            f" ON CONFLICT (month, plan_id) DO UPDATE SET failures = {prefix}failures + 1"
         ]
+    where = f"WHERE month = {month} AND plan_id = {row}.plan_id"
     return [
-        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_insert AFTER INSERT ON donations"
-        f" BEGIN {'; '.join(_put_in(dialect, 'NEW'))}; END",
-        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_update AFTER UPDATE ON donations"
-        f" BEGIN {'; '.join(_take_out(dialect, 'OLD') + _put_in(dialect, 'NEW'))}; END",
-        "CREATE TRIGGER IF NOT EXISTS donations_month_totals_delete AFTER DELETE ON donations"
-        f" BEGIN {'; '.join(_take_out(dialect, 'OLD'))}; END",
-        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_insert AFTER INSERT ON plans"
-        f" BEGIN {'; '.join(_plan_upserts(dialect, 'NEW', 1))}; END",
-        # Only the columns the deltas depend on: a renewal touching the plan changes none.
-        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_update AFTER UPDATE OF started_at,"
-        " canceled_at, amount_minor, interval, currency, campaign_id, source ON plans BEGIN "
-        f"{'; '.join(_plan_upserts(dialect, 'OLD', -1) + _plan_upserts(dialect, 'NEW', 1))}; END",
-        "CREATE TRIGGER IF NOT EXISTS plans_month_deltas_delete AFTER DELETE ON plans"
-        f" BEGIN {'; '.join(_plan_upserts(dialect, 'OLD', -1))}; END",
+        f"UPDATE plan_failure_months SET failures = failures - 1 {where}",
+        f"DELETE FROM plan_failure_months {where} AND failures <= 0",
     ]
+
+
+def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
+    """(table, trigger name, statements taking OLD out, statements putting NEW in, the
+    columns whose update matters ("" for any)) of every kept summary."""
+    return [
+        ("donations", "donations_month_totals", _take_out(dialect, "OLD"),
+         _put_in(dialect, "NEW"), ""),
+        # Only the columns the plan summaries depend on: a renewal touching the plan
+        # changes none of them.
+        ("plans", "plans_month_deltas", _plan_upserts(dialect, "OLD", -1),
+         _plan_upserts(dialect, "NEW", 1),
+         "started_at, canceled_at, amount_minor, interval, currency, campaign_id, source,"
+         " donor_id"),
+        ("plan_failures", "plan_failures_months", _failure_upserts(dialect, "OLD", -1),
+         _failure_upserts(dialect, "NEW", 1), ""),
+    ]  # fmt: skip
+
+
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements that create the triggers keeping the summaries, for this database."""
+    statements: list[str] = []
+    for table, name, take_out, put_in, columns in _triggers(dialect):
+        if dialect == "postgresql":
+            body = "\n".join(
+                [
+                    "IF TG_OP IN ('UPDATE', 'DELETE') THEN",
+                    *(f"  {statement};" for statement in take_out),
+                    "END IF;",
+                    "IF TG_OP IN ('INSERT', 'UPDATE') THEN",
+                    *(f"  {statement};" for statement in put_in),
+                    "END IF;",
+                    "RETURN NULL;",
+                ]
+            )
+            statements += [
+                f"CREATE OR REPLACE FUNCTION {name}_apply() RETURNS trigger AS $$\n"
+                f"BEGIN\n{body}\nEND;\n$$ LANGUAGE plpgsql",
+                f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE"
+                f" ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_apply()",
+            ]
+            continue
+        of = f" OF {columns}" if columns else ""
+        statements += [
+            f"CREATE TRIGGER IF NOT EXISTS {name}_insert AFTER INSERT ON {table}"
+            f" BEGIN {'; '.join(put_in)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS {name}_update AFTER UPDATE{of} ON {table}"
+            f" BEGIN {'; '.join(take_out + put_in)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS {name}_delete AFTER DELETE ON {table}"
+            f" BEGIN {'; '.join(take_out)}; END",
+        ]
+    return statements
 
 
 def drop_trigger_ddl(dialect: str) -> list[str]:
     """The statements that remove the triggers."""
-    if dialect == "postgresql":
-        return [
-            "DROP TRIGGER IF EXISTS donations_month_totals ON donations",
-            "DROP FUNCTION IF EXISTS donation_month_totals_apply()",
-            "DROP TRIGGER IF EXISTS plans_month_deltas ON plans",
-            "DROP FUNCTION IF EXISTS plan_month_deltas_apply()",
-        ]
-    return [
-        f"DROP TRIGGER IF EXISTS {name}_{event_name}"
-        for name in ("donations_month_totals", "plans_month_deltas")
-        for event_name in ("insert", "update", "delete")
-    ]
+    statements: list[str] = []
+    for table, name, *_rest in _triggers(dialect):
+        if dialect == "postgresql":
+            statements += [
+                f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                f"DROP FUNCTION IF EXISTS {name}_apply()",
+            ]
+        else:
+            statements += [
+                f"DROP TRIGGER IF EXISTS {name}_{event_name}"
+                for event_name in ("insert", "update", "delete")
+            ]
+    return statements
 
 
 def rebuild(connection: Connection) -> None:
-    """Recompute both tables from the donations (in the caller's transaction)."""
+    """Recompute every summary from the rows it summarises (in the caller's transaction)."""
     dialect = connection.dialect.name
     month = _month(dialect, "d")
     net = _NET.format(row="d")
     paid = _PAID.format(row="d")
-    connection.execute(text("DELETE FROM plan_month_deltas"))
-    connection.execute(text("DELETE FROM plan_cohort_counts"))
+    for table in (
+        "plan_month_deltas",
+        "plan_cohort_counts",
+        "donor_plan_counts",
+        "plan_failure_months",
+    ):
+        connection.execute(text(f"DELETE FROM {table}"))
     for statement in _plan_rebuild(dialect):
         connection.execute(text(statement))
-    connection.execute(text("DELETE FROM donation_month_totals"))
-    connection.execute(text("DELETE FROM donation_month_amounts"))
+    for table in ("donation_month_totals", "donation_month_kinds", "donation_month_amounts"):
+        connection.execute(text(f"DELETE FROM {table}"))
     connection.execute(
         text(
             "INSERT INTO donation_month_totals"
@@ -272,6 +353,13 @@ def rebuild(connection: Connection) -> None:
             f" d.language, SUM({net}), COUNT(*) FROM donations d WHERE {paid}"
             f" GROUP BY {month}, d.kind, d.currency, COALESCE(d.campaign_id, 0), d.source,"
             " d.language"
+        )
+    )
+    connection.execute(
+        text(
+            "INSERT INTO donation_month_kinds (month, kind, currency, net_minor, gifts)"
+            " SELECT month, kind, currency, SUM(net_minor), SUM(gifts)"
+            " FROM donation_month_totals GROUP BY month, kind, currency"
         )
     )
     connection.execute(
@@ -288,6 +376,7 @@ def _plan_rebuild(dialect: str) -> list[str]:
     # through the trigger's upserts, in SQL).
     started_month = _plan_month(dialect, "p.started_at")
     canceled_month = _plan_month(dialect, "p.canceled_at")
+    failed_month = _plan_month(dialect, "failed_at")
     monthly = "(CASE WHEN p.interval = 'year' THEN 0 ELSE p.amount_minor END)"
     yearly = "(CASE WHEN p.interval = 'year' THEN p.amount_minor ELSE 0 END)"
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
@@ -309,6 +398,11 @@ def _plan_rebuild(dialect: str) -> list[str]:
         f" SELECT month, {_PLAN_KEY}, SUM(plans), SUM(monthly_minor), SUM(yearly_minor),"
         f" SUM(started), SUM(cancelled), SUM(churned) FROM ({sides}) AS sides"
         f" GROUP BY month, {_PLAN_KEY}",
+        "INSERT INTO donor_plan_counts (donor_id, plans) SELECT donor_id, COUNT(*) FROM plans"
+        " WHERE started_at IS NOT NULL GROUP BY donor_id",
+        "INSERT INTO plan_failure_months (month, plan_id, failures)"
+        f" SELECT {failed_month}, plan_id, COUNT(*) FROM plan_failures"
+        f" WHERE failed_at IS NOT NULL GROUP BY {failed_month}, plan_id",
     ]
 
 

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from webapp.core.clock import as_utc
 from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
 from webapp.reports import metrics
 from webapp.reports.rates import Rates
@@ -128,8 +129,9 @@ def recurring_over_time(session: Session, query: Query, rates: Rates) -> Table:
     """Active recurring donors and MRR at the end of each month."""
     missing: set[str] = set()
     ends = [min(metrics.add_months(month, 1), query.now) for month in query.months]
-    donors = metrics.active_recurring_donors_series(session, ends, query.flt)
-    mrr = metrics.mrr_series(session, ends, query.flt)
+    with metrics.one_reading(session):
+        donors = metrics.active_recurring_donors_series(session, ends, query.flt)
+        mrr = metrics.mrr_series(session, ends, query.flt)
     rows = [
         {
             "month": f"{month:%Y-%m}",
@@ -156,10 +158,11 @@ def recurring_over_time(session: Session, query: Query, rates: Rates) -> Table:
 def plans_by_month(session: Session, query: Query, rates: Rates) -> Table:
     """New, cancelled and failed plans per month, and churn."""
     windows = metrics.month_windows(query.months)
-    started = metrics.plans_started_series(session, windows, query.flt)
-    cancelled = metrics.plans_cancelled_series(session, windows, query.flt)
-    failed = metrics.plans_failed_series(session, windows, query.flt)
-    churn = metrics.churn_series(session, windows, query.flt)
+    with metrics.one_reading(session):
+        started = metrics.plans_started_series(session, windows, query.flt)
+        cancelled = metrics.plans_cancelled_series(session, windows, query.flt)
+        failed = metrics.plans_failed_series(session, windows, query.flt)
+        churn = metrics.churn_series(session, windows, query.flt)
     rows = [
         {
             "month": f"{month:%Y-%m}",
@@ -222,8 +225,8 @@ def cohorts(session: Session, query: Query, rates: Rates) -> Table:
             )
         ).all()
         for started, canceled in plans:
-            ended = f"{_aware(canceled):%Y-%m}" if canceled else ""
-            by_cohort.setdefault(f"{_aware(started):%Y-%m}", []).append((ended, 1))
+            ended = f"{as_utc(canceled):%Y-%m}" if canceled else ""
+            by_cohort.setdefault(f"{as_utc(started):%Y-%m}", []).append((ended, 1))
     rows_out = []
     for month in query.months:
         key = f"{month:%Y-%m}"
@@ -257,12 +260,6 @@ def _cohort_filter(flt: metrics.ReportFilter) -> list[Any]:
     if flt.source:
         conditions.append(PlanCohortCount.source == flt.source)
     return conditions
-
-
-def _aware(moment: datetime) -> datetime:
-    from webapp.core.clock import as_utc
-
-    return as_utc(moment)
 
 
 # --- Revenue by campaign and by source -------------------------------------------------------
@@ -448,16 +445,20 @@ def lapsed_donors(session: Session, query: Query, rates: Rates) -> Table:
     ).all()
     rows = []
     for _donor_id, name, email, language, canceled, failed in donors:
-        events = [_aware(m) for m in (canceled, failed) if m is not None and _aware(m) >= since]
+        canceled = as_utc(canceled) if canceled is not None else None
+        failed = as_utc(failed) if failed is not None else None
+        # The later of the two events inside the window says when and why.
+        failed_last = (
+            failed is not None and failed >= since and (canceled is None or failed > canceled)
+        )
+        lapsed = failed if failed_last else canceled
         rows.append(
             {
                 "name": name,
                 "email": email,
                 "language": language,
-                "lapsed_on": f"{max(events):%Y-%m-%d}" if events else "",
-                "reason": "failed"
-                if failed and (not canceled or failed > canceled)
-                else "cancelled",
+                "lapsed_on": lapsed.date().isoformat() if lapsed is not None else "",
+                "reason": "failed" if failed_last else "cancelled",
             }
         )
     return Table(
@@ -499,7 +500,7 @@ def donor_subscribers(session: Session, query: Query, rates: Rates) -> Table:
                 "name": name,
                 "email": email,
                 "language": language,
-                "subscribed": f"{_aware(confirmed):%Y-%m-%d}" if confirmed else "",
+                "subscribed": f"{as_utc(confirmed):%Y-%m-%d}" if confirmed else "",
             }
             for name, email, language, confirmed in rows
         ],
@@ -514,9 +515,8 @@ def donor_subscribers(session: Session, query: Query, rates: Rates) -> Table:
 def subscriber_growth(session: Session, query: Query, rates: Rates) -> Table:
     """Confirmations and unsubscribes per month (by their timestamps), and the net change."""
     rows = []
-    for month in query.months:
-        end = metrics.add_months(month, 1)
-        figures = metrics.subscriber_figures(session, month, end)
+    series = metrics.subscriber_figures_series(session, metrics.month_windows(query.months))
+    for month, figures in zip(query.months, series, strict=True):
         rows.append(
             {
                 "month": f"{month:%Y-%m}",
@@ -566,7 +566,7 @@ def issues_report(session: Session, query: Query, rates: Rates) -> Table:
                 .group_by(DigestDelivery.status)
             )
         }
-        sent_at = _aware(issue.approved_at)  # type: ignore[arg-type]
+        sent_at = as_utc(issue.approved_at)  # type: ignore[arg-type]
         left = session.scalar(
             select(func.count(Subscriber.id))
             .join(DigestDelivery, DigestDelivery.subscriber_id == Subscriber.id)
