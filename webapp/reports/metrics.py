@@ -632,9 +632,19 @@ def monthly_revenue(
 
 def month_key_of(session: Session) -> Any:
     """The "YYYY-MM" of `Donation.paid_at` in UTC, on SQLite and PostgreSQL."""
+    return _utc_text(session, Donation.paid_at, "%Y-%m", "YYYY-MM")
+
+
+def day_of(session: Session, moment: Any) -> Any:
+    """The "YYYY-MM-DD" in UTC of a timestamp expression, as text from the database (a long
+    list reads no datetimes back)."""
+    return _utc_text(session, moment, "%Y-%m-%d", "YYYY-MM-DD")
+
+
+def _utc_text(session: Session, moment: Any, sqlite_format: str, postgresql_format: str) -> Any:
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", Donation.paid_at), "YYYY-MM")
-    return func.strftime("%Y-%m", Donation.paid_at)
+        return func.to_char(func.timezone("UTC", moment), postgresql_format)
+    return func.strftime(sqlite_format, moment)
 
 
 # --- Subscribers -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
@@ -429,38 +429,35 @@ def lapsed_donors(session: Session, query: Query, rates: Rates) -> Table:
     """Donors whose plan was cancelled or failed in the last 90 days and who have no active
     plan now: the people to win back."""
     since = query.now - metrics.timedelta_days(metrics.LAPSED_DAYS)
+    canceled, failed = func.max(Plan.canceled_at), func.max(Plan.last_failed_at)
+    # The later of the two events says when and why; a failure counts only inside the window
+    # (a cancellation that qualifies always is). Dates come back as text: a list of
+    # thousands reads no datetimes.
+    failed_last = and_(failed >= since, or_(canceled.is_(None), failed > canceled))
     donors = session.execute(
         select(
-            Donor.id,
             Donor.name,
             Donor.email,
             Donor.language,
-            func.max(Plan.canceled_at),
-            func.max(Plan.last_failed_at),
+            metrics.day_of(session, canceled),
+            metrics.day_of(session, failed),
+            case((failed_last, 1), else_=0),
         )
         .join(Plan, Plan.donor_id == Donor.id)
         .where(*metrics.lapsed_conditions(query.now), *query.flt.plans())
         .group_by(Donor.id, Donor.name, Donor.email, Donor.language)
         .order_by(Donor.email)
     ).all()
-    rows = []
-    for _donor_id, name, email, language, canceled, failed in donors:
-        canceled = as_utc(canceled) if canceled is not None else None
-        failed = as_utc(failed) if failed is not None else None
-        # The later of the two events inside the window says when and why.
-        failed_last = (
-            failed is not None and failed >= since and (canceled is None or failed > canceled)
-        )
-        lapsed = failed if failed_last else canceled
-        rows.append(
-            {
-                "name": name,
-                "email": email,
-                "language": language,
-                "lapsed_on": lapsed.date().isoformat() if lapsed is not None else "",
-                "reason": "failed" if failed_last else "cancelled",
-            }
-        )
+    rows = [
+        {
+            "name": name,
+            "email": email,
+            "language": language,
+            "lapsed_on": (failed_day if by_failure else canceled_day) or "",
+            "reason": "failed" if by_failure else "cancelled",
+        }
+        for name, email, language, canceled_day, failed_day, by_failure in donors
+    ]
     return Table(
         [
             Column("name", _l("Name"), "text"),
