@@ -107,6 +107,18 @@ def upgrade() -> None:
             "month", "currency", "campaign_id", "source", name=op.f("pk_plan_month_deltas")
         ),
     )
+    op.create_table(
+        "subscriber_month_pairs",
+        sa.Column("confirmed_month", sa.String(length=7), nullable=False),
+        sa.Column("left_month", sa.String(length=7), nullable=False),
+        sa.Column("subscribers", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "confirmed_month", "left_month", name=op.f("pk_subscriber_month_pairs")
+        ),
+    )
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.create_index("ix_subscribers_confirmed_at", ["confirmed_at"], unique=False)
+        batch_op.create_index("ix_subscribers_unsubscribed_at", ["unsubscribed_at"], unique=False)
     with op.batch_alter_table("plans", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_plans_canceled_at"), ["canceled_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_plans_started_at"), ["started_at"], unique=False)
@@ -133,6 +145,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_plans_canceled_at"))
 
     op.drop_table("plan_month_deltas")
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscribers_unsubscribed_at")
+        batch_op.drop_index("ix_subscribers_confirmed_at")
+    op.drop_table("subscriber_month_pairs")
     op.drop_table("plan_failure_months")
     with op.batch_alter_table("donor_plan_counts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_donor_plan_counts_plans"))

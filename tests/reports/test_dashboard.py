@@ -145,3 +145,35 @@ def test_viewers_read_rates_but_cannot_change_them(
     token = csrf_token(page.get_data(as_text=True))
     refused = client.post("/staff/reports/rates", data={"csrf_token": token, "rate_USD": "1"})
     assert refused.status_code == 403
+
+
+def test_kept_subscriber_pairs_and_the_subscribers_themselves_agree(loaded: Session) -> None:
+    from tests.subscribers.factories import make_subscriber
+
+    # A reader who confirmed in August, left in September and confirmed again in October.
+    make_subscriber(
+        loaded,
+        created_at=dataset.at(8, 5),
+        status="unsubscribed",
+        unsubscribed_at=dataset.at(9, 9),
+    ).confirmed_at = dataset.at(10, 2)
+    loaded.commit()
+    month_ends = [metrics.add_months(metrics.month_start(dataset.NOW), -i) for i in range(5)]
+    month_ends.append(dataset.NOW)
+    odd = [*month_ends, dataset.at(9, 15)]  # inside a month: the subscribers answer it all
+    assert (
+        metrics.confirmed_subscribers_series(loaded, month_ends)
+        == metrics.confirmed_subscribers_series(loaded, odd)[:-1]
+    )
+    months = metrics.month_windows(
+        [metrics.add_months(metrics.month_start(dataset.NOW), -i) for i in range(4)]
+    )
+    whole = metrics.subscriber_figures_series(loaded, months)
+    one_odd = metrics.subscriber_figures_series(loaded, [*months, (dataset.at(9, 1), dataset.NOW)])
+    assert whole == one_odd[:-1]
+    assert [(f.new_in_period, f.unsubscribed_in_period) for f in whole] == [
+        (1, 1),  # November: one confirmed, one left (never confirmed)
+        (1, 0),  # October: the returning reader
+        (2, 1),  # September: two confirmed, the returning reader left
+        (0, 0),  # August: its confirmation was replaced by October's
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -18,16 +19,22 @@ from webapp.reports.summary import (
 )
 
 
+def fresh(entity: Any) -> Any:
+    """A SELECT of `entity` whose rows overwrite what the session holds: the sessions keep
+    objects across commits, and triggers and bulk updates change rows behind their back."""
+    return select(entity).execution_options(populate_existing=True)
+
+
 def kept(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
     """The kept totals; checks on the way that the per-kind totals are their sums."""
-    rows = session.scalars(select(DonationMonthTotal)).all()
+    rows = session.scalars(fresh(DonationMonthTotal)).all()
     sums: dict[tuple[str, str, str], tuple[int, int]] = {}
     for r in rows:
         net, gifts = sums.get((r.month, r.kind, r.currency), (0, 0))
         sums[(r.month, r.kind, r.currency)] = (net + r.net_minor, gifts + r.gifts)
     kinds = {
         (r.month, r.kind, r.currency): (r.net_minor, r.gifts)
-        for r in session.scalars(select(DonationMonthKind))
+        for r in session.scalars(fresh(DonationMonthKind))
     }
     assert {k: v for k, v in kinds.items() if v != (0, 0)} == {
         k: v for k, v in sums.items() if v != (0, 0)
@@ -40,13 +47,13 @@ def kept(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
 
 
 def amounts(session: Session) -> dict[tuple[object, ...], int]:
-    rows = session.scalars(select(DonationMonthAmount)).all()
+    rows = session.scalars(fresh(DonationMonthAmount)).all()
     return {(r.month, r.currency, r.net_minor): r.gifts for r in rows if r.gifts}
 
 
 def computed(session: Session) -> dict[tuple[object, ...], tuple[int, int]]:
     totals: dict[tuple[object, ...], tuple[int, int]] = {}
-    paid = session.scalars(select(Donation).where(Donation.status == DonationStatus.PAID)).all()
+    paid = session.scalars(fresh(Donation).where(Donation.status == DonationStatus.PAID)).all()
     for d in paid:
         key = (
             f"{d.paid_at:%Y-%m}",
@@ -154,16 +161,16 @@ def plan_summaries(session: Session) -> tuple[object, ...]:
             r.cancelled,
             r.churned,
         )
-        for r in session.scalars(select(PlanMonthDelta))
+        for r in session.scalars(fresh(PlanMonthDelta))
         if any((r.plans, r.monthly_minor, r.yearly_minor, r.started, r.cancelled, r.churned))
     }
     cohorts = {
         (r.start_month, r.end_month, r.currency, r.campaign_id, r.source): r.plans
-        for r in session.scalars(select(PlanCohortCount))
+        for r in session.scalars(fresh(PlanCohortCount))
         if r.plans
     }
-    donors = {r.donor_id: r.plans for r in session.scalars(select(DonorPlanCount))}
-    failures = {(r.month, r.plan_id): r.failures for r in session.scalars(select(PlanFailureMonth))}
+    donors = {r.donor_id: r.plans for r in session.scalars(fresh(DonorPlanCount))}
+    failures = {(r.month, r.plan_id): r.failures for r in session.scalars(fresh(PlanFailureMonth))}
     return deltas, cohorts, donors, failures
 
 
@@ -215,7 +222,7 @@ def test_failure_months_and_donor_counts_follow_every_write(db_session: Session)
 
     def months() -> dict[str, int]:
         rows = db_session.scalars(
-            select(PlanFailureMonth).where(PlanFailureMonth.plan_id == first.id)
+            fresh(PlanFailureMonth).where(PlanFailureMonth.plan_id == first.id)
         )
         return {r.month: r.failures for r in rows}
 
@@ -244,3 +251,48 @@ def test_failure_months_and_donor_counts_follow_every_write(db_session: Session)
     db_session.commit()
     assert months() == {}
     assert donor_plans() is None
+
+
+def test_subscriber_pairs_follow_every_write(db_session: Session) -> None:
+    from tests.subscribers.factories import make_subscriber
+    from webapp.reports.summary import SubscriberMonthPair
+    from webapp.subscribers.models import Subscriber
+
+    def kept_pairs() -> dict[tuple[str, str], int]:
+        rows = db_session.scalars(fresh(SubscriberMonthPair))
+        return {(r.confirmed_month, r.left_month): r.subscribers for r in rows if r.subscribers}
+
+    def computed_pairs() -> dict[tuple[str, str], int]:
+        pairs: dict[tuple[str, str], int] = {}
+        for s in db_session.scalars(fresh(Subscriber)):
+            if s.confirmed_at is None and s.unsubscribed_at is None:
+                continue
+            key = (
+                f"{s.confirmed_at:%Y-%m}" if s.confirmed_at else "",
+                f"{s.unsubscribed_at:%Y-%m}" if s.unsubscribed_at else "",
+            )
+            pairs[key] = pairs.get(key, 0) + 1
+        return pairs
+
+    dataset.load(db_session)
+    assert kept_pairs() == computed_pairs()
+    reader = make_subscriber(db_session, created_at=dataset.at(10, 30), status="pending")
+    db_session.commit()
+    assert kept_pairs() == computed_pairs()
+    reader.confirmed_at = datetime(2026, 10, 31, 23, 59, tzinfo=UTC)  # still October in UTC
+    db_session.commit()
+    reader.unsubscribed_at = dataset.at(11, 14)
+    db_session.commit()
+    assert kept_pairs() == computed_pairs()
+    reader.soft_bounce_count = 1  # a column the pairs do not depend on
+    db_session.commit()
+    db_session.execute(text("UPDATE subscribers SET unsubscribed_at = NULL"))  # bulk, Core
+    db_session.commit()
+    assert kept_pairs() == computed_pairs()
+    db_session.delete(reader)
+    db_session.commit()
+    assert kept_pairs() == computed_pairs()
+    before = kept_pairs()
+    rebuild(db_session.connection())
+    db_session.commit()
+    assert kept_pairs() == before

@@ -32,6 +32,7 @@ from webapp.reports.summary import (
     DonorPlanCount,
     PlanFailureMonth,
     PlanMonthDelta,
+    SubscriberMonthPair,
 )
 from webapp.subscribers.models import Subscriber, SubscriberStatus
 
@@ -178,19 +179,20 @@ def _remembered(session: Session, key: tuple[Any, ...], compute: Callable[[], _T
     return memo[key]
 
 
-def _counting_month(session: Session, moment: datetime) -> str | None:
-    """The last month whose deltas make up the state at `moment`: the month before when
-    `moment` is a month's first instant; `moment`'s own month when no plan started or ended
-    after it (always true for "now"); None when only the plans themselves can tell."""
+def _counting_month(
+    session: Session, moment: datetime, changes: Sequence[Any] = (Plan.started_at, Plan.canceled_at)
+) -> str | None:
+    """The last month whose kept monthly counts make up the state at `moment`: the month
+    before when `moment` is a month's first instant; `moment`'s own month when none of the
+    `changes` timestamps (default: plans starting or ending) is at or after it (always true
+    for "now"); None when only the rows themselves can tell."""
     if moment == month_start(moment):
         return f"{add_months(moment, -1):%Y-%m}"
     later = _remembered(
         session,
-        ("later", moment),
+        ("later", moment, *(str(column) for column in changes)),
         lambda: session.scalar(
-            select(Plan.id)
-            .where(or_(Plan.started_at >= moment, Plan.canceled_at >= moment))
-            .limit(1)
+            select(changes[0]).where(or_(*(column >= moment for column in changes))).limit(1)
         ),
     )
     return None if later is not None else f"{moment:%Y-%m}"
@@ -667,17 +669,14 @@ def subscriber_figures(session: Session, start: datetime, end: datetime) -> Subs
 def subscriber_figures_series(
     session: Session, windows: Sequence[Window]
 ) -> list[SubscriberFigures]:
-    """`subscriber_figures` for each window, in one query that reads only the subscribers
-    who confirmed or left inside them (and the index of statuses for the count now)."""
+    """`subscriber_figures` for each window: whole months from the kept pairs (`summary`),
+    other windows in one query over the subscribers who confirmed or left inside them."""
     if not windows:
         return []
+    if all(s == month_start(s) and e == add_months(s, 1) for s, e in windows):
+        return _subscriber_months(session, windows)
     low, high = min(s for s, _e in windows), max(e for _s, e in windows)
-    confirmed_now = (
-        select(func.count(Subscriber.id))
-        .where(Subscriber.status == SubscriberStatus.CONFIRMED)
-        .scalar_subquery()
-    )
-    columns: list[Any] = [confirmed_now]
+    columns: list[Any] = []
     for start, end in windows:
         columns.append(
             func.sum(
@@ -707,23 +706,57 @@ def subscriber_figures_series(
         )
     ).one()
     values = [int(value or 0) for value in row]
+    confirmed = _confirmed_now(session)
     return [
-        SubscriberFigures(values[0], values[1 + 2 * i], values[2 + 2 * i])
-        for i in range(len(windows))
+        SubscriberFigures(confirmed, values[2 * i], values[2 * i + 1]) for i in range(len(windows))
     ]
 
 
+def _confirmed_now(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Subscriber.id)).where(Subscriber.status == SubscriberStatus.CONFIRMED)
+        )
+        or 0
+    )
+
+
+def _subscriber_months(session: Session, windows: Sequence[Window]) -> list[SubscriberFigures]:
+    """`subscriber_figures_series` for whole months, from the kept pairs."""
+    pairs = _subscriber_pairs(session)
+    confirmed = _confirmed_now(session)
+    result = []
+    for start, _end in windows:
+        month = f"{start:%Y-%m}"
+        result.append(
+            SubscriberFigures(
+                confirmed,
+                sum(n for joined, _left, n in pairs if joined == month),
+                sum(n for _joined, left, n in pairs if left == month),
+            )
+        )
+    return result
+
+
 def confirmed_subscribers_series(session: Session, moments: Sequence[datetime]) -> list[int]:
-    """Subscribers confirmed by each moment who had not unsubscribed by then (from their
-    timestamps; one pass over the confirmed subscribers)."""
+    """Subscribers confirmed before each moment who had not unsubscribed by then (from their
+    timestamps)."""
     if not moments:
         return []
+    changes = (Subscriber.confirmed_at, Subscriber.unsubscribed_at)
+    months = [_counting_month(session, moment, changes) for moment in moments]
+    if all(months):
+        pairs = _subscriber_pairs(session)
+        return [
+            sum(n for joined, left, n in pairs if joined and joined <= m and (not left or left > m))
+            for m in map(str, months)
+        ]
     columns = [
         func.sum(
             case(
                 (
                     and_(
-                        Subscriber.confirmed_at <= moment,
+                        Subscriber.confirmed_at < moment,
                         or_(
                             Subscriber.unsubscribed_at.is_(None),
                             Subscriber.unsubscribed_at > moment,
@@ -736,8 +769,20 @@ def confirmed_subscribers_series(session: Session, moments: Sequence[datetime]) 
         )
         for moment in moments
     ]
-    row = session.execute(select(*columns).where(Subscriber.confirmed_at <= max(moments))).one()
+    row = session.execute(select(*columns).where(Subscriber.confirmed_at < max(moments))).one()
     return [int(value or 0) for value in row]
+
+
+def _subscriber_pairs(session: Session) -> list[tuple[str, str, int]]:
+    """The kept (month confirmed, month unsubscribed, subscribers) counts (`summary`)."""
+    rows = session.execute(
+        select(
+            SubscriberMonthPair.confirmed_month,
+            SubscriberMonthPair.left_month,
+            func.sum(SubscriberMonthPair.subscribers),
+        ).group_by(SubscriberMonthPair.confirmed_month, SubscriberMonthPair.left_month)
+    )
+    return [(str(joined), str(left), int(n or 0)) for joined, left, n in rows]
 
 
 def lapsed_conditions(now: datetime) -> list[ColumnElement[bool]]:

@@ -11,14 +11,15 @@ what the reports need:
 * `plan_month_deltas`, `plan_cohort_counts`: what plans started and ended per month, for
   active plans, MRR, churn and the cohort grid;
 * `donor_plan_counts`: started plans per donor, to find the few donors with several;
-* `plan_failure_months`: the months in which each plan had a failed renewal.
+* `plan_failure_months`: the months in which each plan had a failed renewal;
+* `subscriber_month_pairs`: subscribers per (month confirmed, month unsubscribed).
 
-Database triggers on `donations`, `plans` and `plan_failures` keep them right on every
-write, whatever wrote it (the books, staff, a bulk import, a migration): a gift counts while
-its status is paid, in the month (UTC) of `paid_at`, with its current net amount; an update
-takes the old row out and puts the new one in. `rebuild` recomputes them all from scratch
-(used by the migration that creates them); `tests/reports/test_summary.py` checks them
-against the rows they summarise.
+Database triggers on `donations`, `plans`, `plan_failures` and `subscribers` keep them
+right on every write, whatever wrote it (the books, staff, a bulk import, a migration): a
+gift counts while its status is paid, in the month (UTC) of `paid_at`, with its current net
+amount; an update takes the old row out and puts the new one in. `rebuild` recomputes them
+all from scratch (used by the migration that creates them); `tests/reports/test_summary.py`
+checks them against the rows they summarise.
 """
 
 from __future__ import annotations
@@ -133,6 +134,20 @@ class PlanFailureMonth(Base):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     plan_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SubscriberMonthPair(Base):
+    """How many subscribers confirmed in one month and unsubscribed in another ("" for
+    never). Summed, the pairs give the confirmed list at each month's end, and the
+    confirmations and unsubscribes of each month."""
+
+    __tablename__ = "subscriber_month_pairs"
+
+    #: "YYYY-MM" (UTC) of `confirmed_at`, "" when not confirmed.
+    confirmed_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    #: "YYYY-MM" of `unsubscribed_at`, "" while subscribed.
+    left_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    subscribers: Mapped[int] = mapped_column(Integer, default=0)
 
 
 _NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
@@ -258,6 +273,25 @@ def _failure_upserts(dialect: str, row: str, sign: int) -> list[str]:
     ]
 
 
+def _subscriber_upserts(dialect: str, row: str, sign: int) -> list[str]:
+    """Count (sign 1) or uncount (sign -1) one subscriber in its (confirmed, left) pair."""
+    confirmed = f"COALESCE({_plan_month(dialect, f'{row}.confirmed_at')}, '')"
+    left = f"COALESCE({_plan_month(dialect, f'{row}.unsubscribed_at')}, '')"
+    counted = f"({row}.confirmed_at IS NOT NULL OR {row}.unsubscribed_at IS NOT NULL)"
+    if sign > 0:
+        prefix = "subscriber_month_pairs." if dialect == "postgresql" else ""
+        return [
+            "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, subscribers)"
+            f" SELECT {confirmed}, {left}, 1 WHERE {counted}"
+            " ON CONFLICT (confirmed_month, left_month) DO UPDATE SET"
+            f" subscribers = {prefix}subscribers + 1"
+        ]
+    return [
+        "UPDATE subscriber_month_pairs SET subscribers = subscribers - 1"
+        f" WHERE confirmed_month = {confirmed} AND left_month = {left} AND {counted}"
+    ]
+
+
 def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
     """(table, trigger name, statements taking OLD out, statements putting NEW in, the
     columns whose update matters ("" for any)) of every kept summary."""
@@ -268,10 +302,12 @@ def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
         # changes none of them.
         ("plans", "plans_month_deltas", _plan_upserts(dialect, "OLD", -1),
          _plan_upserts(dialect, "NEW", 1),
-         "started_at, canceled_at, amount_minor, interval, currency, campaign_id, source,"
+         "started_at, canceled_at, amount_minor, \"interval\", currency, campaign_id, source,"
          " donor_id"),
         ("plan_failures", "plan_failures_months", _failure_upserts(dialect, "OLD", -1),
          _failure_upserts(dialect, "NEW", 1), ""),
+        ("subscribers", "subscribers_month_pairs", _subscriber_upserts(dialect, "OLD", -1),
+         _subscriber_upserts(dialect, "NEW", 1), "confirmed_at, unsubscribed_at"),
     ]  # fmt: skip
 
 
@@ -279,6 +315,7 @@ def trigger_ddl(dialect: str) -> list[str]:
     """The statements that create the triggers keeping the summaries, for this database."""
     statements: list[str] = []
     for table, name, take_out, put_in, columns in _triggers(dialect):
+        of = f" OF {columns}" if columns else ""
         if dialect == "postgresql":
             body = "\n".join(
                 [
@@ -295,11 +332,10 @@ def trigger_ddl(dialect: str) -> list[str]:
                 f"CREATE OR REPLACE FUNCTION {name}_apply() RETURNS trigger AS $$\n"
                 f"BEGIN\n{body}\nEND;\n$$ LANGUAGE plpgsql",
                 f"DROP TRIGGER IF EXISTS {name} ON {table}",
-                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE"
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE{of} OR DELETE"
                 f" ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_apply()",
             ]
             continue
-        of = f" OF {columns}" if columns else ""
         statements += [
             f"CREATE TRIGGER IF NOT EXISTS {name}_insert AFTER INSERT ON {table}"
             f" BEGIN {'; '.join(put_in)}; END",
@@ -339,6 +375,7 @@ def rebuild(connection: Connection) -> None:
         "plan_cohort_counts",
         "donor_plan_counts",
         "plan_failure_months",
+        "subscriber_month_pairs",
     ):
         connection.execute(text(f"DELETE FROM {table}"))
     for statement in _plan_rebuild(dialect):
@@ -377,6 +414,8 @@ def _plan_rebuild(dialect: str) -> list[str]:
     started_month = _plan_month(dialect, "p.started_at")
     canceled_month = _plan_month(dialect, "p.canceled_at")
     failed_month = _plan_month(dialect, "failed_at")
+    confirmed_month = f"COALESCE({_plan_month(dialect, 'confirmed_at')}, '')"
+    left_month = f"COALESCE({_plan_month(dialect, 'unsubscribed_at')}, '')"
     monthly = "(CASE WHEN p.interval = 'year' THEN 0 ELSE p.amount_minor END)"
     yearly = "(CASE WHEN p.interval = 'year' THEN p.amount_minor ELSE 0 END)"
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
@@ -403,6 +442,10 @@ def _plan_rebuild(dialect: str) -> list[str]:
         "INSERT INTO plan_failure_months (month, plan_id, failures)"
         f" SELECT {failed_month}, plan_id, COUNT(*) FROM plan_failures"
         f" WHERE failed_at IS NOT NULL GROUP BY {failed_month}, plan_id",
+        "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, subscribers)"
+        f" SELECT {confirmed_month}, {left_month}, COUNT(*) FROM subscribers"
+        " WHERE confirmed_at IS NOT NULL OR unsubscribed_at IS NOT NULL"
+        f" GROUP BY {confirmed_month}, {left_month}",
     ]
 
 

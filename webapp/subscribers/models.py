@@ -122,6 +122,9 @@ class Subscriber(Base):
         Index("ix_subscribers_language_id", "language", "id"),
         Index("ix_subscribers_source_id", "source", "id"),
         Index("ix_subscribers_created_at", "created_at"),
+        # Reports count confirmations and unsubscribes in a week or a month.
+        Index("ix_subscribers_confirmed_at", "confirmed_at"),
+        Index("ix_subscribers_unsubscribed_at", "unsubscribed_at"),
         Index("ix_subscribers_name_key", "name_key"),
     )
 
