@@ -1,9 +1,10 @@
 """reports: the supporter dashboard and every report over a large history, as a ratio to one
 full `count(*)` of the donations table in the same run.
 
-The history is `readership demo --donors N --donations M`'s generator
-(`webapp.donations.history`): 100,000 donors and 1,000,000 donations by default (2,000 and
-20,000 with `--quick`), written once into a scratch database. Each measurement is the best
+The history is `readership demo --donors N --donations M --subscribers S`'s generators
+(`webapp.donations.history`, `webapp.subscribers.demo`): 100,000 donors, 1,000,000
+donations and 100,000 subscribers by default (2,000 / 20,000 / 2,000 with `--quick`),
+written once into a scratch database. Each measurement is the best
 of two runs (the first warms the caches, as a staff member's second look would); the
 baseline is the best of three `SELECT count(*) FROM donations`.
 
@@ -38,9 +39,12 @@ class ReportSizes:
 
     donors: int = 100_000
     donations: int = 1_000_000
+    #: The newsletter list beside them (`readership demo --subscribers`: statuses,
+    #: confirmations and unsubscribes spread over the demo's two years).
+    subscribers: int = 100_000
 
 
-QUICK = ReportSizes(donors=2_000, donations=20_000)
+QUICK = ReportSizes(donors=2_000, donations=20_000, subscribers=2_000)
 
 
 def _best(function: Any, rounds: int) -> float:
@@ -58,6 +62,7 @@ def _measure(kind: str, url: str, sizes: ReportSizes, workdir: Path, result: Ben
     from webapp.reports.dashboard import build_dashboard
     from webapp.reports.rates import load_rates, set_rate
     from webapp.reports.tables import REPORTS, Query
+    from webapp.subscribers.demo import load_demo_subscribers
 
     app = create_app(
         {"DATABASE_URL": url, "SECRET_KEY": "bench-" * 8, "MAILBOX_DIR": str(workdir / "mb")}
@@ -70,6 +75,17 @@ def _measure(kind: str, url: str, sizes: ReportSizes, workdir: Path, result: Ben
         started = time.perf_counter()
         written = generate_history(session, donors=sizes.donors, donations=sizes.donations, now=NOW)
         generated_s = time.perf_counter() - started
+        started = time.perf_counter()
+        listed = load_demo_subscribers(
+            session,
+            count=sizes.subscribers,
+            now=NOW,
+            languages=("en", "ru"),
+            site_url="https://bench.example.org",
+            base_url="http://localhost:5000",
+        )
+        session.commit()
+        subscribers_s = time.perf_counter() - started
         set_rate(session, "USD", Decimal("0.92"), now=NOW, staff_id=None)
         set_rate(session, "GBP", Decimal("1.17"), now=NOW, staff_id=None)
         session.commit()
@@ -93,6 +109,7 @@ def _measure(kind: str, url: str, sizes: ReportSizes, workdir: Path, result: Ben
         }
     database.engine.dispose()
     result.add(f"{kind}: history written ({written})", generated_s, "s")
+    result.add(f"{kind}: subscribers written ({listed.created})", subscribers_s, "s")
     result.add(f"{kind}: count(*) of donations", baseline * 1000, "ms")
     ratio = dashboard / baseline
     result.add(
@@ -113,6 +130,7 @@ def _measure(kind: str, url: str, sizes: ReportSizes, workdir: Path, result: Ben
         )
     result.details[kind] = {
         "generated_s": generated_s,
+        "subscribers_s": subscribers_s,
         "count_ms": baseline * 1000,
         "dashboard_ms": dashboard * 1000,
         "reports_ms": {slug: s * 1000 for slug, s in timings.items()},

@@ -128,9 +128,11 @@ def test_digest_sends_the_whole_issue_and_measures_memory() -> None:
 
 
 def test_reports_measures_the_dashboard_and_every_report() -> None:
-    result = reports.run(reports.ReportSizes(donors=60, donations=400), _postgres_url())
+    sizes = reports.ReportSizes(donors=60, donations=400, subscribers=40)
+    result = reports.run(sizes, _postgres_url())
     _assert_well_formed(result)
     lines = {m.what: m for m in result.measurements}
+    assert lines["sqlite: subscribers written (40)"].unit == "s"
     assert lines["sqlite: dashboard / count(*)"].target == "<= 5x"
     assert "sqlite: lapsed / count(*)" in lines
 
