@@ -177,3 +177,56 @@ def test_kept_subscriber_pairs_and_the_subscribers_themselves_agree(loaded: Sess
         (2, 1),  # September: two confirmed, the returning reader left
         (0, 0),  # August: its confirmation was replaced by October's
     ]
+
+
+def test_the_last_digest_compares_with_the_issue_before(
+    loaded: Session, client: FlaskClient, clock: FrozenClock
+) -> None:
+    from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+
+    def issue(day: int, statuses: list[DeliveryStatus], status: IssueStatus) -> None:
+        row = DigestIssue(
+            language="en",
+            status=status,
+            subject=f"Week of {day} November",
+            items=[],
+            created_at=dataset.at(11, day),
+            approved_at=dataset.at(11, day),
+            recipients=len(statuses),
+        )
+        loaded.add(row)
+        loaded.flush()
+        loaded.add_all(
+            DigestDelivery(
+                issue_id=row.id,
+                subscriber_id=1000 + n,
+                status=delivery,
+                attempts=1,
+                next_attempt_at=dataset.at(11, day),
+            )
+            for n, delivery in enumerate(statuses)
+        )
+
+    sent, failed, pending = DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.PENDING
+    issue(3, [sent, sent, failed], IssueStatus.SENT)
+    issue(10, [sent, sent, sent, failed, pending], IssueStatus.SENDING)
+    issue(12, [pending], IssueStatus.DRAFT)  # not approved: not on the dashboard
+    loaded.commit()
+    board = build_dashboard(loaded, dataset.NOW, load_rates(loaded))
+    assert board.last_issue is not None and board.previous_issue is not None
+    assert (board.last_issue.recipients, board.last_issue.sent, board.last_issue.failed) == (
+        5,
+        3,
+        1,
+    )
+    assert (board.previous_issue.sent, board.previous_issue.subject) == (2, "Week of 3 November")
+    assert board.issue_trend is not None
+    assert board.issue_trend.trend == [3.0, 5.0]
+    assert board.issue_trend.trend_labels == ["2026-11-03 en", "2026-11-10 en"]
+    clock.current = dataset.NOW
+    staff = make_staff(loaded, role="viewer")
+    loaded.commit()
+    force_login(client, loaded, staff)
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "previous issue: 2 / 3" in page
+    assert "Recipients per issue" in page

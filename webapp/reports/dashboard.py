@@ -66,6 +66,10 @@ class Dashboard:
     base_currency: str
     figures: list[Figure]
     last_issue: LastIssue | None
+    #: The issue before it, to compare with.
+    previous_issue: LastIssue | None = None
+    #: Recipients of the latest issues (oldest first), the digest tile's trend.
+    issue_trend: Figure | None = None
 
     def figure(self, key: str) -> Figure:
         """The figure with this key."""
@@ -149,7 +153,7 @@ def _build(session: Session, now: datetime, rates: Rates) -> Dashboard:
         Figure(
             "subscribers",
             this_week.confirmed,
-            None,
+            confirmed_trend[-2],  # at the end of last month, like the other counts of people
             "count",
             labels,
             list(map(float, confirmed_trend)),
@@ -162,7 +166,9 @@ def _build(session: Session, now: datetime, rates: Rates) -> Dashboard:
             "count",
         ),
     ]
-    return Dashboard(now, rates.base, figures, last_issue(session))
+    issues = _approved_issues(session, TREND_MONTHS)
+    numbers: list[LastIssue | None] = [*_issue_numbers(session, issues[:2]), None, None]
+    return Dashboard(now, rates.base, figures, numbers[0], numbers[1], _issue_trend(issues))
 
 
 def _one_time(revenue: metrics.Revenue) -> dict[str, int]:
@@ -173,29 +179,58 @@ def _one_time(revenue: metrics.Revenue) -> dict[str, int]:
     return totals
 
 
-def last_issue(session: Session) -> LastIssue | None:
-    """The latest issue that was approved (sending, paused or sent)."""
-    issue = session.scalar(
-        select(DigestIssue)
-        .where(DigestIssue.status.in_([IssueStatus.SENT, IssueStatus.SENDING, IssueStatus.PAUSED]))
-        .order_by(DigestIssue.approved_at.desc(), DigestIssue.id.desc())
-        .limit(1)
+def _approved_issues(session: Session, count: int) -> list[DigestIssue]:
+    """The latest issues that were approved (sending, paused or sent), newest first."""
+    return list(
+        session.scalars(
+            select(DigestIssue)
+            .where(
+                DigestIssue.status.in_([IssueStatus.SENT, IssueStatus.SENDING, IssueStatus.PAUSED])
+            )
+            .order_by(DigestIssue.approved_at.desc(), DigestIssue.id.desc())
+            .limit(count)
+        )
     )
-    if issue is None:
-        return None
-    counts: dict[Any, int] = {
-        status: int(count)
-        for status, count in session.execute(
-            select(DigestDelivery.status, func.count())
-            .where(DigestDelivery.issue_id == issue.id)
-            .group_by(DigestDelivery.status)
+
+
+def _issue_numbers(session: Session, issues: list[DigestIssue]) -> list[LastIssue]:
+    """The numbers of these issues (one count of their deliveries, read from the index the
+    senders' progress uses)."""
+    counts: dict[tuple[int, Any], int] = {
+        (int(issue_id), status): int(n)
+        for issue_id, status, n in session.execute(
+            select(DigestDelivery.issue_id, DigestDelivery.status, func.count())
+            .where(DigestDelivery.issue_id.in_([issue.id for issue in issues]))
+            .group_by(DigestDelivery.issue_id, DigestDelivery.status)
         )
     }
-    return LastIssue(
-        issue.id,
-        issue.language,
-        issue.subject,
-        issue.recipients,
-        int(counts.get(DeliveryStatus.SENT, 0)),
-        int(counts.get(DeliveryStatus.FAILED, 0)),
+    return [
+        LastIssue(
+            issue.id,
+            issue.language,
+            issue.subject,
+            issue.recipients,
+            counts.get((issue.id, DeliveryStatus.SENT), 0),
+            counts.get((issue.id, DeliveryStatus.FAILED), 0),
+        )
+        for issue in issues
+    ]
+
+
+def _issue_trend(newest_first: list[DigestIssue]) -> Figure | None:
+    """Recipients of the latest approved issues (kept on each issue at approval)."""
+    issues = list(reversed(newest_first))
+    if not issues:
+        return None
+    recipients = [float(issue.recipients) for issue in issues]
+    return Figure(
+        "digest_recipients",
+        recipients[-1],
+        recipients[-2] if len(recipients) > 1 else None,
+        "count",
+        [
+            f"{issue.approved_at:%Y-%m-%d} {issue.language}" if issue.approved_at else str(issue.id)
+            for issue in issues
+        ],
+        list(recipients),
     )
