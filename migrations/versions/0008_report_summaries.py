@@ -111,9 +111,10 @@ def upgrade() -> None:
         "subscriber_month_pairs",
         sa.Column("confirmed_month", sa.String(length=7), nullable=False),
         sa.Column("left_month", sa.String(length=7), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("subscribers", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "confirmed_month", "left_month", name=op.f("pk_subscriber_month_pairs")
+            "confirmed_month", "left_month", "status", name=op.f("pk_subscriber_month_pairs")
         ),
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:

@@ -255,21 +255,27 @@ def test_failure_months_and_donor_counts_follow_every_write(db_session: Session)
 
 def test_subscriber_pairs_follow_every_write(db_session: Session) -> None:
     from tests.subscribers.factories import make_subscriber
+    from webapp.reports import metrics
     from webapp.reports.summary import SubscriberMonthPair
     from webapp.subscribers.models import Subscriber
 
-    def kept_pairs() -> dict[tuple[str, str], int]:
+    def kept_pairs() -> dict[tuple[str, str, str], int]:
         rows = db_session.scalars(fresh(SubscriberMonthPair))
-        return {(r.confirmed_month, r.left_month): r.subscribers for r in rows if r.subscribers}
+        return {
+            (r.confirmed_month, r.left_month, r.status): r.subscribers
+            for r in rows
+            if r.subscribers
+        }
 
-    def computed_pairs() -> dict[tuple[str, str], int]:
-        pairs: dict[tuple[str, str], int] = {}
+    def computed_pairs() -> dict[tuple[str, str, str], int]:
+        pairs: dict[tuple[str, str, str], int] = {}
         for s in db_session.scalars(fresh(Subscriber)):
-            if s.confirmed_at is None and s.unsubscribed_at is None:
-                continue
+            if s.status == "pending" and s.confirmed_at is None and s.unsubscribed_at is None:
+                continue  # a signup that never confirmed nor left
             key = (
                 f"{s.confirmed_at:%Y-%m}" if s.confirmed_at else "",
                 f"{s.unsubscribed_at:%Y-%m}" if s.unsubscribed_at else "",
+                str(s.status),
             )
             pairs[key] = pairs.get(key, 0) + 1
         return pairs
@@ -279,11 +285,15 @@ def test_subscriber_pairs_follow_every_write(db_session: Session) -> None:
     reader = make_subscriber(db_session, created_at=dataset.at(10, 30), status="pending")
     db_session.commit()
     assert kept_pairs() == computed_pairs()
+    reader.status = "confirmed"  # type: ignore[assignment]
     reader.confirmed_at = datetime(2026, 10, 31, 23, 59, tzinfo=UTC)  # still October in UTC
     db_session.commit()
     reader.unsubscribed_at = dataset.at(11, 14)
+    reader.status = "unsubscribed"  # type: ignore[assignment]
     db_session.commit()
     assert kept_pairs() == computed_pairs()
+    confirmed = select(func.count()).select_from(Subscriber).where(Subscriber.status == "confirmed")
+    assert metrics._confirmed_now(db_session) == db_session.scalar(confirmed)
     reader.soft_bounce_count = 1  # a column the pairs do not depend on
     db_session.commit()
     db_session.execute(text("UPDATE subscribers SET unsubscribed_at = NULL"))  # bulk, Core

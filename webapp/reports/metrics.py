@@ -8,10 +8,12 @@ display, with the rates staff set (`rates.Rates`).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
@@ -251,18 +253,20 @@ def _plan_states(
     if any(month is None for month in months):
         return None
     rows = _deltas_by_month(session, max(m for m in months if m), flt)
-    states = []
-    for last in months:
-        plans = 0
-        amounts: dict[str, tuple[int, int]] = {}
-        for month, currency, count, monthly, yearly, *_rest in rows:
-            if month > str(last):
-                break
+    # One walk through the months (rows come in month order), taking the running sums at
+    # each month asked for.
+    at: dict[str, _PlanState] = {}
+    plans, index = 0, 0
+    amounts: dict[str, tuple[int, int]] = {}
+    for last in sorted({str(m) for m in months}):
+        while index < len(rows) and rows[index][0] <= last:
+            _month, currency, count, monthly, yearly, *_rest = rows[index]
             plans += count
             before = amounts.get(currency, (0, 0))
             amounts[currency] = (before[0] + monthly, before[1] + yearly)
-        states.append(_PlanState(plans, amounts))
-    return states
+            index += 1
+        at[last] = _PlanState(plans, dict(amounts))
+    return [at[str(m)] for m in months]
 
 
 def _multi_plan_correction(
@@ -670,55 +674,33 @@ def subscriber_figures_series(
     session: Session, windows: Sequence[Window]
 ) -> list[SubscriberFigures]:
     """`subscriber_figures` for each window: whole months from the kept pairs (`summary`),
-    other windows in one query over the subscribers who confirmed or left inside them."""
+    other windows from the indexes of confirmation and unsubscribe times."""
     if not windows:
         return []
     if all(s == month_start(s) and e == add_months(s, 1) for s, e in windows):
         return _subscriber_months(session, windows)
-    low, high = min(s for s, _e in windows), max(e for _s, e in windows)
-    columns: list[Any] = []
-    for start, end in windows:
-        columns.append(
-            func.sum(
-                case(
-                    (and_(Subscriber.confirmed_at >= start, Subscriber.confirmed_at < end), 1),
-                    else_=0,
-                )
-            )
-        )
-        columns.append(
-            func.sum(
-                case(
-                    (
-                        and_(Subscriber.unsubscribed_at >= start, Subscriber.unsubscribed_at < end),
-                        1,
-                    ),
-                    else_=0,
-                )
-            )
-        )
+    confirmed = _confirmed_now(session)
+    new = _counts_in_windows(session, Subscriber.confirmed_at, windows)
+    left = _counts_in_windows(session, Subscriber.unsubscribed_at, windows)
+    return [SubscriberFigures(confirmed, n, u) for n, u in zip(new, left, strict=True)]
+
+
+def _counts_in_windows(session: Session, column: Any, windows: Sequence[Window]) -> list[int]:
+    """How many rows have `column` in each window: one query that reads only the (indexed)
+    column, never the rows."""
+    columns = [func.sum(case((and_(column >= s, column < e), 1), else_=0)) for s, e in windows]
     row = session.execute(
         select(*columns).where(
-            or_(
-                and_(Subscriber.confirmed_at >= low, Subscriber.confirmed_at < high),
-                and_(Subscriber.unsubscribed_at >= low, Subscriber.unsubscribed_at < high),
-            )
+            column >= min(s for s, _e in windows), column < max(e for _s, e in windows)
         )
     ).one()
-    values = [int(value or 0) for value in row]
-    confirmed = _confirmed_now(session)
-    return [
-        SubscriberFigures(confirmed, values[2 * i], values[2 * i + 1]) for i in range(len(windows))
-    ]
+    return [int(value or 0) for value in row]
 
 
 def _confirmed_now(session: Session) -> int:
-    return int(
-        session.scalar(
-            select(func.count(Subscriber.id)).where(Subscriber.status == SubscriberStatus.CONFIRMED)
-        )
-        or 0
-    )
+    """Subscribers whose status is confirmed, from the kept pairs (`summary`)."""
+    confirmed = str(SubscriberStatus.CONFIRMED)
+    return sum(n for _joined, _left, status, n in _subscriber_pairs(session) if status == confirmed)
 
 
 def _subscriber_months(session: Session, windows: Sequence[Window]) -> list[SubscriberFigures]:
@@ -731,8 +713,8 @@ def _subscriber_months(session: Session, windows: Sequence[Window]) -> list[Subs
         result.append(
             SubscriberFigures(
                 confirmed,
-                sum(n for joined, _left, n in pairs if joined == month),
-                sum(n for _joined, left, n in pairs if left == month),
+                sum(n for joined, _left, _status, n in pairs if joined == month),
+                sum(n for _joined, left, _status, n in pairs if left == month),
             )
         )
     return result
@@ -746,11 +728,20 @@ def confirmed_subscribers_series(session: Session, moments: Sequence[datetime]) 
     changes = (Subscriber.confirmed_at, Subscriber.unsubscribed_at)
     months = [_counting_month(session, moment, changes) for moment in moments]
     if all(months):
-        pairs = _subscriber_pairs(session)
-        return [
-            sum(n for joined, left, n in pairs if joined and joined <= m and (not left or left > m))
-            for m in map(str, months)
-        ]
+        # A pair counts at every month from its confirmation up to the one before it left:
+        # add it to that run of the (sorted) months at once.
+        targets = sorted({str(m) for m in months})
+        runs = [0] * (len(targets) + 1)
+        for joined, left, _status, n in _subscriber_pairs(session):
+            if not joined:
+                continue
+            first = bisect_left(targets, joined)
+            end = bisect_left(targets, left) if left else len(targets)
+            if first < end:
+                runs[first] += n
+                runs[end] -= n
+        totals = dict(zip(targets, accumulate(runs), strict=False))
+        return [totals[str(m)] for m in months]
     columns = [
         func.sum(
             case(
@@ -773,16 +764,20 @@ def confirmed_subscribers_series(session: Session, moments: Sequence[datetime]) 
     return [int(value or 0) for value in row]
 
 
-def _subscriber_pairs(session: Session) -> list[tuple[str, str, int]]:
-    """The kept (month confirmed, month unsubscribed, subscribers) counts (`summary`)."""
-    rows = session.execute(
-        select(
-            SubscriberMonthPair.confirmed_month,
-            SubscriberMonthPair.left_month,
-            func.sum(SubscriberMonthPair.subscribers),
-        ).group_by(SubscriberMonthPair.confirmed_month, SubscriberMonthPair.left_month)
-    )
-    return [(str(joined), str(left), int(n or 0)) for joined, left, n in rows]
+def _subscriber_pairs(session: Session) -> list[tuple[str, str, str, int]]:
+    """The kept (month confirmed, month unsubscribed, status, subscribers) counts
+    (`summary`), read once per `one_reading`."""
+
+    def read() -> list[tuple[str, str, str, int]]:
+        pair = SubscriberMonthPair
+        rows = session.execute(
+            select(pair.confirmed_month, pair.left_month, pair.status, pair.subscribers).where(
+                pair.subscribers != 0
+            )
+        )
+        return [(str(joined), str(left), str(status), int(n)) for joined, left, status, n in rows]
+
+    return _remembered(session, ("subscriber pairs",), read)
 
 
 def lapsed_conditions(now: datetime) -> list[ColumnElement[bool]]:

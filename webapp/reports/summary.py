@@ -12,7 +12,7 @@ what the reports need:
   active plans, MRR, churn and the cohort grid;
 * `donor_plan_counts`: started plans per donor, to find the few donors with several;
 * `plan_failure_months`: the months in which each plan had a failed renewal;
-* `subscriber_month_pairs`: subscribers per (month confirmed, month unsubscribed).
+* `subscriber_month_pairs`: subscribers per (month confirmed, month unsubscribed, status).
 
 Database triggers on `donations`, `plans`, `plan_failures` and `subscribers` keep them
 right on every write, whatever wrote it (the books, staff, a bulk import, a migration): a
@@ -137,9 +137,10 @@ class PlanFailureMonth(Base):
 
 
 class SubscriberMonthPair(Base):
-    """How many subscribers confirmed in one month and unsubscribed in another ("" for
-    never). Summed, the pairs give the confirmed list at each month's end, and the
-    confirmations and unsubscribes of each month."""
+    """How many subscribers with a status confirmed in one month and unsubscribed in another
+    ("" for never). Summed, the pairs give the confirmed list at each month's end, the
+    confirmations and unsubscribes of each month, and the list by status now. Pending
+    signups that never confirmed or left are not counted (a signup writes nothing here)."""
 
     __tablename__ = "subscriber_month_pairs"
 
@@ -147,6 +148,7 @@ class SubscriberMonthPair(Base):
     confirmed_month: Mapped[str] = mapped_column(String(7), primary_key=True)
     #: "YYYY-MM" of `unsubscribed_at`, "" while subscribed.
     left_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
     subscribers: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -277,19 +279,27 @@ def _subscriber_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Count (sign 1) or uncount (sign -1) one subscriber in its (confirmed, left) pair."""
     confirmed = f"COALESCE({_plan_month(dialect, f'{row}.confirmed_at')}, '')"
     left = f"COALESCE({_plan_month(dialect, f'{row}.unsubscribed_at')}, '')"
-    counted = f"({row}.confirmed_at IS NOT NULL OR {row}.unsubscribed_at IS NOT NULL)"
+    counted = _SUBSCRIBER_COUNTED.format(row=f"{row}.")
     if sign > 0:
         prefix = "subscriber_month_pairs." if dialect == "postgresql" else ""
         return [
-            "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, subscribers)"
-            f" SELECT {confirmed}, {left}, 1 WHERE {counted}"
-            " ON CONFLICT (confirmed_month, left_month) DO UPDATE SET"
+            "INSERT INTO subscriber_month_pairs"
+            " (confirmed_month, left_month, status, subscribers)"
+            f" SELECT {confirmed}, {left}, {row}.status, 1 WHERE {counted}"
+            " ON CONFLICT (confirmed_month, left_month, status) DO UPDATE SET"
             f" subscribers = {prefix}subscribers + 1"
         ]
     return [
         "UPDATE subscriber_month_pairs SET subscribers = subscribers - 1"
-        f" WHERE confirmed_month = {confirmed} AND left_month = {left} AND {counted}"
+        f" WHERE confirmed_month = {confirmed} AND left_month = {left}"
+        f" AND status = {row}.status AND {counted}"
     ]
+
+
+_SUBSCRIBER_COUNTED = (
+    "({row}status <> 'pending' OR {row}confirmed_at IS NOT NULL"
+    " OR {row}unsubscribed_at IS NOT NULL)"
+)
 
 
 def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
@@ -307,7 +317,7 @@ def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
         ("plan_failures", "plan_failures_months", _failure_upserts(dialect, "OLD", -1),
          _failure_upserts(dialect, "NEW", 1), ""),
         ("subscribers", "subscribers_month_pairs", _subscriber_upserts(dialect, "OLD", -1),
-         _subscriber_upserts(dialect, "NEW", 1), "confirmed_at, unsubscribed_at"),
+         _subscriber_upserts(dialect, "NEW", 1), "confirmed_at, unsubscribed_at, status"),
     ]  # fmt: skip
 
 
@@ -442,10 +452,10 @@ def _plan_rebuild(dialect: str) -> list[str]:
         "INSERT INTO plan_failure_months (month, plan_id, failures)"
         f" SELECT {failed_month}, plan_id, COUNT(*) FROM plan_failures"
         f" WHERE failed_at IS NOT NULL GROUP BY {failed_month}, plan_id",
-        "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, subscribers)"
-        f" SELECT {confirmed_month}, {left_month}, COUNT(*) FROM subscribers"
-        " WHERE confirmed_at IS NOT NULL OR unsubscribed_at IS NOT NULL"
-        f" GROUP BY {confirmed_month}, {left_month}",
+        "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, status, subscribers)"
+        f" SELECT {confirmed_month}, {left_month}, status, COUNT(*) FROM subscribers"
+        f" WHERE {_SUBSCRIBER_COUNTED.format(row='')}"
+        f" GROUP BY {confirmed_month}, {left_month}, status",
     ]
 
 
