@@ -218,10 +218,7 @@ def charge(
 
 
 def dispute(
-    *,
-    payment_intent: str | None,
-    charge_id: str | None = None,
-    amount: int = 1000,
+    *, payment_intent: str | None, charge_id: str | None = None, amount: int = 1000,
     status: str = "needs_response",
 ) -> dict[str, Any]:
     """A dispute (as in `charge.dispute.created`)."""

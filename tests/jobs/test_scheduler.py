@@ -80,13 +80,8 @@ def test_every_job_is_scheduled_with_coalescing_one_instance_and_a_grace_time(
 ) -> None:
     scheduler = build_scheduler(app, "holder")
     scheduled = {job.id: job for job in scheduler.get_jobs()}
-    assert {
-        "cleanup",
-        "send-email",
-        "import-articles",
-        "reconcile-stripe",
-        "yearly-statements",
-    } <= set(scheduled)
+    assert {"cleanup", "send-email", "import-articles", "reconcile-stripe",
+            "yearly-statements"} <= set(scheduled)
     for job in scheduled.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time >= 300
@@ -106,6 +101,5 @@ def test_jobs_list_shows_next_and_last_runs(app: Flask, runner: FlaskCliRunner) 
     assert listing.exit_code == 0
     cleanup = next(line for line in listing.output.splitlines() if line.startswith("cleanup"))
     assert "03:30" in cleanup and " ok: expired" in cleanup
-    assert "never" in next(
-        line for line in listing.output.splitlines() if line.startswith("yearly-statements")
-    )
+    assert "never" in next(line for line in listing.output.splitlines()
+                           if line.startswith("yearly-statements"))

@@ -1,9 +1,9 @@
 """Subscriber test data and the steps a reader takes, for any feature's tests.
 
-from tests.subscribers.factories import make_subscriber, sign_up
+    from tests.subscribers.factories import make_subscriber, sign_up
 
-subscriber = make_subscriber(db_session, email="ann@example.com", status="confirmed")
-sign_up(client, "bob@example.com", language="ru")   # through the real page
+    subscriber = make_subscriber(db_session, email="ann@example.com", status="confirmed")
+    sign_up(client, "bob@example.com", language="ru")   # through the real page
 """
 
 from __future__ import annotations
@@ -81,13 +81,8 @@ def sign_up(
     """Fill in and send the signup page as a reader would (no redirects followed)."""
     page = client.get(f"{prefix}/subscribe", environ_base={"REMOTE_ADDR": ip})
     assert page.status_code == 200, page.status_code
-    data = {
-        "email": email,
-        "language": language,
-        "name": name,
-        "csrf_token": csrf_token(page.text),
-        **extra,
-    }
+    data = {"email": email, "language": language, "name": name,
+            "csrf_token": csrf_token(page.text), **extra}
     return client.post(f"{prefix}/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
 
 

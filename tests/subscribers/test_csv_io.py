@@ -20,25 +20,13 @@ DATA = Path(__file__).parent / "data"
 LANGUAGES = ("en", "ru")
 
 
-def run(
-    session: Session,
-    clock: FrozenClock,
-    path: Path,
-    fmt: str = "auto",
-    language: str = "en",
-    batch_size: int = 1000,
-) -> ImportJob:
-    job = csv_io.start_import(
-        session,
-        filename=path.name,
-        requested_format=fmt,
-        default_language=language,
-        now=clock.now(),
-    )
+def run(session: Session, clock: FrozenClock, path: Path, fmt: str = "auto",
+        language: str = "en", batch_size: int = 1000) -> ImportJob:
+    job = csv_io.start_import(session, filename=path.name, requested_format=fmt,
+                              default_language=language, now=clock.now())
     session.commit()
-    return csv_io.run_import(
-        session, job, path, languages=LANGUAGES, now=clock.now, batch_size=batch_size
-    )
+    return csv_io.run_import(session, job, path, languages=LANGUAGES, now=clock.now,
+                             batch_size=batch_size)
 
 
 def rejections(job: ImportJob) -> list[tuple[int, str, str]]:
@@ -67,8 +55,7 @@ def test_our_own_format(db_session: Session, clock: FrozenClock) -> None:
     # Each imported person points at the import: that is their "imported" history line.
     assert anna.import_job_id == job.id
     assert [(line.kind, line.detail["format"]) for line in history(db_session, anna)] == [
-        ("imported", "readership")
-    ]
+        ("imported", "readership")]
     assert anna.consents == [] and anna.events == []
 
 
@@ -166,10 +153,8 @@ def test_export_then_import_restores_the_list(
     out = io.StringIO(newline="")
     assert csv_io.export_subscribers(db_session, out) == len(before) == 9
     text = out.getvalue()
-    assert text.startswith(
-        "\ufeffemail,name,language,languages,status,source,created_at,"
-        "confirmed_at,unsubscribed_at,paused"
-    )
+    assert text.startswith("\ufeffemail,name,language,languages,status,source,created_at,"
+                           "confirmed_at,unsubscribed_at,paused")
     export = tmp_path / "export.csv"
     export.write_text(text, encoding="utf-8", newline="")
     for model in (SubscriberEvent, ConsentRecord, Subscriber):
@@ -184,18 +169,11 @@ def _snapshot(session: Session) -> dict[str, tuple[object, ...]]:
     session.expire_all()
     rows = session.scalars(select(Subscriber))
     return {
-        s.email: (
-            s.name,
-            s.languages,
-            str(s.status),
-            str(s.source),
-            as_utc(s.created_at).replace(microsecond=0),
-            s.confirmed_at and as_utc(s.confirmed_at).replace(microsecond=0),
-            s.unsubscribed_at and as_utc(s.unsubscribed_at).replace(microsecond=0),
-            s.paused,
-            s.suppressed,
-            s.suppression_reason,
-        )
+        s.email: (s.name, s.languages, str(s.status), str(s.source),
+                  as_utc(s.created_at).replace(microsecond=0),
+                  s.confirmed_at and as_utc(s.confirmed_at).replace(microsecond=0),
+                  s.unsubscribed_at and as_utc(s.unsubscribed_at).replace(microsecond=0),
+                  s.paused, s.suppressed, s.suppression_reason)
         for s in rows
     }
 
@@ -220,11 +198,11 @@ def test_non_utf8_file_is_refused_before_anything_is_written(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty"), (b"name,phone\r\nAnn,123\r\n", "No email column"), (b"\xef\xbb\xbf", "empty")],
+    [(b"", "empty"), (b"name,phone\r\nAnn,123\r\n", "No email column"),
+     (b"\xef\xbb\xbf", "empty")],
 )
-def test_unusable_files(
-    db_session: Session, clock: FrozenClock, tmp_path: Path, content: bytes, message: str
-) -> None:
+def test_unusable_files(db_session: Session, clock: FrozenClock, tmp_path: Path,
+                        content: bytes, message: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     job = run(db_session, clock, path)
@@ -257,24 +235,13 @@ def test_progress_is_reported_per_batch(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
     path = tmp_path / "many.csv"
-    path.write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(25)), encoding="utf-8")
+    path.write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(25)),
+                    encoding="utf-8")
     seen: list[tuple[int, int]] = []
-    job = csv_io.start_import(
-        db_session,
-        filename="many.csv",
-        requested_format="auto",
-        default_language="en",
-        now=clock.now(),
-    )
+    job = csv_io.start_import(db_session, filename="many.csv", requested_format="auto",
+                              default_language="en", now=clock.now())
     db_session.commit()
-    csv_io.run_import(
-        db_session,
-        job,
-        path,
-        languages=LANGUAGES,
-        now=clock.now,
-        progress=lambda done, total: seen.append((done, total)),
-        batch_size=10,
-    )
+    csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now,
+                      progress=lambda done, total: seen.append((done, total)), batch_size=10)
     assert seen == [(10, 25), (20, 25), (25, 25)]
     assert job.percent == 100 and job.created_count == 25

@@ -44,33 +44,14 @@ def emails_on(page: str) -> list[str]:
 @pytest.fixture
 def people(db_session: Session) -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    make_subscriber(
-        db_session, email="anna@example.com", name="Анна Петрова", language="ru", created_at=start
-    )
-    make_subscriber(
-        db_session,
-        email="annabel@example.org",
-        name="Annabel Lee",
-        status="pending",
-        source="embed",
-        created_at=start + timedelta(days=1),
-    )
-    make_subscriber(
-        db_session,
-        email="bob@example.com",
-        name="Bob Annan",
-        status="unsubscribed",
-        source="import",
-        created_at=start + timedelta(days=2),
-    )
-    make_subscriber(
-        db_session,
-        email="zed@example.com",
-        name="Zed",
-        status="bounced",
-        language="ru",
-        created_at=start + timedelta(days=3),
-    )
+    make_subscriber(db_session, email="anna@example.com", name="Анна Петрова", language="ru",
+                    created_at=start)
+    make_subscriber(db_session, email="annabel@example.org", name="Annabel Lee", status="pending",
+                    source="embed", created_at=start + timedelta(days=1))
+    make_subscriber(db_session, email="bob@example.com", name="Bob Annan", status="unsubscribed",
+                    source="import", created_at=start + timedelta(days=2))
+    make_subscriber(db_session, email="zed@example.com", name="Zed", status="bounced",
+                    language="ru", created_at=start + timedelta(days=3))
     db_session.commit()
 
 
@@ -78,12 +59,8 @@ def test_list_search_and_filters(client: FlaskClient, db_session: Session, peopl
     signed_in(client, db_session, role="fundraiser")  # may view, not manage
     page = client.get("/staff/subscribers/")
     assert page.status_code == 200
-    assert emails_on(page.text) == [
-        "zed@example.com",
-        "bob@example.com",
-        "annabel@example.org",
-        "anna@example.com",
-    ]
+    assert emails_on(page.text) == ["zed@example.com", "bob@example.com",
+                                    "annabel@example.org", "anna@example.com"]
     assert "4 subscribers match" in page.text
     assert "Import CSV" not in page.text and "Export CSV" in page.text
 
@@ -118,14 +95,12 @@ def test_keyset_paging_forward_and_back(client: FlaskClient, db_session: Session
     older = re.search(r'href="([^"]*before=\d+[^"]*)"', first).group(1).replace("&amp;", "&")
     second = client.get(older).text
     assert emails_on(second)[0] == "p069@example.com"
-    third = client.get(
-        re.search(r'href="([^"]*before=\d+[^"]*)"', second).group(1).replace("&amp;", "&")
-    ).text
+    third = client.get(re.search(r'href="([^"]*before=\d+[^"]*)"', second)
+                       .group(1).replace("&amp;", "&")).text
     assert emails_on(third) == [f"p{i:03d}@example.com" for i in range(19, -1, -1)]
     assert "Older" not in third
-    back = client.get(
-        re.search(r'href="([^"]*after=\d+[^"]*)"', third).group(1).replace("&amp;", "&")
-    ).text
+    back = client.get(re.search(r'href="([^"]*after=\d+[^"]*)"', third)
+                      .group(1).replace("&amp;", "&")).text
     assert emails_on(back) == emails_on(second)
     # Bad paging values are ignored, not errors.
     assert client.get("/staff/subscribers/?before=abc&after=-1").status_code == 200
@@ -162,29 +137,17 @@ def test_status_changes_are_audited(client: FlaskClient, db_session: Session) ->
     changed = get_subscriber(db_session, subscriber.email)
     assert changed.status == "unsubscribed" and not changed.suppressed
     actions = [action for action, _ in audit(db_session) if action.startswith("subscribers.")]
-    assert actions == [
-        "subscribers.confirm",
-        "subscribers.suppress",
-        "subscribers.unsuppress",
-        "subscribers.unsubscribe",
-    ]
+    assert actions == ["subscribers.confirm", "subscribers.suppress", "subscribers.unsuppress",
+                       "subscribers.unsubscribe"]
     assert event_kinds(db_session, subscriber.id) == [
-        "status_changed",
-        "suppressed",
-        "unsuppressed",
-        "unsubscribed",
-    ]
-    assert (
-        client.post(f"{path}/status", data={"csrf_token": token, "action": "delete"}).status_code
-        == 400
-    )
+        "status_changed", "suppressed", "unsuppressed", "unsubscribed"]
+    assert client.post(f"{path}/status",
+                       data={"csrf_token": token, "action": "delete"}).status_code == 400
     assert client.post(f"{path}/status", data={"action": "confirm"}).status_code == 400
     signed_in(client, db_session, role="fundraiser")
     token = csrf_token(client.get(path).text)
-    assert (
-        client.post(f"{path}/status", data={"csrf_token": token, "action": "confirm"}).status_code
-        == 403
-    )
+    assert client.post(f"{path}/status",
+                       data={"csrf_token": token, "action": "confirm"}).status_code == 403
 
 
 def test_export_download_is_audited_and_permissioned(
@@ -199,9 +162,8 @@ def test_export_download_is_audited_and_permissioned(
     body = response.data.decode("utf-8-sig")
     assert body.splitlines()[0].startswith("email,name,language")
     assert "Анна Петрова" in body and len(body.splitlines()) == 5
-    only = client.post(
-        "/staff/subscribers/export", data={"csrf_token": token, "status": "pending"}
-    ).data.decode("utf-8-sig")
+    only = client.post("/staff/subscribers/export",
+                       data={"csrf_token": token, "status": "pending"}).data.decode("utf-8-sig")
     assert len(only.splitlines()) == 2
     exports = [d for a, d in audit(db_session) if a == "subscribers.export"]
     assert exports == [{"rows": 4, "status": "all"}, {"rows": 1, "status": "pending"}]
@@ -226,12 +188,8 @@ def test_upload_runs_in_the_background_with_progress_and_report(
     assert page.status_code == 200
     response = client.post(
         "/staff/subscribers/import",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "format": "auto",
-            "language": "en",
-            "file": (io.BytesIO((DATA / "rejects.csv").read_bytes()), "list.csv"),
-        },
+        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
+              "file": (io.BytesIO((DATA / "rejects.csv").read_bytes()), "list.csv")},
         content_type="multipart/form-data",
     )
     assert response.status_code == 303
@@ -258,12 +216,8 @@ def test_upload_of_a_non_utf8_file_fails_with_a_message(
     page = client.get("/staff/subscribers/import")
     response = client.post(
         "/staff/subscribers/import",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "format": "auto",
-            "language": "en",
-            "file": (io.BytesIO((DATA / "latin1.csv").read_bytes()), "latin1.csv"),
-        },
+        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
+              "file": (io.BytesIO((DATA / "latin1.csv").read_bytes()), "latin1.csv")},
         content_type="multipart/form-data",
     )
     data = wait_until_done(client, response.headers["Location"])
@@ -286,12 +240,8 @@ def test_too_large_upload_is_413_and_nothing_starts(
     big = b"email\n" + b"".join(f"u{i}@example.com\n".encode() for i in range(500))
     response = client.post(
         "/staff/subscribers/import",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "format": "auto",
-            "language": "en",
-            "file": (io.BytesIO(big), "big.csv"),
-        },
+        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
+              "file": (io.BytesIO(big), "big.csv")},
         content_type="multipart/form-data",
     )
     assert response.status_code == 413
@@ -303,27 +253,13 @@ def test_missing_file_and_bad_format_are_422(client: FlaskClient, db_session: Se
     signed_in(client, db_session)
     page = client.get("/staff/subscribers/import")
     token = csrf_token(page.text)
-    assert (
-        client.post(
-            "/staff/subscribers/import",
-            data={"csrf_token": token, "format": "auto", "language": "en"},
-            content_type="multipart/form-data",
-        ).status_code
-        == 422
-    )
-    assert (
-        client.post(
-            "/staff/subscribers/import",
-            data={
-                "csrf_token": token,
-                "format": "excel",
-                "language": "en",
-                "file": (io.BytesIO(b"email\n"), "x.csv"),
-            },
-            content_type="multipart/form-data",
-        ).status_code
-        == 422
-    )
+    assert client.post("/staff/subscribers/import",
+                       data={"csrf_token": token, "format": "auto", "language": "en"},
+                       content_type="multipart/form-data").status_code == 422
+    assert client.post("/staff/subscribers/import",
+                       data={"csrf_token": token, "format": "excel", "language": "en",
+                             "file": (io.BytesIO(b"email\n"), "x.csv")},
+                       content_type="multipart/form-data").status_code == 422
 
 
 def test_fundraisers_cannot_import(client: FlaskClient, db_session: Session) -> None:

@@ -163,7 +163,9 @@ def _donation_from_metadata(
 def _plan_by_subscription(session: Session, subscription_id: str | None) -> Plan | None:
     if not subscription_id:
         return None
-    return _locked(session, select(Plan).where(Plan.stripe_subscription_id == subscription_id))
+    return _locked(
+        session, select(Plan).where(Plan.stripe_subscription_id == subscription_id)
+    )
 
 
 # --- payments --------------------------------------------------------------------------------
@@ -452,7 +454,9 @@ def _first_payment_donation(
             subscription = books.gateway.retrieve_subscription(subscription_id)
         except StripeUnavailable:
             return None
-        return _donation_from_metadata(session, f.metadata(subscription), customer_id=customer_id)
+        return _donation_from_metadata(
+            session, f.metadata(subscription), customer_id=customer_id
+        )
     return None
 
 

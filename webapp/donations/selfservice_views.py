@@ -82,12 +82,8 @@ def request_access() -> Any:
             return render_template("donations/manage_request.html", form=form), 400
         session = get_session()
         queued = selfservice.request_donor_access(
-            session,
-            get_mailer(),
-            form.email.data or "",
-            language=current_language(),
-            config=_config(),
-            now=utcnow(),
+            session, get_mailer(), form.email.data or "", language=current_language(),
+            config=_config(), now=utcnow(),
         )
         session.commit()
         _deliver(queued)
@@ -99,15 +95,14 @@ def _donor_or_problem(token: str) -> Donor | Any:
     config = _config()
     try:
         return donor_from_token(
-            get_session(),
-            token,
-            secret=config.secret,
-            max_age=config.donor_link_max_age,
+            get_session(), token, secret=config.secret, max_age=config.donor_link_max_age,
             now=utcnow(),
         )
     except TokenError as exc:
         status = 410 if exc.expired else 400
-        page = render_template("donations/manage_request.html", form=AccessForm(), problem=status)
+        page = render_template(
+            "donations/manage_request.html", form=AccessForm(), problem=status
+        )
         return page, status
 
 
@@ -135,16 +130,9 @@ def manage(token: str) -> Any:
     ).all()
     year = utcnow().year
     return render_template(
-        "donations/manage.html",
-        donor=donor,
-        gifts=gifts,
-        plans=plans,
-        token=token,
-        language=current_language(),
-        years=[year, year - 1],
-        form=FlaskForm(),
-        settings=get_donation_settings(session),
-        PlanStatus=PlanStatus,
+        "donations/manage.html", donor=donor, gifts=gifts, plans=plans, token=token,
+        language=current_language(), years=[year, year - 1], form=FlaskForm(),
+        settings=get_donation_settings(session), PlanStatus=PlanStatus,
     )
 
 
@@ -160,20 +148,14 @@ def change_amount(token: str, plan_id: int) -> Any:
     settings = get_donation_settings(session)
     language = current_language()
     try:
-        amount = (
-            to_minor(form.amount.data or "", plan.currency) if form.validate_on_submit() else None
-        )
+        amount = to_minor(form.amount.data or "", plan.currency) if form.validate_on_submit() \
+            else None
     except InvalidAmount:
         amount = None
     if amount is None or not settings.minimum_minor <= amount <= settings.maximum_minor:
-        flash(
-            _(
-                "Please enter an amount between %(low)s and %(high)s.",
+        flash(_("Please enter an amount between %(low)s and %(high)s.",
                 low=format_money(settings.minimum_minor, plan.currency, language),
-                high=format_money(settings.maximum_minor, plan.currency, language),
-            ),
-            "error",
-        )
+                high=format_money(settings.maximum_minor, plan.currency, language)), "error")
         return redirect(url_for(".manage", token=token), code=303)
     try:
         changed = selfservice.change_plan_amount(
@@ -181,24 +163,14 @@ def change_amount(token: str, plan_id: int) -> Any:
         )
     except selfservice.PlanChangeError:
         session.rollback()
-        flash(
-            _(
-                "Your gift could not be changed right now. Nothing was changed; please try "
-                "again later."
-            ),
-            "error",
-        )
+        flash(_("Your gift could not be changed right now. Nothing was changed; please try "
+                "again later."), "error")
         return redirect(url_for(".manage", token=token), code=303)
     session.commit()
     _deliver_pending_for(donor)
     if changed:
-        flash(
-            _(
-                "Done: from your next payment on, your gift is %(amount)s.",
-                amount=format_money(amount, plan.currency, language),
-            ),
-            "success",
-        )
+        flash(_("Done: from your next payment on, your gift is %(amount)s.",
+                amount=format_money(amount, plan.currency, language)), "success")
     return redirect(url_for(".manage", token=token), code=303)
 
 

@@ -41,12 +41,7 @@ def statement_donations(session: Session, donor: Donor, year: int) -> list[Donat
 
 
 def send_statement(
-    session: Session,
-    mailer: Mailer,
-    donor: Donor,
-    year: int,
-    *,
-    config: DonationConfig,
+    session: Session, mailer: Mailer, donor: Donor, year: int, *, config: DonationConfig,
     now: datetime,
 ) -> int | None:
     """Queue the donor's statement for `year`; None when there were no gifts that year."""

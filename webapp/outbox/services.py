@@ -411,7 +411,9 @@ def erase_outbox_messages(
     if not conditions:
         return 0
     result = session.execute(
-        delete(OutboxMessage).where(or_(*conditions)).execution_options(synchronize_session=False)
+        delete(OutboxMessage)
+        .where(or_(*conditions))
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -68,8 +68,7 @@ def configure_password_hasher(
         parallelism=defaults.parallelism,
     )
     if (hasher.time_cost, hasher.memory_cost) != (
-        password_hasher.time_cost,
-        password_hasher.memory_cost,
+        password_hasher.time_cost, password_hasher.memory_cost
     ):
         password_hasher = hasher
         _dummy_hash = None  # the dummy must cost what a real verification costs
@@ -292,12 +291,7 @@ def change_own_password(
     if not check_password(user, current_password):
         raise ValueError("The current password is not right.")
     set_password(
-        session,
-        user=user,
-        password=new_password,
-        now=now,
-        actor=user,
-        ip=ip,
+        session, user=user, password=new_password, now=now, actor=user, ip=ip,
         keep_session=keep_session,
     )
 
@@ -422,7 +416,9 @@ def _ip_failures(session: Session, ip_hash: str, now: datetime) -> int:
     )
 
 
-def _account_failures(session: Session, key: str, user: StaffUser | None, now: datetime) -> int:
+def _account_failures(
+    session: Session, key: str, user: StaffUser | None, now: datetime
+) -> int:
     since = now - FAILURE_WINDOW
     # A successful sign-in wipes the slate for the account (not for the IP).
     if user is not None and user.last_login_at is not None:
@@ -450,7 +446,9 @@ def _record_failure(
     ip_hash = hash_ip(ip)
     session.add(LoginFailure(at=now, account_key=key, ip_hash=ip_hash, step=step))
     # Old rows only matter for 15 minutes; prune a day's worth lazily, here.
-    session.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
+    session.execute(
+        delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1))
+    )
     session.flush()
     if user is not None:
         user.failed_logins = (user.failed_logins or 0) + 1
@@ -468,12 +466,8 @@ def _record_failure(
         return LoginOutcome.ACCOUNT_LOCKED
     if _ip_failures(session, ip_hash, now) == IP_MAX_FAILURES:
         record_audit(
-            session,
-            actor=None,
-            action="staff.login_ip_locked",
-            details={"step": step},
-            ip=ip,
-            now=now,
+            session, actor=None, action="staff.login_ip_locked", details={"step": step},
+            ip=ip, now=now,
         )
         return LoginOutcome.IP_LOCKED
     return LoginOutcome.INVALID
@@ -501,7 +495,9 @@ def authenticate(
     else:
         ok = check_password(user, password)
     if not ok:
-        outcome = _record_failure(session, key=key, ip=ip, user=user, step="password", now=now)
+        outcome = _record_failure(
+            session, key=key, ip=ip, user=user, step="password", now=now
+        )
         return LoginResult(outcome)
     assert user is not None
     if user.totp_enabled and user.totp_secret:
@@ -578,13 +574,8 @@ def enable_totp(
         return False
     user.totp_enabled = True
     record_audit(
-        session,
-        actor=user,
-        action="staff.totp_enabled",
-        target_type="staff_user",
-        target_id=user.id,
-        ip=ip,
-        now=now,
+        session, actor=user, action="staff.totp_enabled", target_type="staff_user",
+        target_id=user.id, ip=ip, now=now,
     )
     return True
 
@@ -611,14 +602,8 @@ def disable_totp(
     user.totp_secret = None
     user.totp_last_timecode = None
     record_audit(
-        session,
-        actor=actor,
-        action="staff.totp_disabled",
-        target_type="staff_user",
-        target_id=user.id,
-        details={"with_code": code is not None},
-        ip=ip,
-        now=now,
+        session, actor=actor, action="staff.totp_disabled", target_type="staff_user",
+        target_id=user.id, details={"with_code": code is not None}, ip=ip, now=now,
     )
     return True
 
@@ -666,14 +651,8 @@ def start_session(
     user.last_login_at = now
     user.failed_logins = 0
     record_audit(
-        session,
-        actor=user,
-        action="staff.login",
-        target_type="staff_user",
-        target_id=user.id,
-        details={"totp": bool(user.totp_enabled)},
-        ip=ip,
-        now=now,
+        session, actor=user, action="staff.login", target_type="staff_user",
+        target_id=user.id, details={"totp": bool(user.totp_enabled)}, ip=ip, now=now,
     )
     session.flush()
     return row, token
@@ -721,9 +700,9 @@ def revoke_all_sessions(
     )
     if except_session is not None:
         query = query.where(StaffSession.id != except_session.id)
-    result = session.execute(
-        query.values(revoked_at=now).execution_options(synchronize_session="fetch")
-    )
+    result = session.execute(query.values(revoked_at=now).execution_options(
+        synchronize_session="fetch"
+    ))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -733,14 +712,8 @@ def sign_out_everywhere(
     """Revoke all of the user's sessions, this one included; audited. Returns how many."""
     revoked = revoke_all_sessions(session, user=user, now=now)
     record_audit(
-        session,
-        actor=user,
-        action="staff.signed_out_everywhere",
-        target_type="staff_user",
-        target_id=user.id,
-        details={"sessions_revoked": revoked},
-        ip=ip,
-        now=now,
+        session, actor=user, action="staff.signed_out_everywhere", target_type="staff_user",
+        target_id=user.id, details={"sessions_revoked": revoked}, ip=ip, now=now,
     )
     return revoked
 

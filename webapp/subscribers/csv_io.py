@@ -364,19 +364,9 @@ class _Mapper:
         self.ix: dict[str, int] = defaultdict(lambda: -1, self.index)
         self.readership_columns = tuple(
             self.ix[name]
-            for name in (
-                "name",
-                "language",
-                "languages",
-                "status",
-                "source",
-                "created_at",
-                "confirmed_at",
-                "unsubscribed_at",
-                "paused",
-                "suppressed",
-                "suppression_reason",
-            )
+            for name in ("name", "language", "languages", "status", "source", "created_at",
+                         "confirmed_at", "unsubscribed_at", "paused", "suppressed",
+                         "suppression_reason")
         )
         self.languages = tuple(languages)
         self.default_language = default
@@ -385,10 +375,8 @@ class _Mapper:
         self.map_format = getattr(self, f"_map_{fmt.value}")
         # Mailchimp's unsubscribed and cleaned lists are separate exports with extra columns.
         self.mailchimp_status = (
-            SubscriberStatus.BOUNCED
-            if "clean_time" in names
-            else SubscriberStatus.UNSUBSCRIBED
-            if "unsub_time" in names
+            SubscriberStatus.BOUNCED if "clean_time" in names
+            else SubscriberStatus.UNSUBSCRIBED if "unsub_time" in names
             else SubscriberStatus.CONFIRMED
         )
 
@@ -431,26 +419,14 @@ class _Mapper:
 
     def _map_readership(self, row: ImportRow, cells: Sequence[str]) -> None:
         # The hot path of a large import (and of restoring an export): plain indexing.
-        (
-            name,
-            language,
-            languages,
-            status_,
-            source,
-            created_at,
-            confirmed_at,
-            unsubscribed_at,
-            paused,
-            suppressed,
-            reason_,
-        ) = self.readership_columns
+        (name, language, languages, status_, source, created_at, confirmed_at,
+         unsubscribed_at, paused, suppressed, reason_) = self.readership_columns
         row.name = _clean(cells[name].strip(), 200)
         row.language = self.language(cells[language])
         extra = cells[languages]
         if extra.strip():
             row.languages = [row.language] + [
-                code
-                for code in (self.language(c) for c in extra.replace(",", " ").split())
+                code for code in (self.language(c) for c in extra.replace(",", " ").split())
                 if code != row.language
             ]
         status = _STATUSES.get(cells[status_].strip().lower() or "confirmed")
@@ -464,14 +440,10 @@ class _Mapper:
         row.paused = _parse_bool(cells[paused].strip())
         if _parse_bool(cells[suppressed].strip()) or status == SubscriberStatus.BOUNCED:
             reason = cells[reason_].strip().lower()
-            row.suppression_reason = (
-                reason
-                if reason in _IMPORTABLE_REASONS
-                else (
-                    SuppressionReason.HARD_BOUNCE.value
-                    if status == SubscriberStatus.BOUNCED
-                    else SuppressionReason.STAFF.value
-                )
+            row.suppression_reason = reason if reason in _IMPORTABLE_REASONS else (
+                SuppressionReason.HARD_BOUNCE.value
+                if status == SubscriberStatus.BOUNCED
+                else SuppressionReason.STAFF.value
             )
 
     def _map_substack(self, row: ImportRow, cells: Sequence[str]) -> None:
@@ -631,9 +603,8 @@ def _import_rows(
             try:
                 row = mapper.map(line, cells)
             except RowRejected as exc:
-                counts.rejected.append(
-                    (line, _clean(_email_cell(mapper, cells), 300), exc.reason.value)
-                )
+                counts.rejected.append((line, _clean(_email_cell(mapper, cells), 300),
+                                        exc.reason.value))
             else:
                 if row.email in seen:
                     counts.rejected.append((line, row.email, RejectReason.DUPLICATE.value))
@@ -752,10 +723,8 @@ def _ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, int]:
         f"SELECT email, id FROM {Subscriber.__tablename__} "
         f"WHERE email IN ({', '.join([placeholder] * len(emails))})"
     )
-    return {
-        email: subscriber_id
-        for email, subscriber_id in connection.exec_driver_sql(sql, tuple(emails))
-    }
+    return {email: subscriber_id
+            for email, subscriber_id in connection.exec_driver_sql(sql, tuple(emails))}
 
 
 def _time_converter(session: Session) -> Callable[[datetime | None], Any]:
@@ -787,23 +756,9 @@ def _sqlite_datetime(value: datetime) -> str:
 
 
 _SUBSCRIBER_COLUMNS = (
-    "email",
-    "name",
-    "name_key",
-    "language",
-    "digest_languages",
-    "status",
-    "paused",
-    "paused_at",
-    "suppressed",
-    "suppression_reason",
-    "suppressed_at",
-    "source",
-    "created_at",
-    "confirmed_at",
-    "unsubscribed_at",
-    "soft_bounce_count",
-    "import_job_id",
+    "email", "name", "name_key", "language", "digest_languages", "status", "paused", "paused_at",
+    "suppressed", "suppression_reason", "suppressed_at", "source", "created_at", "confirmed_at",
+    "unsubscribed_at", "soft_bounce_count", "import_job_id",
 )
 
 
@@ -834,27 +789,14 @@ def _insert_new(session: Session, rows: list[ImportRow], job: ImportJob, now: da
         if status == SubscriberStatus.UNSUBSCRIBED and unsubscribed_at is None:
             unsubscribed_at = now
         paused = row.paused and status == SubscriberStatus.CONFIRMED
-        values.append(
-            (
-                row.email,
-                row.name,
-                row.name.casefold(),
-                row.language,
-                pack_languages(row.languages),
-                status.value,
-                paused,
-                at if paused else None,
-                suppressed,
-                row.suppression_reason,
-                db_time(row.suppressed_at or now) if suppressed else None,
-                row.source.value,
-                db_time(created),
-                db_time(confirmed_at),
-                db_time(unsubscribed_at),
-                0,
-                job_id,
-            )
-        )
+        values.append((
+            row.email, row.name, row.name.casefold(), row.language,
+            pack_languages(row.languages), status.value, paused, at if paused else None,
+            suppressed, row.suppression_reason,
+            db_time(row.suppressed_at or now) if suppressed else None,
+            row.source.value, db_time(created), db_time(confirmed_at), db_time(unsubscribed_at), 0,
+            job_id,
+        ))
     _BulkInsert(session, Subscriber.__table__, _SUBSCRIBER_COLUMNS).run(values)
 
 
@@ -890,12 +832,8 @@ def _merge_into(
             actor=EventActor.IMPORT.value,
             staff_user_id=job.staff_user_id,
             detail=json.dumps(
-                {
-                    "format": job.detected_format,
-                    "import": job.id,
-                    "before": current.value,
-                    "after": target.value,
-                }
+                {"format": job.detected_format, "import": job.id,
+                 "before": current.value, "after": target.value}
             ),
         )
     )

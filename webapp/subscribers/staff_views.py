@@ -103,20 +103,13 @@ def index() -> Any:
     form = SubscriberFilterForm(request.args, languages=languages)
     if not form.validate():
         return render_template(
-            "staff/subscribers/index.html",
-            form=form,
-            page=None,
-            counts={},
-            filters={},
-            export_form=ExportForm(),
-            can_export=_can(Permission.SUBSCRIBERS_EXPORT),
+            "staff/subscribers/index.html", form=form, page=None, counts={}, filters={},
+            export_form=ExportForm(), can_export=_can(Permission.SUBSCRIBERS_EXPORT),
             can_manage=_can(Permission.SUBSCRIBERS_MANAGE),
         ), 400
     flt = queries.SubscriberFilter(
-        q=form.q.data or "",
-        status=form.status.data or "",
-        language=form.language.data or "",
-        source=form.source.data or "",
+        q=form.q.data or "", status=form.status.data or "",
+        language=form.language.data or "", source=form.source.data or "",
     )
     session = get_session()
     page = queries.list_subscribers(
@@ -202,18 +195,13 @@ def erase(subscriber_id: int) -> Any:
     session = get_session()
     address = subscriber.email
     fingerprint = erase_subscriber(
-        session,
-        subscriber,
-        staff=current_staff(),
-        secret=current_app.config["SECRET_KEY"],
-        now=utcnow(),
-        ip=client_ip(),
+        session, subscriber, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
+        now=utcnow(), ip=client_ip(),
     )
     session.commit()
     erase_local_mailbox_copies(get_mailer(), address)
-    flash(
-        _("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint), "ok"
-    )
+    flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),
+          "ok")
     return redirect(url_for(".index"), code=303)
 
 
@@ -238,22 +226,15 @@ def export() -> Any:
     text.detach()
     handle.seek(0)
     record_audit(
-        session,
-        actor=current_staff(),
-        action="subscribers.export",
-        target_type="subscriber",
+        session, actor=current_staff(), action="subscribers.export", target_type="subscriber",
         details={"rows": count, "status": status.value if status else "all"},
-        ip=client_ip(),
-        now=now,
+        ip=client_ip(), now=now,
     )
     session.commit()
     suffix = f"-{status.value}" if status else ""
     return send_file(
-        handle,
-        mimetype="text/csv",
-        as_attachment=True,
-        download_name=f"subscribers{suffix}-{now:%Y-%m-%d}.csv",
-        max_age=0,
+        handle, mimetype="text/csv", as_attachment=True,
+        download_name=f"subscribers{suffix}-{now:%Y-%m-%d}.csv", max_age=0,
     )
 
 
@@ -285,10 +266,7 @@ def _run_in_background(app: Flask, job_id: int, path: Path) -> threading.Thread:
                 job = session.get(ImportJob, job_id)
                 if job is not None:
                     csv_io.run_import(
-                        session,
-                        job,
-                        path,
-                        languages=tuple(app.config["LANGUAGES"]),
+                        session, job, path, languages=tuple(app.config["LANGUAGES"]),
                         now=get_clock(app).now,
                     )
         except Exception:
@@ -321,22 +299,14 @@ def import_upload() -> Any:
     staff = current_staff()
     now = utcnow()
     job = csv_io.start_import(
-        session,
-        filename=form.file.data.filename or "upload.csv",
-        requested_format=form.format.data or "auto",
-        default_language=form.language.data,
-        now=now,
-        staff_user_id=staff.id if staff else None,
+        session, filename=form.file.data.filename or "upload.csv",
+        requested_format=form.format.data or "auto", default_language=form.language.data,
+        now=now, staff_user_id=staff.id if staff else None,
     )
     record_audit(
-        session,
-        actor=staff,
-        action="subscribers.import",
-        target_type="subscriber_import",
-        target_id=job.id,
-        details={"filename": job.filename, "format": job.requested_format},
-        ip=client_ip(),
-        now=now,
+        session, actor=staff, action="subscribers.import", target_type="subscriber_import",
+        target_id=job.id, details={"filename": job.filename, "format": job.requested_format},
+        ip=client_ip(), now=now,
     )
     session.commit()
     _run_in_background(app, job.id, path)
@@ -356,7 +326,8 @@ def import_progress(job_id: int) -> str:
     """The import's live progress (polled by a static script) and, when done, its report."""
     job = _job_or_404(job_id)
     rejections = job.rejections[:200] if job.status == ImportStatus.FINISHED else []
-    return render_template("staff/subscribers/import_progress.html", job=job, rejections=rejections)
+    return render_template("staff/subscribers/import_progress.html", job=job,
+                           rejections=rejections)
 
 
 def job_progress(job: ImportJob) -> dict[str, Any]:
@@ -392,5 +363,7 @@ def import_rejections(job_id: int) -> Response:
     """The rejected rows of one import (line, email, reason) as CSV."""
     job = _job_or_404(job_id)
     response = Response(csv_io.rejections_csv(job), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="import-{job.id}-rejected.csv"'
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="import-{job.id}-rejected.csv"'
+    )
     return response
