@@ -74,26 +74,22 @@ class ReportFilter:
 
     def totals(self) -> list[ColumnElement[bool]]:
         """Conditions on the monthly totals (`summary.DonationMonthTotal`)."""
-        conditions: list[ColumnElement[bool]] = []
-        if self.currency:
-            conditions.append(DonationMonthTotal.currency == self.currency)
-        if self.campaign_id is not None:
-            conditions.append(DonationMonthTotal.campaign_id == self.campaign_id)
-        if self.source:
-            conditions.append(DonationMonthTotal.source == self.source)
+        conditions = self.summary(DonationMonthTotal)
         if self.language:
             conditions.append(DonationMonthTotal.language == self.language)
         return conditions
 
-    def deltas(self) -> list[ColumnElement[bool]]:
-        """Conditions on the plan deltas (`summary.PlanMonthDelta`); no language there."""
+    def summary(self, table: Any) -> list[ColumnElement[bool]]:
+        """Conditions on a kept summary keyed by currency, campaign (0 for none) and
+        source (`summary.PlanMonthDelta`, `summary.PlanCohortCount`, ...); language is not
+        among their keys."""
         conditions: list[ColumnElement[bool]] = []
         if self.currency:
-            conditions.append(PlanMonthDelta.currency == self.currency)
+            conditions.append(table.currency == self.currency)
         if self.campaign_id is not None:
-            conditions.append(PlanMonthDelta.campaign_id == self.campaign_id)
+            conditions.append(table.campaign_id == self.campaign_id)
         if self.source:
-            conditions.append(PlanMonthDelta.source == self.source)
+            conditions.append(table.source == self.source)
         return conditions
 
     def donations(self) -> list[ColumnElement[bool]]:
@@ -222,7 +218,7 @@ def _read_deltas(
             func.sum(PlanMonthDelta.cancelled),
             func.sum(PlanMonthDelta.churned),
         )
-        .where(PlanMonthDelta.month <= last_month, *flt.deltas())
+        .where(PlanMonthDelta.month <= last_month, *flt.summary(PlanMonthDelta))
         .group_by(PlanMonthDelta.month, PlanMonthDelta.currency)
         .order_by(PlanMonthDelta.month)
     ).all()

@@ -156,14 +156,8 @@ _NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
 _PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
 
 
-def _month(dialect: str, row: str) -> str:
-    if dialect == "postgresql":
-        return f"to_char({row}.paid_at AT TIME ZONE 'UTC', 'YYYY-MM')"
-    return f"strftime('%Y-%m', {row}.paid_at)"
-
-
 def _take_out(dialect: str, row: str) -> list[str]:
-    net, month = _NET.format(row=row), _month(dialect, row)
+    net, month = _NET.format(row=row), _month_of(dialect, f"{row}.paid_at")
     return [
         f"UPDATE donation_month_totals SET net_minor = net_minor - ({net}), gifts = gifts - 1"
         f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
@@ -179,7 +173,7 @@ def _take_out(dialect: str, row: str) -> list[str]:
 
 
 def _put_in(dialect: str, row: str) -> list[str]:
-    net, month = _NET.format(row=row), _month(dialect, row)
+    net, month = _NET.format(row=row), _month_of(dialect, f"{row}.paid_at")
     qualify = "donation_month_totals." if dialect == "postgresql" else ""
     qualify_amounts = "donation_month_amounts." if dialect == "postgresql" else ""
     qualify_kinds = "donation_month_kinds." if dialect == "postgresql" else ""
@@ -203,7 +197,8 @@ def _put_in(dialect: str, row: str) -> list[str]:
     ]
 
 
-def _plan_month(dialect: str, column: str) -> str:
+def _month_of(dialect: str, column: str) -> str:
+    """The "YYYY-MM" (UTC) of a timestamp column, as SQL for this database."""
     if dialect == "postgresql":
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')"
     return f"strftime('%Y-%m', {column})"
@@ -215,8 +210,8 @@ _PLAN_COLUMNS = "plans, monthly_minor, yearly_minor, started, cancelled, churned
 
 def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Add (sign 1) or take out (sign -1) one plan row's contributions."""
-    started_month = _plan_month(dialect, f"{row}.started_at")
-    canceled_month = _plan_month(dialect, f"{row}.canceled_at")
+    started_month = _month_of(dialect, f"{row}.started_at")
+    canceled_month = _month_of(dialect, f"{row}.canceled_at")
     monthly = f"(CASE WHEN {row}.interval = 'year' THEN 0 ELSE {row}.amount_minor END)"
     yearly = f"(CASE WHEN {row}.interval = 'year' THEN {row}.amount_minor ELSE 0 END)"
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
@@ -260,7 +255,7 @@ def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
 
 def _failure_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Count (sign 1) or uncount (sign -1) one failed renewal in its plan's month."""
-    month = _plan_month(dialect, f"{row}.failed_at")
+    month = _month_of(dialect, f"{row}.failed_at")
     if sign > 0:
         prefix = "plan_failure_months." if dialect == "postgresql" else ""
         return [
@@ -277,8 +272,8 @@ def _failure_upserts(dialect: str, row: str, sign: int) -> list[str]:
 
 def _subscriber_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Count (sign 1) or uncount (sign -1) one subscriber in its (confirmed, left) pair."""
-    confirmed = f"COALESCE({_plan_month(dialect, f'{row}.confirmed_at')}, '')"
-    left = f"COALESCE({_plan_month(dialect, f'{row}.unsubscribed_at')}, '')"
+    confirmed = f"COALESCE({_month_of(dialect, f'{row}.confirmed_at')}, '')"
+    left = f"COALESCE({_month_of(dialect, f'{row}.unsubscribed_at')}, '')"
     counted = _SUBSCRIBER_COUNTED.format(row=f"{row}.")
     if sign > 0:
         prefix = "subscriber_month_pairs." if dialect == "postgresql" else ""
@@ -377,7 +372,7 @@ def drop_trigger_ddl(dialect: str) -> list[str]:
 def rebuild(connection: Connection) -> None:
     """Recompute every summary from the rows it summarises (in the caller's transaction)."""
     dialect = connection.dialect.name
-    month = _month(dialect, "d")
+    month = _month_of(dialect, "d.paid_at")
     net = _NET.format(row="d")
     paid = _PAID.format(row="d")
     for table in (
@@ -421,11 +416,11 @@ def rebuild(connection: Connection) -> None:
 def _plan_rebuild(dialect: str) -> list[str]:
     # The same contributions as the triggers, for every plan at once (each plan row goes
     # through the trigger's upserts, in SQL).
-    started_month = _plan_month(dialect, "p.started_at")
-    canceled_month = _plan_month(dialect, "p.canceled_at")
-    failed_month = _plan_month(dialect, "failed_at")
-    confirmed_month = f"COALESCE({_plan_month(dialect, 'confirmed_at')}, '')"
-    left_month = f"COALESCE({_plan_month(dialect, 'unsubscribed_at')}, '')"
+    started_month = _month_of(dialect, "p.started_at")
+    canceled_month = _month_of(dialect, "p.canceled_at")
+    failed_month = _month_of(dialect, "failed_at")
+    confirmed_month = f"COALESCE({_month_of(dialect, 'confirmed_at')}, '')"
+    left_month = f"COALESCE({_month_of(dialect, 'unsubscribed_at')}, '')"
     monthly = "(CASE WHEN p.interval = 'year' THEN 0 ELSE p.amount_minor END)"
     yearly = "(CASE WHEN p.interval = 'year' THEN p.amount_minor ELSE 0 END)"
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"

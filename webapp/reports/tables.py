@@ -208,7 +208,7 @@ def cohorts(session: Session, query: Query, rates: Rates) -> Table:
             .where(
                 PlanCohortCount.start_month >= first,
                 PlanCohortCount.start_month <= last,
-                *_cohort_filter(query.flt),
+                *query.flt.summary(PlanCohortCount),
             )
             .group_by(PlanCohortCount.start_month, PlanCohortCount.end_month)
         )
@@ -249,17 +249,6 @@ def cohorts(session: Session, query: Query, rates: Rates) -> Table:
         for offset in range(COHORT_MONTHS)
     ]
     return Table(columns, rows_out, None)
-
-
-def _cohort_filter(flt: metrics.ReportFilter) -> list[Any]:
-    conditions: list[Any] = []
-    if flt.currency:
-        conditions.append(PlanCohortCount.currency == flt.currency)
-    if flt.campaign_id is not None:
-        conditions.append(PlanCohortCount.campaign_id == flt.campaign_id)
-    if flt.source:
-        conditions.append(PlanCohortCount.source == flt.source)
-    return conditions
 
 
 # --- Revenue by campaign and by source -------------------------------------------------------
