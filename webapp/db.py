@@ -102,6 +102,22 @@ class Database:
             session.close()
 
 
+def begin_writing(session: Session) -> None:
+    """Start the session's transaction as a writer now, before it reads.
+
+    SQLite gives a transaction the snapshot of its first read; one that read before another
+    connection committed cannot write afterwards, and reading first would decide on stale
+    rows. `BEGIN IMMEDIATE` takes the write lock (waiting `busy_timeout`) first. PostgreSQL
+    needs nothing here: its row locks (`FOR UPDATE`) wait and then read the committed row.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def init_app(app: Flask) -> None:
     """Attach a `Database` to the app and close request sessions at teardown."""
     app.extensions["database"] = Database(app.config["DATABASE_URL"])

@@ -25,6 +25,7 @@ from webapp.donations.models import (
     Plan,
     PlanStatus,
 )
+from webapp.donations.services import assign_receipt_number
 
 _counter = itertools.count(1)
 WHEN = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -134,4 +135,6 @@ def make_donation(
     )
     session.add(donation)
     session.flush()
+    if status == DonationStatus.PAID and "receipt_seq" not in fields:
+        assign_receipt_number(session, donation)
     return donation

@@ -170,8 +170,10 @@ def subscription(
     interval: str = "month",
     cancel_at_period_end: bool = False,
     period_end: int | None = None,
+    donation_id: int | None = None,
 ) -> dict[str, Any]:
-    """A subscription in the current shape (period on the item)."""
+    """A subscription in the current shape (period on the item); the app's own carry their
+    donation's id in the metadata."""
     now = int(time.time())
     return {
         "id": subscription_id,
@@ -181,7 +183,7 @@ def subscription(
         "currency": currency,
         "cancel_at_period_end": cancel_at_period_end,
         "canceled_at": now if status == "canceled" else None,
-        "metadata": {},
+        "metadata": {"donation_id": str(donation_id)} if donation_id else {},
         "items": {
             "object": "list",
             "data": [

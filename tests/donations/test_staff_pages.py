@@ -318,6 +318,7 @@ def test_csv_streams_every_row(client: FlaskClient, db_session: Session) -> None
                 frequency="one_time",
                 amount_minor=100 + i,
                 currency="EUR",
+                receipt_seq=i + 1,
                 created_at=datetime(2026, 1, 1, tzinfo=UTC),
             )
         )
@@ -326,7 +327,7 @@ def test_csv_streams_every_row(client: FlaskClient, db_session: Session) -> None
     rows = export_csv(client)
     assert len(rows) == 1203
     assert {row["receipt_number"] for row in rows} == {
-        f"R-{i:06d}" for i in db_session.scalars(select(Donation.id))
+        f"R-{i:06d}" for i in db_session.scalars(select(Donation.receipt_seq))
     }
 
 

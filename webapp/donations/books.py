@@ -1,30 +1,42 @@
 """The books: applying Stripe events (from the webhook, the thank-you page or the nightly
 reconciliation) to donors, donations and plans.
 
-Why the books stay right whatever Stripe's webhooks do:
+Why the books end the same whatever order, duplicates or concurrency Stripe's events come in:
 
 * `apply_event` first inserts the event id (primary key) and only then reads anything, in
   the caller's transaction. A second delivery of the same event, even in parallel, fails
   on that insert (`DuplicateEvent`) and changes nothing; a handler that fails half way
   raises, the caller rolls back the whole transaction, and Stripe's retry starts clean.
+* Every field an event sets is a *join*: it only moves up an order that does not depend on
+  arrival. Statuses by rank, then the event's time (`advance_donation`, `advance_plan`,
+  disputes by `DisputeStatus.rank`); amounts refunded are Stripe's running totals (the
+  largest wins); dates are the earliest seen (`earliest`); subscription terms come from the
+  newest subscription object (`Plan.terms_at`). Applying the same set of events in any
+  order therefore gives the same row.
+* An event about something not recorded yet (a refund before its payment, a cancellation
+  before its checkout) is **parked**, never dropped: its payload is kept with the Stripe
+  ids it waits for. Whatever records one of those ids announces it (`Books.announce`) and
+  the parked events are applied in that same transaction (`apply_waiting`). On PostgreSQL
+  a transaction-scoped advisory lock per id closes the race between parking and recording.
+  "Not a payment this app opened" is decided from the object's metadata (or by asking
+  Stripe), never from "not found yet".
 * Payments are found by their unique business keys (Checkout Session, invoice,
-  PaymentIntent) and locked (`FOR UPDATE` on PostgreSQL) before they change, so two
-  events about one payment (checkout completed and the first `invoice.paid`) meet on the
-  same row: the first marks it paid and queues the receipt, the second finds it paid.
-* Statuses only move forward (`advance_donation`, `advance_plan`), and a subscription
-  state older than the one applied is ignored: a late "active" after "canceled" is a no-op.
+  PaymentIntent) under a row lock that re-reads the row (`populate_existing`), so two
+  paths about one payment (the webhook and the thank-you page) meet on the same row: the
+  first marks it paid and queues the receipt, the second finds it paid.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +45,8 @@ from webapp.donations import mail
 from webapp.donations import stripe_fields as f
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
 from webapp.donations.models import (
+    Dispute,
+    DisputeStatus,
     Donation,
     DonationKind,
     DonationStatus,
@@ -41,21 +55,42 @@ from webapp.donations.models import (
     PlanFailure,
     PlanStatus,
     StripeEvent,
+    StripeEventWait,
 )
 from webapp.donations.services import (
     DonationConfig,
     advance_donation,
     advance_plan,
+    assign_receipt_number,
     donation_config,
+    earliest,
 )
 from webapp.outbox.gateway import Mailer
 from webapp.subscribers.settings import ListSettings, list_settings
 
 log = logging.getLogger("readership.donations")
 
+#: The outcome of a parked event starts with this (staff filter on it).
+PARKED = "parked"
+
 
 class DuplicateEvent(Exception):
     """The event was applied before (or is being applied right now by another worker)."""
+
+
+class WaitFor(Exception):
+    """Raised by a handler, before it writes anything, when the event is about something
+    not recorded yet: the event is parked until one of `keys` is recorded."""
+
+    def __init__(self, reason: str, keys: Iterable[str | None]) -> None:
+        self.keys = sorted({key for key in keys if key and not key.endswith(":")})
+        super().__init__(reason)
+        self.reason = reason
+
+
+def wait_key(kind: str, stripe_id: str | None) -> str | None:
+    """The key a parked event waits on: `cs:`, `in:`, `pi:`, `ch:` or `sub:` and the id."""
+    return f"{kind}:{stripe_id}" if stripe_id else None
 
 
 @dataclass
@@ -71,10 +106,18 @@ class Books:
     list_settings: ListSettings
     #: Outbox rows queued while applying; the caller delivers them after committing.
     queued: list[int] = field(default_factory=list)
+    #: Stripe ids recorded in this transaction that parked events may wait for.
+    announced: set[str] = field(default_factory=set)
 
     def _queued(self, message_id: int | None) -> None:
         if message_id is not None:
             self.queued.append(message_id)
+
+    def announce(self, kind: str, stripe_id: str | None) -> None:
+        """`stripe_id` is now recorded: events parked on it are applied before commit."""
+        key = wait_key(kind, stripe_id)
+        if key:
+            self.announced.add(key)
 
 
 Handler = Callable[[Session, dict[str, Any], Books, datetime], str]
@@ -97,9 +140,10 @@ def apply_event(
 ) -> str:
     """Apply one Stripe event in `session` (the caller commits) and say what it did.
 
-    Raises `DuplicateEvent` when the event was applied before (the caller rolls back and
+    Raises `DuplicateEvent` when the event was received before (the caller rolls back and
     answers 200); any other exception means nothing may be committed. Types without a
-    handler change nothing and are not recorded.
+    handler change nothing and are not recorded. An event about something not recorded
+    yet is parked (outcome "parked: ...") and applied when that object is recorded.
     """
     event_type = str(event.get("type") or "")
     handler = HANDLERS.get(event_type)
@@ -118,24 +162,129 @@ def apply_event(
     obj = f.dig(event, "data", "object")
     if not isinstance(obj, Mapping):
         raise ValueError(f"event {event_id} has no data.object")
-    row.outcome = handler(session, dict(obj), books, created)[:300]
-    log.info("stripe event %s %s: %s", event_id, event_type, row.outcome)
+    outcome = _run(session, row, dict(obj), books)
+    apply_waiting(session, books)
+    log.info("stripe event %s %s: %s", event_id, event_type, outcome)
+    return outcome
+
+
+def _run(session: Session, row: StripeEvent, obj: dict[str, Any], books: Books) -> str:
+    """Run the event's handler; park the event when it waits for something."""
+    handler = HANDLERS[row.type]
+    created = as_utc(row.created_at)
+    try:
+        with session.begin_nested():
+            outcome = handler(session, obj, books, created)
+    except WaitFor as wait:
+        # On PostgreSQL another transaction may be recording the object right now: take
+        # its keys' locks, then look once more (a fresh statement sees what it committed).
+        # Whoever records it later takes the same lock before looking for parked events.
+        if not _lock_keys(session, wait.keys):
+            return _park(session, row, obj, wait)
+        try:
+            with session.begin_nested():
+                outcome = handler(session, obj, books, created)
+        except WaitFor as again:
+            return _park(session, row, obj, again)
+    _unpark(session, row)
+    row.outcome = outcome[:300]
     return row.outcome
 
 
-# --- lookups ---------------------------------------------------------------------------------
+def _park(session: Session, row: StripeEvent, obj: dict[str, Any], wait: WaitFor) -> str:
+    session.execute(delete(StripeEventWait).where(StripeEventWait.event_id == row.id))
+    row.parked = True
+    row.payload = obj
+    row.outcome = f"{PARKED}: {wait.reason}"[:300]
+    session.add_all(StripeEventWait(event_id=row.id, key=key[:300]) for key in wait.keys)
+    session.flush()
+    return row.outcome
 
 
-def _locked(session: Session, stmt: Any) -> Any:
-    # Row lock on PostgreSQL so two events about one payment apply one after the other;
-    # SQLite already runs one writer at a time (the event insert took the write lock).
-    return session.scalar(stmt.with_for_update())
+def _unpark(session: Session, row: StripeEvent) -> None:
+    if row.parked:
+        session.execute(delete(StripeEventWait).where(StripeEventWait.event_id == row.id))
+        row.parked = False
+        row.payload = None
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock_keys(session: Session, keys: Iterable[str]) -> bool:
+    """Transaction-scoped advisory locks on PostgreSQL (sorted, so two transactions take
+    them in the same order); False on SQLite, whose single writer needs none."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    for key in sorted(set(keys)):
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)})
+    return True
+
+
+def apply_waiting(session: Session, books: Books) -> int:
+    """Apply the parked events waiting for ids announced in this transaction (and for the
+    ids those in turn record). Returns how many were applied."""
+    applied = 0
+    while books.announced:
+        keys = sorted(books.announced)
+        books.announced.clear()
+        _lock_keys(session, keys)
+        waiting = select(StripeEventWait.event_id).where(StripeEventWait.key.in_(keys))
+        rows = session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.id.in_(waiting), StripeEvent.parked.is_(True))
+            .order_by(StripeEvent.created_at, StripeEvent.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for row in rows:
+            if row.parked and row.payload is not None:
+                _run(session, row, dict(row.payload), books)
+                applied += 0 if row.parked else 1
+    return applied
+
+
+def apply_parked(session: Session, books: Books, *, limit: int = 1000) -> int:
+    """Try every parked event again (reconciliation: the object may have been recorded by
+    a path that could not announce it, or Stripe can now tell what it is about)."""
+    rows = session.scalars(
+        select(StripeEvent)
+        .where(StripeEvent.parked.is_(True))
+        .order_by(StripeEvent.created_at, StripeEvent.id)
+        .limit(limit)
+    ).all()
+    applied = 0
+    for row in rows:
+        if row.payload is not None:
+            _run(session, row, dict(row.payload), books)
+            applied += 0 if row.parked else 1
+    apply_waiting(session, books)
+    return applied
+
+
+# --- lookups --------------------------------------------------------------------------------
+
+
+def locked(session: Session, stmt: Any) -> Any:
+    """The row `stmt` selects, locked and read afresh.
+
+    `FOR UPDATE` on PostgreSQL makes two transactions about one payment apply one after the
+    other; `populate_existing` replaces whatever this session loaded earlier with the row
+    as it is now (without it, a stale "pending" would queue a second receipt). SQLite runs
+    one writer at a time, and the caller's transaction already writes."""
+    return session.scalar(stmt.with_for_update().execution_options(populate_existing=True))
 
 
 def _donation_by(session: Session, column: Any, value: str | None) -> Donation | None:
     if not value:
         return None
-    return _locked(session, select(Donation).where(column == value))
+    return locked(session, select(Donation).where(column == value))
+
+
+def _metadata_donation_id(metadata: Mapping[str, str]) -> int | None:
+    raw = str(metadata.get("donation_id", ""))
+    return int(raw) if raw.isdigit() else None
 
 
 def _donation_from_metadata(
@@ -144,12 +293,12 @@ def _donation_from_metadata(
     checkout_id: str | None = None,
     customer_id: str | None = None,
 ) -> Donation | None:
-    """Our pending donation named in a Stripe object's metadata, provided the object
-    belongs to the same Checkout Session and Stripe customer (metadata alone is not proof)."""
-    raw = metadata.get("donation_id", "")
-    if not raw.isdigit():
+    """Our donation named in a Stripe object's metadata, provided the object belongs to
+    the same Checkout Session and Stripe customer (metadata alone is not proof)."""
+    donation_id = _metadata_donation_id(metadata)
+    if donation_id is None:
         return None
-    donation = _locked(session, select(Donation).where(Donation.id == int(raw)))
+    donation = locked(session, select(Donation).where(Donation.id == donation_id))
     if donation is None:
         return None
     if checkout_id and donation.stripe_checkout_session_id not in (None, checkout_id):
@@ -163,22 +312,38 @@ def _donation_from_metadata(
 def _plan_by_subscription(session: Session, subscription_id: str | None) -> Plan | None:
     if not subscription_id:
         return None
-    return _locked(
-        session, select(Plan).where(Plan.stripe_subscription_id == subscription_id)
-    )
+    return locked(session, select(Plan).where(Plan.stripe_subscription_id == subscription_id))
+
+
+def _link(donation: Donation, books: Books, **ids: str | None) -> None:
+    """Record Stripe ids on a donation (only where none is set) and announce them."""
+    kinds = {
+        "stripe_checkout_session_id": "cs",
+        "stripe_invoice_id": "in",
+        "stripe_payment_intent_id": "pi",
+        "stripe_charge_id": "ch",
+    }
+    for column, value in ids.items():
+        if value and getattr(donation, column) is None:
+            setattr(donation, column, value)
+            books.announce(kinds[column], value)
 
 
 # --- payments --------------------------------------------------------------------------------
 
 
-def _mark_paid(session: Session, donation: Donation, books: Books, paid_at: datetime) -> bool:
-    """Move a donation to paid; on that move only, queue its receipt and (first gifts)
-    start the newsletter opt-in the donor asked for."""
-    was_pending = DonationStatus(donation.status) != DonationStatus.PAID
-    if not advance_donation(donation, DonationStatus.PAID, now=books.now):
+def record_payment(
+    session: Session, donation: Donation, books: Books, paid_at: datetime
+) -> bool:
+    """Mark a donation paid as of `paid_at` (the payment's own time, from Stripe). On the
+    move to paid only: the receipt number, the receipt email and (when the donor asked) the
+    newsletter opt-in. A later report of the same payment can only make the date earlier."""
+    if DonationStatus(donation.status) == DonationStatus.PAID:
+        donation.paid_at = earliest(donation.paid_at, paid_at)
         return False
-    if was_pending:
-        donation.paid_at = paid_at
+    advance_donation(donation, DonationStatus.PAID, now=books.now)
+    donation.paid_at = paid_at
+    assign_receipt_number(session, donation)
     books._queued(
         mail.send_receipt_email(session, books.mailer, donation, config=books.config, now=books.now)
     )
@@ -222,41 +387,56 @@ def books_for_app(app: Flask, now: datetime) -> Books:
     )
 
 
-def apply_checkout_session(
-    session: Session, checkout: Mapping[str, Any], books: Books, *, state_at: datetime | None = None
-) -> Donation | None:
-    """Apply a Checkout Session as Stripe reports it (event or retrieval); idempotent.
-
-    Returns the donation, or None when the session is not ours and carries no email.
-    Unpaid sessions (delayed payment methods) move the donation to processing.
-    """
+def _checkout_donation(session: Session, checkout: Mapping[str, Any]) -> Donation | None:
     checkout_id = str(checkout.get("id") or "")
     donation = _donation_by(session, Donation.stripe_checkout_session_id, checkout_id)
     if donation is None:
         donation = _donation_from_metadata(
             session, f.metadata(checkout), checkout_id, f.object_id(checkout.get("customer"))
         )
-        if donation is not None and donation.stripe_checkout_session_id is None:
-            donation.stripe_checkout_session_id = checkout_id
+    return donation
+
+
+def apply_checkout_session(
+    session: Session, checkout: Mapping[str, Any], books: Books, *, state_at: datetime | None = None
+) -> Donation | None:
+    """Apply a Checkout Session as Stripe reports it (event or retrieval); idempotent.
+
+    `state_at` is when Stripe completed it (the event's time); a retrieved session has no
+    such time, so the payment's own time is asked of Stripe. Returns the donation, or None
+    when the session's metadata names none of ours. Unpaid sessions (delayed payment
+    methods) move the donation to processing. The caller applies waiting events
+    (`apply_waiting`) before committing.
+    """
+    donation = _checkout_donation(session, checkout)
     if donation is None:
         # Not opened by this app (a payment link, a shop on the same Stripe account).
         return None
+    _link(donation, books, stripe_checkout_session_id=str(checkout.get("id") or "") or None)
     customer_id = f.object_id(checkout.get("customer"))
     if customer_id and donation.donor.stripe_customer_id is None:
         donation.donor.stripe_customer_id = customer_id
-    paid_at = state_at or books.now
     if checkout.get("payment_status") not in ("paid", "no_payment_required"):
         if checkout.get("status") == "complete":
             advance_donation(donation, DonationStatus.PROCESSING, now=books.now)
         return donation
+    paid_at = state_at or _payment_time(books, checkout) or books.now
     if checkout.get("mode") == "subscription":
         donation = _attach_first_invoice(session, donation, checkout, books, paid_at)
     else:
-        intent = f.object_id(checkout.get("payment_intent"))
-        if intent and donation.stripe_payment_intent_id is None:
-            donation.stripe_payment_intent_id = intent
-    _mark_paid(session, donation, books, paid_at)
+        _link(donation, books, stripe_payment_intent_id=f.object_id(checkout.get("payment_intent")))
+    record_payment(session, donation, books, paid_at)
     return donation
+
+
+def _payment_time(books: Books, checkout: Mapping[str, Any]) -> datetime | None:
+    """When a retrieved Checkout Session's money moved, as Stripe recorded it."""
+    if books.gateway is None:
+        return None
+    try:
+        return books.gateway.checkout_paid_at(checkout)
+    except StripeUnavailable:
+        return None
 
 
 def _attach_first_invoice(
@@ -281,7 +461,7 @@ def _attach_first_invoice(
         other = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
         if other is not None and other.id != donation.id:
             return _merge_into(session, keep=other, drop=donation)
-        donation.stripe_invoice_id = invoice_id
+        _link(donation, books, stripe_invoice_id=invoice_id)
     return donation
 
 
@@ -316,7 +496,8 @@ def _ensure_plan_for(
     books: Books,
     state_at: datetime,
 ) -> Plan | None:
-    """The plan of `subscription_id`, created from the donation when new, made active."""
+    """The plan of `subscription_id`, created from the donation when new, made active as
+    of `state_at` (its first payment)."""
     if not subscription_id:
         return donation.plan
     plan = _plan_by_subscription(session, subscription_id)
@@ -336,9 +517,8 @@ def _ensure_plan_for(
         )
         session.add(plan)
         session.flush()
-    advance_plan(plan, PlanStatus.ACTIVE, state_at=None, now=books.now)
-    if plan.started_at is None:
-        plan.started_at = state_at
+        books.announce("sub", subscription_id)
+    advance_plan(plan, PlanStatus.ACTIVE, state_at=state_at, now=books.now)
     return plan
 
 
@@ -359,13 +539,31 @@ def _checkout_completed(
 def _checkout_failed(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    donation = _donation_by(session, Donation.stripe_checkout_session_id, str(checkout["id"]))
+    donation = _checkout_donation(session, checkout)
     if donation is None:
-        return "ignored: unknown checkout session"
+        return "ignored: checkout session not opened by this app"
+    _link(donation, books, stripe_checkout_session_id=str(checkout.get("id") or "") or None)
     expired = checkout.get("status") == "expired"
     status = DonationStatus.EXPIRED if expired else DonationStatus.FAILED
     moved = advance_donation(donation, status, now=books.now)
     return f"donation {donation.id} {'-> ' if moved else 'stays '}{donation.status}"
+
+
+def _subscription_is_ours(
+    books: Books, subscription_id: str, metadata: Mapping[str, str] | None
+) -> bool | None:
+    """Whether a subscription was opened by this app, from its metadata (copied onto its
+    invoices; every subscription we open names its donation there), else by asking
+    Stripe; None when nobody can tell now."""
+    if metadata is not None:
+        return _metadata_donation_id(metadata) is not None
+    if books.gateway is None:
+        return None
+    try:
+        found = books.gateway.retrieve_subscription(subscription_id)
+    except StripeUnavailable:
+        return None
+    return _metadata_donation_id(f.metadata(found)) is not None
 
 
 @handles("invoice.paid")
@@ -377,24 +575,30 @@ def _invoice_paid(
         return "ignored: invoice without subscription"
     if f.invoice_amount_paid(invoice) <= 0:
         return "ignored: nothing paid"
+    invoice_id = str(invoice["id"])
     paid_at = f.invoice_paid_at(invoice) or created
-    donation = _donation_by(session, Donation.stripe_invoice_id, str(invoice["id"]))
+    donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
     plan = _plan_by_subscription(session, subscription_id)
     if donation is None and f.invoice_is_first(invoice):
         donation = _first_payment_donation(session, invoice, subscription_id, plan, books)
         if donation is not None:
-            donation.stripe_invoice_id = str(invoice["id"])
+            _link(donation, books, stripe_invoice_id=invoice_id)
             plan = _ensure_plan_for(session, donation, subscription_id, books, paid_at)
             donation.plan = plan
             donation.kind = DonationKind.RECURRING
     if donation is None:
         if plan is None:
-            # A renewal of a plan whose checkout never reached us: adopt it only when the
-            # subscription names one of our donations (other subscriptions on the same
-            # Stripe account are not gifts).
+            # A payment of a plan whose checkout has not reached us (yet): adopt it when
+            # the subscription names one of our donations (other subscriptions on the
+            # same Stripe account are not gifts); wait when nobody can tell.
             ours = _first_payment_donation(session, invoice, subscription_id, None, books)
             if ours is None:
-                return "ignored: subscription not opened by this app"
+                known = _subscription_is_ours(
+                    books, subscription_id, f.invoice_subscription_metadata_known(invoice)
+                )
+                if known is False:
+                    return "ignored: subscription not opened by this app"
+                raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
             plan = _ensure_plan_for(session, ours, subscription_id, books, paid_at)
         if plan is None:  # pragma: no cover - a subscription id always gives a plan
             return "ignored: no plan"
@@ -408,21 +612,22 @@ def _invoice_paid(
             campaign_id=plan.campaign_id,
             source=plan.source,
             language=plan.donor.language,
-            stripe_invoice_id=str(invoice["id"]),
             created_at=books.now,
         )
         session.add(donation)
         session.flush()
+        _link(donation, books, stripe_invoice_id=invoice_id)
     _link_payment_ids(session, donation, invoice, books)
     if plan is not None:
         advance_plan(plan, PlanStatus.ACTIVE, state_at=created, now=books.now)
-        plan.last_failed_at = None
+        if plan.last_failed_at is not None and as_utc(plan.last_failed_at) <= as_utc(paid_at):
+            plan.last_failed_at = None
         period_end = f.dig(invoice, "lines", "data")
         if period_end:
             end = f.timestamp(f.dig(period_end[0], "period", "end"))
             if end and (plan.current_period_end is None or end > as_utc(plan.current_period_end)):
                 plan.current_period_end = end
-    moved = _mark_paid(session, donation, books, paid_at)
+    moved = record_payment(session, donation, books, paid_at)
     return f"donation {donation.id} {'paid' if moved else 'already paid'}"
 
 
@@ -464,52 +669,72 @@ def _link_payment_ids(
     session: Session, donation: Donation, invoice: Mapping[str, Any], books: Books
 ) -> None:
     """Remember which PaymentIntent and charge paid the invoice, so a later refund or
-    dispute (which names only those) finds this donation."""
+    dispute (which names only those) finds this donation. When Stripe cannot say now, a
+    refund that comes later asks again (`_donation_for_payment`)."""
     intent = f.invoice_payment_intent_id(invoice)
     if intent is None and books.gateway is not None:
-        intent = books.gateway.invoice_payment_intent(str(invoice["id"]))
+        try:
+            intent = books.gateway.invoice_payment_intent(str(invoice["id"]))
+        except StripeUnavailable:
+            intent = None
     if intent and donation.stripe_payment_intent_id is None:
         taken = session.scalar(
             select(Donation.id).where(Donation.stripe_payment_intent_id == intent)
         )
         if taken is None:
-            donation.stripe_payment_intent_id = intent
-    charge = f.invoice_charge_id(invoice)
-    if charge and donation.stripe_charge_id is None:
-        donation.stripe_charge_id = charge
+            _link(donation, books, stripe_payment_intent_id=intent)
+    _link(donation, books, stripe_charge_id=f.invoice_charge_id(invoice))
 
 
 def _record_failure(
     session: Session, plan: Plan, invoice: dict[str, Any], created: datetime
-) -> None:
-    """One `PlanFailure` per failed invoice (retries of the same invoice add nothing)."""
+) -> bool:
+    """One `PlanFailure` per failed invoice, dated by its earliest failed attempt seen;
+    True when this is the first word of that invoice failing."""
     invoice_id = str(invoice.get("id") or "")
     if not invoice_id:
-        return
-    exists = session.scalar(
-        select(PlanFailure.id).where(PlanFailure.stripe_invoice_id == invoice_id)
+        return False
+    failure = locked(
+        session, select(PlanFailure).where(PlanFailure.stripe_invoice_id == invoice_id)
     )
-    if exists is None:
-        session.add(PlanFailure(plan_id=plan.id, stripe_invoice_id=invoice_id, failed_at=created))
-        session.flush()
+    if failure is not None:
+        if created < as_utc(failure.failed_at):
+            failure.failed_at = created
+        return False
+    session.add(PlanFailure(plan_id=plan.id, stripe_invoice_id=invoice_id, failed_at=created))
+    session.flush()
+    return True
 
 
 @handles("invoice.payment_failed")
 def _invoice_failed(
     session: Session, invoice: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    plan = _plan_by_subscription(session, f.invoice_subscription_id(invoice))
-    if plan is None:
-        return "ignored: unknown subscription"
     if f.invoice_is_first(invoice):
         return "ignored: first payment (Checkout shows the donor the error)"
+    subscription_id = f.invoice_subscription_id(invoice)
+    if not subscription_id:
+        return "ignored: invoice without subscription"
+    plan = _plan_by_subscription(session, subscription_id)
+    if plan is None:
+        known = _subscription_is_ours(
+            books, subscription_id, f.invoice_subscription_metadata_known(invoice)
+        )
+        if known is False:
+            return "ignored: subscription not opened by this app"
+        raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
     advance_plan(plan, PlanStatus.PAST_DUE, state_at=created, now=books.now)
-    plan.last_failed_at = created
-    _record_failure(session, plan, invoice, created)
-    # Stripe retries a failed renewal several times, one event each: write after the first.
-    attempt = int(invoice.get("attempt_count") or 1)
-    if attempt > 1:
-        return f"plan {plan.id} past due (attempt {attempt}, no email)"
+    last_paid = session.scalar(
+        select(func.max(Donation.paid_at)).where(
+            Donation.plan_id == plan.id, Donation.status == DonationStatus.PAID
+        )
+    )
+    # The latest failure stands until a payment at or after it: whichever came first.
+    if last_paid is None or created > as_utc(last_paid):
+        plan.last_failed_at = max(as_utc(plan.last_failed_at or created), created)
+    if not _record_failure(session, plan, invoice, created):
+        # Stripe retries a failed renewal several times, one event each: one email.
+        return f"plan {plan.id} past due (invoice known, no email)"
     books._queued(
         mail.send_payment_failed_email(
             session,
@@ -532,77 +757,158 @@ def _invoice_failed(
 def _subscription_changed(
     session: Session, subscription: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    plan = _plan_by_subscription(session, str(subscription["id"]))
+    subscription_id = str(subscription["id"])
+    plan = _plan_by_subscription(session, subscription_id)
     if plan is None:
-        return "ignored: subscription not known yet (its checkout creates the plan)"
+        known = _subscription_is_ours(books, subscription_id, f.metadata_known(subscription))
+        if known is False:
+            return "ignored: subscription not opened by this app"
+        raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
     return apply_subscription_state(plan, subscription, books, state_at=created)
 
 
 def apply_subscription_state(
     plan: Plan, subscription: Mapping[str, Any], books: Books, *, state_at: datetime
 ) -> str:
-    """Bring a plan in line with a subscription object, unless a newer state was applied."""
-    if plan.stripe_state_at is not None and state_at < as_utc(plan.stripe_state_at):
-        return f"plan {plan.id} stale state ignored"
-    if PlanStatus(plan.status) == PlanStatus.CANCELED:
-        return f"plan {plan.id} stays canceled"
+    """Bring a plan in line with a subscription object as of `state_at`: its status by
+    `advance_plan`, its terms (amount, interval, cancel at period end) when this is the
+    newest subscription object applied."""
     status = PlanStatus.from_stripe(str(subscription.get("status") or ""))
     advance_plan(plan, status, state_at=state_at, now=books.now)
-    if status != PlanStatus.CANCELED:
-        amount, currency, interval = f.subscription_price(subscription)
-        if amount:
-            plan.amount_minor = amount
-        if currency:
-            plan.currency = currency
-        if interval in ("month", "year"):
-            plan.interval = Frequency(interval)
-        plan.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
-        plan.current_period_end = f.subscription_period_end(subscription) or plan.current_period_end
+    end = f.subscription_period_end(subscription)
+    if end and (plan.current_period_end is None or end > as_utc(plan.current_period_end)):
+        plan.current_period_end = end
+    if plan.terms_at is not None and state_at <= as_utc(plan.terms_at):
+        return f"plan {plan.id} {plan.status} (older terms ignored)"
+    amount, currency, interval = f.subscription_price(subscription)
+    if amount:
+        plan.amount_minor = amount
+    if currency:
+        plan.currency = currency
+    if interval in ("month", "year"):
+        plan.interval = Frequency(interval)
+    plan.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))
+    plan.terms_at = state_at
     plan.updated_at = books.now
     return f"plan {plan.id} {plan.status}"
+
+
+def _charge_is_ours(books: Books, charge: Mapping[str, Any]) -> bool | None:
+    """Whether a charge we cannot find paid one of our gifts: our one-time payments carry
+    the donation id in their metadata; a plan's payments belong to one of its invoices.
+    None when that cannot be told now (Stripe not configured or not answering)."""
+    if _metadata_donation_id(f.metadata(charge)) is not None:
+        return True
+    if f.charge_invoice_id(charge):
+        return None  # an invoice's payment: ours once that invoice is recorded
+    intent = f.charge_payment_intent_id(charge)
+    if books.gateway is None or not intent:
+        return None
+    try:
+        invoice_id = books.gateway.invoice_for_payment_intent(intent)
+    except StripeUnavailable:
+        return None
+    return None if invoice_id else False
+
+
+def _donation_for_payment(
+    session: Session, books: Books, intent: str | None, charge_id: str | None,
+    invoice_id: str | None = None,
+) -> Donation | None:
+    """The donation a refund or dispute is about, by PaymentIntent, charge or invoice; a
+    plan's payment whose PaymentIntent was never linked is found through Stripe."""
+    donation = _donation_by(session, Donation.stripe_payment_intent_id, intent) or _donation_by(
+        session, Donation.stripe_charge_id, charge_id
+    )
+    if donation is None and invoice_id:
+        donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
+    if donation is None and intent and books.gateway is not None:
+        try:
+            found_invoice = books.gateway.invoice_for_payment_intent(intent)
+        except StripeUnavailable:
+            found_invoice = None
+        donation = _donation_by(session, Donation.stripe_invoice_id, found_invoice)
+    if donation is not None:
+        _link(donation, books, stripe_payment_intent_id=intent, stripe_charge_id=charge_id)
+    return donation
+
+
+def _wait_for_payment(intent: str | None, charge_id: str | None, invoice_id: str | None) -> WaitFor:
+    return WaitFor(
+        "payment not recorded yet",
+        [wait_key("pi", intent), wait_key("ch", charge_id), wait_key("in", invoice_id)],
+    )
 
 
 @handles("charge.refunded")
 def _charge_refunded(
     session: Session, charge: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    donation = _donation_for_charge(session, charge)
+    intent = f.charge_payment_intent_id(charge)
+    charge_id = f.object_id(charge.get("id"))
+    invoice_id = f.charge_invoice_id(charge)
+    donation = _donation_for_payment(session, books, intent, charge_id, invoice_id)
     if donation is None:
-        return "ignored: charge not linked to a donation"
+        if _charge_is_ours(books, charge) is False:
+            return "ignored: charge not opened by this app (Stripe says)"
+        raise _wait_for_payment(intent, charge_id, invoice_id)
     refunded = int(charge.get("amount_refunded") or 0)
-    # The total refunded so far: events may come out of order, so keep the largest.
-    if refunded > donation.refunded_minor:
+    # Stripe's running total of refunds: the largest seen is the latest, in any order.
+    if min(refunded, donation.amount_minor) > donation.refunded_minor:
         donation.refunded_minor = min(refunded, donation.amount_minor)
         donation.refund_seen_at = None
         donation.updated_at = books.now
     return f"donation {donation.id} refunded {donation.refunded_minor}"
 
 
-@handles("charge.dispute.created", "charge.dispute.closed")
+@handles(
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
 def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: datetime) -> str:
-    donation = _donation_by(
-        session, Donation.stripe_payment_intent_id, f.object_id(dispute.get("payment_intent"))
-    ) or _donation_by(session, Donation.stripe_charge_id, f.object_id(dispute.get("charge")))
+    intent = f.object_id(dispute.get("payment_intent"))
+    charge_id = f.object_id(dispute.get("charge"))
+    donation = _donation_for_payment(session, books, intent, charge_id)
     if donation is None:
-        return "ignored: dispute not linked to a donation"
-    if dispute.get("status") == "won":
-        donation.disputed_minor = 0
+        if _charge_is_ours(books, {"payment_intent": intent, "metadata": {}}) is False:
+            return "ignored: dispute on a charge not opened by this app (Stripe says)"
+        raise _wait_for_payment(intent, charge_id, None)
+    try:
+        status = DisputeStatus(str(dispute.get("status") or ""))
+    except ValueError:
+        return f"donation {donation.id}: unknown dispute status {dispute.get('status')!r}"
+    dispute_id = str(dispute.get("id") or f"dp_for_{charge_id or intent}")
+    row = locked(session, select(Dispute).where(Dispute.id == dispute_id))
+    amount = min(int(dispute.get("amount") or 0), donation.amount_minor)
+    if row is None:
+        row = Dispute(
+            id=dispute_id, donation_id=donation.id, status=status, amount_minor=amount,
+            state_at=created,
+        )
+        session.add(row)
     else:
-        donation.disputed_minor = min(int(dispute.get("amount") or 0), donation.amount_minor)
+        current = DisputeStatus(row.status)
+        if (status.rank, created, status.precedence) <= (
+            current.rank, as_utc(row.state_at), current.precedence
+        ):
+            return f"donation {donation.id} dispute {dispute_id} stays {current} (older state)"
+        row.status, row.amount_minor, row.state_at = status, amount, created
+    session.flush()
+    held = session.scalar(
+        select(func.coalesce(func.sum(Dispute.amount_minor), 0)).where(
+            Dispute.donation_id == donation.id,
+            Dispute.status.in_([s for s in DisputeStatus if s.withdraws_funds]),
+        )
+    )
+    disputed = min(int(held or 0), donation.amount_minor)
+    if disputed != donation.disputed_minor:
+        donation.disputed_minor = disputed
         donation.refund_seen_at = None
-    donation.updated_at = books.now
-    return f"donation {donation.id} disputed {donation.disputed_minor}"
-
-
-def _donation_for_charge(session: Session, charge: Mapping[str, Any]) -> Donation | None:
-    donation = _donation_by(
-        session, Donation.stripe_payment_intent_id, f.charge_payment_intent_id(charge)
-    ) or _donation_by(session, Donation.stripe_charge_id, f.object_id(charge.get("id")))
-    if donation is None:
-        donation = _donation_by(session, Donation.stripe_invoice_id, f.charge_invoice_id(charge))
-    if donation is not None and donation.stripe_charge_id is None:
-        donation.stripe_charge_id = f.object_id(charge.get("id"))
-    return donation
+        donation.updated_at = books.now
+    return f"donation {donation.id} dispute {status}, disputed {donation.disputed_minor}"
 
 
 #: Event types to enable on the Stripe webhook endpoint (and that reconciliation lists).

@@ -22,6 +22,7 @@ from webapp.donations.models import (
     Plan,
     PlanStatus,
 )
+from webapp.donations.services import number_unnumbered_receipts
 
 FIRST_NAMES = ["Anna", "Boris", "Clara", "David", "Elena", "Felix", "Galina", "Hugo", "Irina",
                "Jonas", "Katya", "Leon", "Maria", "Nikolai", "Olga", "Pavel", "Sofia", "Timur"]
@@ -101,4 +102,5 @@ def load_demo_donations(session: Session, *, now: datetime, donors: int = 60) ->
         created_at=now - timedelta(days=20), paid_at=now - timedelta(days=20),
     ))
     session.flush()
+    number_unnumbered_receipts(session)
     return donors + 1

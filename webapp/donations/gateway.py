@@ -79,6 +79,13 @@ class StripeGateway(Protocol):
     def invoice_payment_intent(self, invoice_id: str) -> str | None:
         """The PaymentIntent that paid an invoice, or None when Stripe does not say."""
 
+    def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The invoice a PaymentIntent paid, or None when it paid no invoice."""
+
+    def checkout_paid_at(self, checkout: Mapping[str, Any]) -> datetime | None:
+        """When a completed Checkout Session's payment went through: its invoice's payment
+        time (subscriptions) or its PaymentIntent's creation (one-time gifts)."""
+
 
 class StripeApiGateway:
     """`StripeGateway` over the real Stripe SDK."""
@@ -211,6 +218,31 @@ class StripeApiGateway:
             found = as_dict(payment).get("payment", {}).get("payment_intent")
             return found if isinstance(found, str) else None
         return None
+
+
+    def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        payments = self._call(
+            self._client.v1.invoice_payments.list,
+            params={"payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+                    "limit": 1},
+        )
+        for payment in payments.data:
+            found = as_dict(payment).get("invoice")
+            return found if isinstance(found, str) else None
+        return None
+
+    def checkout_paid_at(self, checkout: Mapping[str, Any]) -> datetime | None:
+        from webapp.donations import stripe_fields as f
+
+        invoice_id = f.object_id(checkout.get("invoice"))
+        if invoice_id:
+            invoice = as_dict(self._call(self._client.v1.invoices.retrieve, invoice_id))
+            return f.invoice_paid_at(invoice)
+        intent_id = f.object_id(checkout.get("payment_intent"))
+        if intent_id:
+            intent = as_dict(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+            return f.timestamp(intent.get("created"))
+        return f.timestamp(checkout.get("created"))
 
 
 def build_gateway(config: Mapping[str, Any]) -> StripeGateway | None:

@@ -32,6 +32,7 @@ from webapp.donations.models import (
     PlanFailure,
     PlanStatus,
 )
+from webapp.donations.services import sync_receipt_counter
 
 #: Rows per INSERT batch.
 BATCH = 10_000
@@ -157,7 +158,17 @@ def generate_history(
             }
         )
     rng.shuffle(rows)
+    # Receipt numbers follow the payments, as the books give them.
+    first_receipt = int(session.scalar(select(func.max(Donation.receipt_seq))) or 0) + 1
+    paid_rows = [row for row in rows if row["status"] == DonationStatus.PAID]
+    paid_rows.sort(key=lambda row: row["paid_at"])
+    for number, row in enumerate(paid_rows, start=first_receipt):
+        row["receipt_seq"] = number
+    for row in rows:
+        row.setdefault("receipt_seq", None)
     _insert(session, Donation, rows, tick)
+    sync_receipt_counter(session)
+    session.commit()
     return HistoryResult(donors, len(plans), len(rows))
 
 

@@ -73,21 +73,15 @@ class DonationStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-#: Forward-only moves; anything else (e.g. "paid" back to "pending") is ignored.
-DONATION_TRANSITIONS: dict[DonationStatus, frozenset[DonationStatus]] = {
-    DonationStatus.PENDING: frozenset(
-        {
-            DonationStatus.PROCESSING,
-            DonationStatus.PAID,
-            DonationStatus.FAILED,
-            DonationStatus.EXPIRED,
-        }
-    ),
-    DonationStatus.PROCESSING: frozenset({DonationStatus.PAID, DonationStatus.FAILED}),
-    # A late success after an expiry or failure can still happen (async methods, retries).
-    DonationStatus.EXPIRED: frozenset({DonationStatus.PAID}),
-    DonationStatus.FAILED: frozenset({DonationStatus.PAID}),
-    DonationStatus.PAID: frozenset(),
+#: The order of a donation's life: a status only ever moves to a higher rank, so applying
+#: the same statuses in any order ends on the same one (the highest). A late success after
+#: an expiry or failure can still happen (async methods, retries): paid ranks highest.
+DONATION_RANK: dict[DonationStatus, int] = {
+    DonationStatus.PENDING: 0,
+    DonationStatus.PROCESSING: 1,
+    DonationStatus.EXPIRED: 2,
+    DonationStatus.FAILED: 3,
+    DonationStatus.PAID: 4,
 }
 
 
@@ -107,6 +101,12 @@ class PlanStatus(enum.StrEnum):
     def rank(self) -> int:
         """Order of the life cycle: a plan never moves to a lower rank."""
         return {"incomplete": 0, "active": 1, "past_due": 1, "canceled": 2}[self.value]
+
+    @property
+    def precedence(self) -> int:
+        """Tie-break between two states Stripe produced in the same second (its timestamps
+        are whole seconds): the one a retry ends on (active) wins over past due."""
+        return {"incomplete": 0, "past_due": 1, "active": 2, "canceled": 3}[self.value]
 
     @classmethod
     def from_stripe(cls, status: str) -> PlanStatus:
@@ -226,8 +226,12 @@ class Plan(Base):
     last_failed_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True, index=True
     )
-    #: Creation time of the newest Stripe object state applied: older states are ignored.
+    #: Time of the newest status applied (an event's creation time): older ones are ignored.
     stripe_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Time of the newest subscription terms applied (amount, currency, interval, cancel at
+    #: period end): kept apart from the status time, as a renewal's `invoice.paid` moves the
+    #: status but says nothing about the terms.
+    terms_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -244,6 +248,8 @@ class Donation(Base):
     __table_args__ = (
         Index("ix_donations_status_paid_at", "status", "paid_at"),
         Index("ix_donations_donor_id_paid_at", "donor_id", "paid_at"),
+        # A unique index rather than a constraint, so SQLite can add it to a live table.
+        Index("ix_donations_receipt_seq", "receipt_seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -303,6 +309,8 @@ class Donation(Base):
     )
     #: When staff acknowledged a refund or dispute in the donations list.
     refund_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The receipt's serial number, given when the gift is paid (never to unpaid ones).
+    receipt_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: When the receipt email was queued (once per paid donation).
     receipt_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -321,8 +329,74 @@ class Donation(Base):
 
     @property
     def receipt_number(self) -> str:
-        """The number printed on receipts and statements."""
-        return f"R-{self.id:06d}"
+        """The number printed on receipts and statements; empty until the gift is paid."""
+        return f"R-{self.receipt_seq:06d}" if self.receipt_seq else ""
+
+
+class ReceiptCounter(Base):
+    """The last receipt number given (one row): numbers follow payments, without gaps."""
+
+    __tablename__ = "receipt_counters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DisputeStatus(enum.StrEnum):
+    """Stripe's dispute statuses."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    PREVENTED = "prevented"
+
+    @property
+    def withdraws_funds(self) -> bool:
+        """True while Stripe holds the money (a chargeback open or lost). Inquiries
+        (`warning_*`) never take money; `won` and `prevented` give it back."""
+        return self in (
+            DisputeStatus.NEEDS_RESPONSE,
+            DisputeStatus.UNDER_REVIEW,
+            DisputeStatus.LOST,
+        )
+
+    @property
+    def rank(self) -> int:
+        """Closed disputes never reopen: a late "created" after "closed" is ignored."""
+        closed = (
+            DisputeStatus.WARNING_CLOSED,
+            DisputeStatus.WON,
+            DisputeStatus.LOST,
+            DisputeStatus.PREVENTED,
+        )
+        return 1 if self in closed else 0
+
+    @property
+    def precedence(self) -> int:
+        """Tie-break at the same second: a chargeback over an inquiry, review over response."""
+        return list(DisputeStatus).index(self)
+
+
+class Dispute(Base):
+    """A card dispute (inquiry or chargeback) on a donation; the donation's
+    `disputed_minor` is the sum of its disputes that hold money now."""
+
+    __tablename__ = "disputes"
+
+    #: Stripe's dispute id (`dp_...`).
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    donation_id: Mapped[int] = mapped_column(
+        ForeignKey("donations.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[DisputeStatus] = mapped_column(str_enum(DisputeStatus, 30))
+    #: The disputed amount in minor units of the donation's currency.
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    #: Creation time of the event whose state was applied: older states are ignored.
+    state_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PlanFailure(Base):
@@ -342,7 +416,11 @@ class PlanFailure(Base):
 
 
 class StripeEvent(Base):
-    """A Stripe event already applied; the primary key makes applying it twice impossible."""
+    """A Stripe event received; the primary key makes applying it twice impossible.
+
+    An event about something not recorded yet (a refund before its payment, a cancellation
+    before its checkout) is parked: kept with its payload and the keys it waits for
+    (`StripeEventWait`), and applied in the transaction that records that object."""
 
     __tablename__ = "stripe_events"
 
@@ -357,6 +435,21 @@ class StripeEvent(Base):
     via: Mapped[str] = mapped_column(String(20), default="webhook")
     #: What applying it did, in a few words (for staff and the log).
     outcome: Mapped[str] = mapped_column(String(300), default="")
+    #: True while the event waits for the object it is about.
+    parked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    #: The event's `data.object`, kept only while parked (applied later from here).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class StripeEventWait(Base):
+    """One Stripe id a parked event waits for, as `<kind>:<id>` (e.g. `pi:pi_123`)."""
+
+    __tablename__ = "stripe_event_waits"
+
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("stripe_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(300), primary_key=True, index=True)
 
 
 class DonorStatement(Base):

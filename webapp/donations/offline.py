@@ -15,7 +15,11 @@ from webapp.donations.models import (
     Frequency,
     OfflineMethod,
 )
-from webapp.donations.services import DonationConfig, find_or_create_donor
+from webapp.donations.services import (
+    DonationConfig,
+    assign_receipt_number,
+    find_or_create_donor,
+)
 from webapp.outbox.gateway import Mailer
 from webapp.staff.audit import record_audit
 from webapp.staff.models import StaffUser
@@ -71,6 +75,7 @@ def record_offline_gift(
     )
     session.add(donation)
     session.flush()
+    assign_receipt_number(session, donation)
     record_audit(
         session,
         actor=staff,

@@ -4,7 +4,9 @@ Stripe keeps events for 30 days and a webhook endpoint may be down, misconfigure
 answered with errors for longer than Stripe retries. This lists the recent events of the
 types the books handle and applies each one that has no `StripeEvent` row yet, each in its
 own transaction, through the same `apply_event` as the webhook (so nothing counts twice).
-It then settles old pending checkouts by asking Stripe for their session.
+It then tries every parked event again (Stripe can now say what it is about, or the object
+arrived by a path that could not announce it), and settles old pending checkouts by asking
+Stripe for their session, dated by the payment's own time as Stripe recorded it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from webapp.db import Database
+from webapp.db import Database, begin_writing
 from webapp.donations.books import (
     HANDLED_EVENT_TYPES,
     Books,
     DuplicateEvent,
     apply_checkout_session,
     apply_event,
+    apply_parked,
+    apply_waiting,
 )
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
 from webapp.donations.models import Donation, DonationStatus, StripeEvent
@@ -38,11 +42,13 @@ class ReconcileResult:
     seen: int = 0
     applied: int = 0
     failed: int = 0
+    parked_applied: int = 0
     checkouts_settled: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.seen} events seen, {self.applied} applied, {self.failed} failed, "
+            f"{self.parked_applied} parked events applied, "
             f"{self.checkouts_settled} pending checkouts settled"
         )
 
@@ -76,6 +82,13 @@ def reconcile_stripe(
                 session.rollback()
                 result.failed += 1
                 log.exception("reconcile: event %s failed", event.get("id"))
+    with database.session() as session:
+        try:
+            result.parked_applied = apply_parked(session, make_books())
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("reconcile: parked events could not be applied")
     result.checkouts_settled = _settle_pending_checkouts(database, gateway, make_books, now=now)
     return result
 
@@ -102,14 +115,21 @@ def _settle_pending_checkouts(
             log.warning("reconcile: checkout %s could not be retrieved", checkout_id)
             continue
         with database.session() as session:
-            if checkout.get("payment_status") == "paid":
-                apply_checkout_session(session, checkout, make_books())
-                settled += 1
-            elif checkout.get("status") == "expired":
-                donation = session.get(Donation, donation_id)
-                if donation is not None and advance_donation(
-                    donation, DonationStatus.EXPIRED, now=now
-                ):
+            try:
+                begin_writing(session)
+                if checkout.get("payment_status") == "paid":
+                    books = make_books()
+                    apply_checkout_session(session, checkout, books)
+                    apply_waiting(session, books)
                     settled += 1
-            session.commit()
+                elif checkout.get("status") == "expired":
+                    donation = session.get(Donation, donation_id)
+                    if donation is not None and advance_donation(
+                        donation, DonationStatus.EXPIRED, now=now
+                    ):
+                        settled += 1
+                session.commit()
+            except Exception:
+                session.rollback()
+                log.exception("reconcile: checkout %s could not be settled", checkout_id)
     return settled

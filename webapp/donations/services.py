@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.core.clock import as_utc
 from webapp.donations.models import (
-    DONATION_TRANSITIONS,
+    DONATION_RANK,
     Donation,
     DonationSettings,
     DonationStatus,
     Donor,
     Plan,
     PlanStatus,
+    ReceiptCounter,
 )
 from webapp.subscribers.addresses import normalise_email
 
@@ -107,53 +109,103 @@ def find_or_create_donor(
 
 
 def advance_donation(donation: Donation, status: DonationStatus, *, now: datetime) -> bool:
-    """Move a donation forward to `status`; False (and nothing changes) when that would be
-    a step back or sideways, e.g. a late "failed" after "paid"."""
+    """Move a donation to `status` when it ranks higher (`DONATION_RANK`); False (and
+    nothing changes) for a step back or sideways, e.g. a late "failed" after "paid". Paying
+    goes through the books (`record_payment`), which also give the receipt number."""
     current = DonationStatus(donation.status)
-    if status == current or status not in DONATION_TRANSITIONS[current]:
+    if DONATION_RANK[status] <= DONATION_RANK[current]:
         return False
     donation.status = status
     donation.updated_at = now
-    if status == DonationStatus.PAID and donation.paid_at is None:
-        donation.paid_at = now
     return True
 
 
-def advance_plan(
-    plan: Plan, status: PlanStatus, *, state_at: datetime | None, now: datetime
-) -> bool:
-    """Move a plan to `status` as of `state_at` (when Stripe produced that state).
+def assign_receipt_number(session: Session, donation: Donation) -> None:
+    """Give a paid donation the next receipt number (once). The counter row is updated in
+    the caller's transaction, so numbers follow payments without gaps or repeats."""
+    if donation.receipt_seq is not None:
+        return
+    bump = (
+        update(ReceiptCounter)
+        .where(ReceiptCounter.id == 1)
+        .values(last=ReceiptCounter.last + 1)
+        .returning(ReceiptCounter.last)
+        .execution_options(synchronize_session=False)
+    )
+    number = session.execute(bump).scalar()
+    if number is None:
+        # First receipt of a database made without the migration's counter row.
+        start = int(session.scalar(select(func.max(Donation.receipt_seq))) or 0) + 1
+        try:
+            with session.begin_nested():
+                session.add(ReceiptCounter(id=1, last=start))
+            number = start
+        except IntegrityError:
+            number = session.execute(bump).scalar_one()
+    donation.receipt_seq = int(number)
 
-    A plan never goes back to a lower stage (`PlanStatus.rank`): once cancelled it stays
-    cancelled. Between active and past due, the newer state wins; an older one is ignored.
+
+def sync_receipt_counter(session: Session) -> None:
+    """Move the counter past every number given (after bulk loads that numbered their own
+    rows, like the demo history)."""
+    highest = int(session.scalar(select(func.max(Donation.receipt_seq))) or 0)
+    counter = session.get(ReceiptCounter, 1)
+    if counter is None:
+        session.add(ReceiptCounter(id=1, last=highest))
+    elif counter.last < highest:
+        counter.last = highest
+    session.flush()
+
+
+def number_unnumbered_receipts(session: Session) -> int:
+    """Give every paid donation without a receipt number one, oldest payment first (demo
+    data and staff imports write paid rows directly). Returns how many were numbered."""
+    rows = session.scalars(
+        select(Donation)
+        .where(Donation.status == DonationStatus.PAID, Donation.receipt_seq.is_(None))
+        .order_by(Donation.paid_at, Donation.id)
+    ).all()
+    for donation in rows:
+        assign_receipt_number(session, donation)
+    return len(rows)
+
+
+def earliest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    """The earlier of two moments (either may be unknown): dates kept this way end the same
+    whatever order their events came in."""
+    if candidate is None:
+        return current
+    if current is None:
+        return candidate
+    return min(as_utc(current), as_utc(candidate))
+
+
+def advance_plan(plan: Plan, status: PlanStatus, *, state_at: datetime, now: datetime) -> bool:
+    """Apply a plan status that Stripe (or the donor, through us) produced at `state_at`.
+
+    The plan ends on the state with the highest (rank, time, precedence) ever applied, so
+    any order of the same states gives the same plan: once cancelled it stays cancelled;
+    between active and past due the newer wins. `started_at` and `canceled_at` are the
+    earliest times it was seen active and cancelled. Returns True when the status moved.
     """
+    state_at = as_utc(state_at)
+    if status == PlanStatus.CANCELED:
+        plan.canceled_at = earliest(plan.canceled_at, state_at)
+    if status == PlanStatus.ACTIVE:
+        plan.started_at = earliest(plan.started_at, state_at)
     current = PlanStatus(plan.status)
-    if status.rank < current.rank:
-        return False
-    newer_known = state_at is not None and plan.stripe_state_at is not None
-    if (
-        status.rank == current.rank
-        and status != current
-        and newer_known
-        and state_at < _aware(plan.stripe_state_at)  # type: ignore[arg-type,operator]
+    known_at = as_utc(plan.stripe_state_at) if plan.stripe_state_at else None
+    if known_at is not None and (status.rank, state_at, status.precedence) <= (
+        current.rank,
+        known_at,
+        current.precedence,
     ):
         return False
-    if state_at is not None and (
-        plan.stripe_state_at is None or state_at >= _aware(plan.stripe_state_at)
-    ):
-        plan.stripe_state_at = state_at
+    if known_at is None and status.rank < current.rank:
+        return False
+    plan.stripe_state_at = state_at
+    plan.updated_at = now
     if status == current:
         return False
     plan.status = status
-    plan.updated_at = now
-    if status == PlanStatus.CANCELED and plan.canceled_at is None:
-        plan.canceled_at = state_at or now
-    if status == PlanStatus.ACTIVE and plan.started_at is None:
-        plan.started_at = state_at or now
     return True
-
-
-def _aware(moment: datetime) -> datetime:
-    from webapp.core.clock import as_utc
-
-    return as_utc(moment)

@@ -87,6 +87,25 @@ def invoice_subscription_metadata(invoice: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def invoice_subscription_metadata_known(invoice: Mapping[str, Any]) -> dict[str, str] | None:
+    """Like `invoice_subscription_metadata`, but None when the payload carries no copy of
+    the subscription's metadata at all (older shapes), rather than an empty one."""
+    found = invoice_subscription_metadata(invoice)
+    if found:
+        return found
+    for path in (("parent", "subscription_details"), ("subscription_details",)):
+        details = dig(invoice, *path)
+        if isinstance(details, Mapping) and isinstance(details.get("metadata"), Mapping):
+            return {}
+    return None
+
+
+def metadata_known(obj: Mapping[str, Any]) -> dict[str, str] | None:
+    """The object's metadata, or None when the payload has no `metadata` field."""
+    found = obj.get("metadata")
+    return dict(found) if isinstance(found, Mapping) else None
+
+
 def invoice_payment_intent_id(invoice: Mapping[str, Any]) -> str | None:
     """The PaymentIntent that paid an invoice, when the payload names it.
 

@@ -14,9 +14,9 @@ from limits import parse_many
 
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
-from webapp.db import get_database, get_session
+from webapp.db import begin_writing, get_database, get_session
 from webapp.donations import checkout as checkout_service
-from webapp.donations.books import apply_checkout_session, books_for_app
+from webapp.donations.books import apply_checkout_session, apply_waiting, books_for_app
 from webapp.donations.campaigns import active_campaign, campaign_progress
 from webapp.donations.forms import FREQUENCY_VALUES, UTM_FIELDS, DonationForm
 from webapp.donations.gateway import StripeUnavailable, get_gateway
@@ -221,7 +221,12 @@ def _confirm_from_stripe(donation: Donation, checkout_id: str) -> None:
     session = get_session()
     books = books_for_app(app, utcnow())
     try:
+        # The webhook may be applying the same checkout right now: end this request's
+        # read, then decide as a writer on the row as committed (one receipt either way).
+        session.rollback()
+        begin_writing(session)
         apply_checkout_session(session, checkout, books)
+        apply_waiting(session, books)
         session.commit()
     except Exception:  # the webhook will apply it; the page just says "confirming"
         session.rollback()
