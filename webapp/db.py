@@ -118,6 +118,16 @@ def begin_writing(session: Session) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def locked(session: Session, stmt: Any) -> Any:
+    """The one row `stmt` selects (or None), locked and read afresh.
+
+    `FOR UPDATE` on PostgreSQL makes two transactions about one row change it one after
+    the other; `populate_existing` replaces whatever this session loaded earlier with the
+    row as it is now (without it, a stale "pending" would queue a second receipt). SQLite
+    runs one writer at a time: the caller's transaction already writes (`begin_writing`)."""
+    return session.scalar(stmt.with_for_update().execution_options(populate_existing=True))
+
+
 def init_app(app: Flask) -> None:
     """Attach a `Database` to the app and close request sessions at teardown."""
     app.extensions["database"] = Database(app.config["DATABASE_URL"])

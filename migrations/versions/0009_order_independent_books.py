@@ -61,6 +61,28 @@ def upgrade() -> None:
         sa.Column("last", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_receipt_counters")),
     )
+    op.create_table(
+        "plan_changes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("plan_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("amount_minor", sa.Integer(), nullable=True),
+        sa.Column("request_key", sa.String(length=64), nullable=False),
+        sa.Column("stripe_key", sa.String(length=64), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["plan_id"], ["plans.id"], name=op.f("fk_plan_changes_plan_id_plans"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_changes")),
+        sa.UniqueConstraint("request_key", name=op.f("uq_plan_changes_request_key")),
+    )
+    op.create_index(op.f("ix_plan_changes_plan_id"), "plan_changes", ["plan_id"])
+    op.add_column(
+        "donors", sa.Column("statement_sent_at", sa.DateTime(timezone=True), nullable=True)
+    )
     op.add_column("donations", sa.Column("receipt_seq", sa.Integer(), nullable=True))
     op.add_column("plans", sa.Column("terms_at", sa.DateTime(timezone=True), nullable=True))
     # Paid gifts keep the numbers their receipts already carry (R-<id>); the counter goes
@@ -86,6 +108,10 @@ def downgrade() -> None:
     with op.batch_alter_table("donations") as batch:
         batch.drop_column("receipt_seq")
     op.drop_table("receipt_counters")
+    with op.batch_alter_table("donors") as batch:
+        batch.drop_column("statement_sent_at")
+    op.drop_index(op.f("ix_plan_changes_plan_id"), table_name="plan_changes")
+    op.drop_table("plan_changes")
     op.drop_index(op.f("ix_disputes_donation_id"), table_name="disputes")
     op.drop_table("disputes")
     op.drop_index(op.f("ix_stripe_event_waits_key"), table_name="stripe_event_waits")

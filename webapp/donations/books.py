@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
+from webapp.db import locked
 from webapp.donations import mail
 from webapp.donations import stripe_fields as f
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
@@ -264,16 +265,6 @@ def apply_parked(session: Session, books: Books, *, limit: int = 1000) -> int:
 
 
 # --- lookups --------------------------------------------------------------------------------
-
-
-def locked(session: Session, stmt: Any) -> Any:
-    """The row `stmt` selects, locked and read afresh.
-
-    `FOR UPDATE` on PostgreSQL makes two transactions about one payment apply one after the
-    other; `populate_existing` replaces whatever this session loaded earlier with the row
-    as it is now (without it, a stale "pending" would queue a second receipt). SQLite runs
-    one writer at a time, and the caller's transaction already writes."""
-    return session.scalar(stmt.with_for_update().execution_options(populate_existing=True))
 
 
 def _donation_by(session: Session, column: Any, value: str | None) -> Donation | None:

@@ -67,7 +67,7 @@ class StripeGateway(Protocol):
     ) -> dict[str, Any]:
         """Charge `amount_minor` from the next period on (no proration)."""
 
-    def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
         """End the subscription now."""
 
     def create_portal_session(self, customer_id: str, return_url: str) -> str:
@@ -184,8 +184,10 @@ class StripeApiGateway:
         )
         return as_dict(updated)
 
-    def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
-        canceled = self._call(self._client.v1.subscriptions.cancel, subscription_id)
+    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
+        canceled = self._call(
+            self._client.v1.subscriptions.cancel, subscription_id, key=idempotency_key
+        )
         return as_dict(canceled)
 
     def create_portal_session(self, customer_id: str, return_url: str) -> str:

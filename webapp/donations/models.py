@@ -182,6 +182,10 @@ class Donor(Base):
     access_link_sent_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    #: When the donor last had a statement emailed on request (at most one per window).
+    statement_sent_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -450,6 +454,39 @@ class StripeEventWait(Base):
         ForeignKey("stripe_events.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(300), primary_key=True, index=True)
+
+
+class PlanChangeKind(enum.StrEnum):
+    """What a donor asked to change about a plan."""
+
+    AMOUNT = "amount"
+    CANCEL = "cancel"
+
+
+class PlanChange(Base):
+    """A donor's request to change a plan, stored before Stripe is asked, so that a double
+    click, two tabs or a retry after a timeout make one change at Stripe (the idempotency
+    key comes from this row) and one confirmation email (sent when it is applied)."""
+
+    __tablename__ = "plan_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[PlanChangeKind] = mapped_column(str_enum(PlanChangeKind))
+    #: The new amount (amount changes).
+    amount_minor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Hash of the form's token and values (cancellations: one per plan, whatever the form),
+    #: unique: the same submission finds its row again.
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The idempotency key sent to Stripe: the same for every retry of this request, new
+    #: after Stripe refused it (Stripe remembers a refusal under its key).
+    stripe_key: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: When Stripe last refused or could not be reached; the next try gets a new key.
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When the plan was changed here and the confirmation queued; None while Stripe is
+    #: being asked (or when it refused).
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DonorStatement(Base):

@@ -3,17 +3,20 @@ and plans, changing a plan's amount, cancelling it, and Stripe's billing portal.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
+from webapp.db import begin_writing, locked
 from webapp.donations import mail
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
-from webapp.donations.models import Donor, Plan, PlanStatus
+from webapp.donations.models import Donor, Plan, PlanChange, PlanChangeKind, PlanStatus
 from webapp.donations.services import DonationConfig, advance_plan, find_donor
 from webapp.outbox.gateway import Mailer
 
@@ -59,41 +62,118 @@ class PlanChangeError(Exception):
     """The plan cannot be changed (ended already, or Stripe refused)."""
 
 
-def _changeable(plan: Plan) -> None:
+def _request_key(*parts: object) -> str:
+    return hashlib.sha256("\n".join(str(part) for part in parts).encode()).hexdigest()
+
+
+def _claim_change(
+    session: Session,
+    plan_id: int,
+    kind: PlanChangeKind,
+    request_key: str,
+    amount_minor: int | None,
+    now: datetime,
+) -> PlanChange | None:
+    """Phase one: store the request (committed) before Stripe hears of it. None when there
+    is nothing to do: the same request was applied already, the plan already has that
+    amount, or it is already cancelled."""
+    begin_writing(session)
+    plan = locked(session, select(Plan).where(Plan.id == plan_id))
+    if plan is None:
+        raise PlanChangeError("no such plan")
     if PlanStatus(plan.status) == PlanStatus.CANCELED:
+        session.rollback()
+        if kind == PlanChangeKind.CANCEL:
+            return None
         raise PlanChangeError("canceled")
+    change = locked(session, select(PlanChange).where(PlanChange.request_key == request_key))
+    if change is not None and change.applied_at is not None:
+        session.rollback()
+        return None
+    if change is None:
+        if kind == PlanChangeKind.AMOUNT and amount_minor == plan.amount_minor:
+            session.rollback()
+            return None
+        change = PlanChange(
+            plan_id=plan_id, kind=kind, amount_minor=amount_minor, request_key=request_key,
+            stripe_key=secrets.token_hex(16), requested_at=now,
+        )
+        session.add(change)
+    elif change.failed_at is not None:
+        change.stripe_key, change.failed_at = secrets.token_hex(16), None
+    session.commit()
+    return change
+
+
+def _refused(session: Session, change_id: int, now: datetime, exc: Exception) -> PlanChangeError:
+    session.rollback()
+    session.execute(
+        update(PlanChange)
+        .where(PlanChange.id == change_id, PlanChange.applied_at.is_(None))
+        .values(failed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return PlanChangeError(str(exc))
+
+
+def _locked_for_apply(session: Session, change_id: int) -> tuple[Plan, PlanChange] | None:
+    """Phase three: the plan and the request, locked and re-read; None when the twin of
+    this request (a double click) applied it first."""
+    begin_writing(session)
+    change = locked(session, select(PlanChange).where(PlanChange.id == change_id))
+    if change is None or change.applied_at is not None:
+        session.rollback()
+        return None
+    plan = locked(session, select(Plan).where(Plan.id == change.plan_id))
+    return plan, change
 
 
 def change_plan_amount(
     session: Session,
     gateway: StripeGateway,
     mailer: Mailer,
-    plan: Plan,
+    plan_id: int,
     amount_minor: int,
     *,
+    request_token: str,
     config: DonationConfig,
     now: datetime,
 ) -> bool:
-    """Charge `amount_minor` from the next payment on; False when it already is that amount.
-    Raises `PlanChangeError` (nothing changed here) when Stripe refuses."""
-    _changeable(plan)
-    if amount_minor == plan.amount_minor:
+    """Charge `amount_minor` from the next payment on; False when nothing was changed by
+    this call (already that amount, or the same form was applied before).
+
+    `request_token` is the form's one-time token: the same submission (a double click, a
+    retry) is one request, one change at Stripe and one confirmation; another submission,
+    even of the same amount a second later, is a new request. Commits (the request before
+    Stripe is asked, then the change). Raises `PlanChangeError` when the plan has ended or
+    Stripe refuses (nothing changed here)."""
+    key = _request_key("amount", plan_id, amount_minor, request_token)
+    change = _claim_change(session, plan_id, PlanChangeKind.AMOUNT, key, amount_minor, now)
+    if change is None:
         return False
+    change_id, stripe_key = change.id, change.stripe_key
+    plan = session.get(Plan, plan_id)
+    assert plan is not None
     try:
         subscription = gateway.retrieve_subscription(plan.stripe_subscription_id)
         gateway.change_subscription_amount(
-            subscription,
-            amount_minor,
-            idempotency_key=f"plan-{plan.id}-amount-{amount_minor}-{int(now.timestamp())}",
+            subscription, amount_minor, idempotency_key=f"plan-change-{stripe_key}"
         )
     except StripeUnavailable as exc:
-        raise PlanChangeError(str(exc)) from exc
+        raise _refused(session, change_id, now, exc) from exc
+    found = _locked_for_apply(session, change_id)
+    if found is None:
+        return False
+    plan, change = found
     plan.amount_minor = amount_minor
     plan.updated_at = now
-    # The webhook's customer.subscription.updated comes later with an older object state
-    # than ours; moving the state time on keeps it from reverting the amount.
-    plan.stripe_state_at = max(as_utc(plan.stripe_state_at or now), now)
+    # The webhook's customer.subscription.updated for this change carries a state from
+    # about now; any older object must not bring the old amount back.
+    plan.terms_at = max(as_utc(plan.terms_at or now), now)
+    change.applied_at = now
     mail.send_plan_changed_email(session, mailer, plan, change="amount", config=config, now=now)
+    session.commit()
     return True
 
 
@@ -101,19 +181,37 @@ def cancel_plan(
     session: Session,
     gateway: StripeGateway,
     mailer: Mailer,
-    plan: Plan,
+    plan_id: int,
     *,
     config: DonationConfig,
     now: datetime,
-) -> None:
-    """End the plan now at Stripe and here, and confirm it to the donor."""
-    _changeable(plan)
+) -> bool:
+    """End the plan now at Stripe and here, and confirm it to the donor once: a plan has
+    one cancellation request whatever the number of tabs or clicks. False when it was
+    already cancelled. Commits; raises `PlanChangeError` when Stripe refuses."""
+    key = _request_key("cancel", plan_id)
+    change = _claim_change(session, plan_id, PlanChangeKind.CANCEL, key, None, now)
+    if change is None:
+        return False
+    change_id, stripe_key = change.id, change.stripe_key
+    plan = session.get(Plan, plan_id)
+    assert plan is not None
     try:
-        gateway.cancel_subscription(plan.stripe_subscription_id)
+        gateway.cancel_subscription(
+            plan.stripe_subscription_id, idempotency_key=f"plan-change-{stripe_key}"
+        )
     except StripeUnavailable as exc:
-        raise PlanChangeError(str(exc)) from exc
+        raise _refused(session, change_id, now, exc) from exc
+    found = _locked_for_apply(session, change_id)
+    if found is None:
+        return False
+    plan, change = found
+    change.applied_at = now
+    # Stripe's own event may have cancelled the plan first; the donor asked, so confirm.
     advance_plan(plan, PlanStatus.CANCELED, state_at=now, now=now)
     mail.send_plan_changed_email(session, mailer, plan, change="canceled", config=config, now=now)
+    session.commit()
+    return True
 
 
 def billing_portal_url(gateway: StripeGateway, donor: Donor, return_url: str) -> str:

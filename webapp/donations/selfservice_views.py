@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -9,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import IntegerField, StringField
+from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length
 
 from webapp.core.clock import utcnow
@@ -46,9 +47,11 @@ class AccessForm(FlaskForm):
 
 
 class AmountForm(FlaskForm):
-    """A plan's new amount."""
+    """A plan's new amount. `change_token` is new on every page view: the same submission
+    sent twice is one change, another submission is another."""
 
     amount = StringField(_l("New amount"), filters=[_strip])
+    change_token = HiddenField(filters=[_strip])
 
 
 class YearForm(FlaskForm):
@@ -133,7 +136,8 @@ def manage(token: str) -> Any:
         "donations/manage.html", donor=donor, gifts=gifts, plans=plans, token=token,
         language=current_language(), years=[year, year - 1], form=FlaskForm(),
         settings=get_donation_settings(session), PlanStatus=PlanStatus,
-    )
+        change_token=lambda: secrets.token_urlsafe(24),
+    ), 200, {"Cache-Control": "no-store"}
 
 
 @public_route(bp, "/donate/manage/<token>/plans/<int:plan_id>/amount", methods=["POST"])
@@ -157,16 +161,18 @@ def change_amount(token: str, plan_id: int) -> Any:
                 low=format_money(settings.minimum_minor, plan.currency, language),
                 high=format_money(settings.maximum_minor, plan.currency, language)), "error")
         return redirect(url_for(".manage", token=token), code=303)
+    # A form without its token (a script) still works; it just is not deduplicated.
+    request_token = (form.change_token.data or "")[:64] or secrets.token_urlsafe(16)
     try:
         changed = selfservice.change_plan_amount(
-            session, get_gateway(), get_mailer(), plan, amount, config=_config(), now=utcnow()
+            session, get_gateway(), get_mailer(), plan.id, amount,
+            request_token=request_token, config=_config(), now=utcnow(),
         )
     except selfservice.PlanChangeError:
         session.rollback()
         flash(_("Your gift could not be changed right now. Nothing was changed; please try "
                 "again later."), "error")
         return redirect(url_for(".manage", token=token), code=303)
-    session.commit()
     _deliver_pending_for(donor)
     if changed:
         flash(_("Done: from your next payment on, your gift is %(amount)s.",
@@ -186,13 +192,12 @@ def cancel(token: str, plan_id: int) -> Any:
     session = get_session()
     try:
         selfservice.cancel_plan(
-            session, get_gateway(), get_mailer(), plan, config=_config(), now=utcnow()
+            session, get_gateway(), get_mailer(), plan.id, config=_config(), now=utcnow()
         )
     except selfservice.PlanChangeError:
         session.rollback()
         flash(_("Your gift could not be cancelled right now. Please try again later."), "error")
         return redirect(url_for(".manage", token=token), code=303)
-    session.commit()
     _deliver_pending_for(donor)
     flash(_("Your regular gift is cancelled. Thank you for your support."), "success")
     return redirect(url_for(".manage", token=token), code=303)
@@ -226,14 +231,17 @@ def statement(token: str) -> Any:
     if not form.validate_on_submit() or form.year.data not in (year, year - 1):
         abort(400)
     session = get_session()
-    queued = statements.send_statement(
+    asked = statements.request_statement(
         session, get_mailer(), donor, int(form.year.data), config=_config(), now=utcnow()
     )
     session.commit()
-    if queued is None:
+    if asked.outcome == "no_gifts":
         flash(_("There were no gifts in %(year)s.", year=form.year.data), "info")
+    elif asked.outcome == "throttled":
+        flash(_("A statement was sent to %(email)s a few minutes ago: please look in your "
+                "inbox (and the spam folder) before asking again.", email=donor.email), "info")
     else:
-        _deliver([queued])
+        _deliver([asked.message_id] if asked.message_id else [])
         flash(_("Your statement is on its way to %(email)s.", email=donor.email), "success")
     return redirect(url_for(".manage", token=token), code=303)
 

@@ -4,9 +4,12 @@ refunds), on demand from the self-service page and by the `yearly-statements` jo
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,6 +53,45 @@ def send_statement(
         return None
     return mail.send_yearly_statement_email(
         session, mailer, donor, donations, year=year, config=config, now=now
+    )
+
+
+#: At most one statement on request per donor in this window, however often it is asked.
+STATEMENT_REQUEST_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class StatementRequest:
+    """What asking for a statement did."""
+
+    #: "queued", "no_gifts" (nothing that year) or "throttled" (one was sent just now).
+    outcome: str
+    message_id: int | None = None
+
+
+def request_statement(
+    session: Session, mailer: Mailer, donor: Donor, year: int, *, config: DonationConfig,
+    now: datetime,
+) -> StatementRequest:
+    """A statement the donor asked for on the self-service page: at most one per
+    `STATEMENT_REQUEST_WINDOW` (a conditional update claims the slot, so parallel clicks
+    queue one email). The caller commits."""
+    if not statement_donations(session, donor, year):
+        return StatementRequest("no_gifts")
+    claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Donor)
+        .where(
+            Donor.id == donor.id,
+            (Donor.statement_sent_at.is_(None))
+            | (Donor.statement_sent_at < now - STATEMENT_REQUEST_WINDOW),
+        )
+        .values(statement_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:
+        return StatementRequest("throttled")
+    return StatementRequest(
+        "queued", send_statement(session, mailer, donor, year, config=config, now=now)
     )
 
 
