@@ -205,27 +205,31 @@ def subscription(
 
 
 def charge(
-    *, payment_intent: str | None, amount: int = 1000, amount_refunded: int = 0
+    *, payment_intent: str | None, amount: int = 1000, amount_refunded: int = 0,
+    charge_id: str | None = None, metadata: dict[str, str] | None = None,
+    currency: str = "eur",
 ) -> dict[str, Any]:
-    """A charge (as in `charge.refunded`)."""
+    """A charge (as in `charge.refunded`); one-time gifts' charges carry their
+    PaymentIntent's metadata (our donation id)."""
     return {
-        "id": new_id("ch"),
+        "id": charge_id or new_id("ch"),
+        "metadata": dict(metadata or {}),
         "object": "charge",
         "amount": amount,
         "amount_refunded": amount_refunded,
         "refunded": amount_refunded >= amount,
         "payment_intent": payment_intent,
-        "currency": "eur",
+        "currency": currency,
     }
 
 
 def dispute(
     *, payment_intent: str | None, charge_id: str | None = None, amount: int = 1000,
-    status: str = "needs_response",
+    status: str = "needs_response", dispute_id: str | None = None,
 ) -> dict[str, Any]:
     """A dispute (as in `charge.dispute.created`)."""
     return {
-        "id": new_id("dp"),
+        "id": dispute_id or new_id("dp"),
         "object": "dispute",
         "amount": amount,
         "charge": charge_id or new_id("ch"),

@@ -7,16 +7,27 @@ and CSV shows amounts the same way.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from babel import Locale
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import (
+    NumberFormatError,
+    format_currency,
+    get_currency_precision,
+    parse_decimal,
+)
 
-_AMOUNT = re.compile(r"^\d{1,9}([.,]\d{1,3})?$")
+#: What an amount may look like before Babel reads it: digits and the marks people use.
+_AMOUNT_CHARACTERS = re.compile(r"^[\d.,]{1,15}$")
+#: One mark followed by one or two digits can only be a decimal mark, in any language
+#: ("10,50" on the English page, "10.50" on the Russian one).
+_PLAIN_DECIMAL = re.compile(r"^(\d{1,9})[.,](\d{1,2})$")
+_SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
 
 
 class InvalidAmount(ValueError):
-    """Text that is not an amount of money in the given currency."""
+    """Text that is not an amount of money in the given currency, or that could be read
+    as more than one amount ("1.000" on an English page: one euro or a thousand?)."""
 
 
 def precision(currency: str) -> int:
@@ -24,23 +35,33 @@ def precision(currency: str) -> int:
     return int(get_currency_precision(currency.upper()))
 
 
-def to_minor(text: str, currency: str) -> int:
-    """Parse what a person typed ("10", "10.50", "10,50", "1 000") into minor units.
+def to_minor(text: str, currency: str, language: str = "en") -> int:
+    """Parse what a person typed on a page in `language` into minor units.
 
-    Raises `InvalidAmount` for anything else, including more decimals than the currency has.
+    The language's own marks are read by Babel ("2,500" is 2500 in English, "2 500,50" is
+    2500.50 in Russian); a single mark followed by one or two digits is a decimal mark
+    whatever the language. Anything else raises `InvalidAmount`, rather than quietly
+    becoming another amount: more decimals than the currency has ("2,500" on the Russian
+    page, "1.000" on the English one), misplaced group marks, letters.
     """
-    cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
-    if not _AMOUNT.match(cleaned):
+    cleaned = text.strip().translate(_SPACES)
+    if not _AMOUNT_CHARACTERS.match(cleaned):
         raise InvalidAmount(text)
+    plain = _PLAIN_DECIMAL.match(cleaned)
+    if plain:
+        value = Decimal(f"{plain.group(1)}.{plain.group(2)}")
+    elif cleaned.isdigit():
+        value = Decimal(cleaned)
+    else:
+        try:
+            value = parse_decimal(cleaned, locale=language, strict=True)
+        except (NumberFormatError, ValueError) as exc:
+            raise InvalidAmount(text) from exc
     places = precision(currency)
-    try:
-        value = Decimal(cleaned.replace(",", "."))
-    except InvalidOperation as exc:  # pragma: no cover - the pattern already rules it out
-        raise InvalidAmount(text) from exc
-    minor = value.scaleb(places)
-    if minor != minor.to_integral_value():
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or -exponent > places or value > 10**9:
         raise InvalidAmount(text)
-    return int(minor)
+    return int(value.scaleb(places))
 
 
 def to_major(amount_minor: int, currency: str) -> Decimal:

@@ -1,4 +1,5 @@
-"""Security headers on every response: CSP without inline scripts, frame-ancestors, HSTS."""
+"""Security headers on every response: CSP without inline scripts, frame-ancestors, HSTS,
+and `no-store` on pages that carry a form's tokens."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def init_app(app: Flask) -> None:
             f"form-action {form_action}; base-uri 'self'; object-src 'none'; "
             f"frame-ancestors {frame_ancestors}",
         )
+        if g.get("csrf_token") and "Cache-Control" not in response.headers:
+            # A page with a form carries this visit's tokens (CSRF, the checkout's
+            # one-time token): never from a cache, nor the browser's back/forward cache.
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if frame_ancestors == "'self'":

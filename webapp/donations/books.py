@@ -389,12 +389,19 @@ def _checkout_donation(session: Session, checkout: Mapping[str, Any]) -> Donatio
 
 
 def apply_checkout_session(
-    session: Session, checkout: Mapping[str, Any], books: Books, *, state_at: datetime | None = None
+    session: Session,
+    checkout: Mapping[str, Any],
+    books: Books,
+    *,
+    state_at: datetime | None = None,
+    fallback_at: datetime | None = None,
 ) -> Donation | None:
     """Apply a Checkout Session as Stripe reports it (event or retrieval); idempotent.
 
-    `state_at` is when Stripe completed it (the event's time); a retrieved session has no
-    such time, so the payment's own time is asked of Stripe. Returns the donation, or None
+    A gift is dated when the donor paid at Checkout. `state_at` is that time when the
+    caller knows it (a `checkout.session.completed` event's time); otherwise (a retrieved
+    session, a delayed method settling days later) it is asked of Stripe, and
+    `fallback_at` (else now) used when Stripe cannot say. Returns the donation, or None
     when the session's metadata names none of ours. Unpaid sessions (delayed payment
     methods) move the donation to processing. The caller applies waiting events
     (`apply_waiting`) before committing.
@@ -411,7 +418,7 @@ def apply_checkout_session(
         if checkout.get("status") == "complete":
             advance_donation(donation, DonationStatus.PROCESSING, now=books.now)
         return donation
-    paid_at = state_at or _payment_time(books, checkout) or books.now
+    paid_at = state_at or _payment_time(books, checkout) or fallback_at or books.now
     if checkout.get("mode") == "subscription":
         donation = _attach_first_invoice(session, donation, checkout, books, paid_at)
     else:
@@ -516,11 +523,22 @@ def _ensure_plan_for(
 # --- handlers --------------------------------------------------------------------------------
 
 
-@handles("checkout.session.completed", "checkout.session.async_payment_succeeded")
+@handles("checkout.session.completed")
 def _checkout_completed(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
     donation = apply_checkout_session(session, checkout, books, state_at=created)
+    if donation is None:
+        return "ignored: checkout session not opened by this app"
+    return f"donation {donation.id} {donation.status}"
+
+
+@handles("checkout.session.async_payment_succeeded")
+def _checkout_settled(
+    session: Session, checkout: dict[str, Any], books: Books, created: datetime
+) -> str:
+    # Days after the donor paid: the gift keeps the day they paid, as Stripe recorded it.
+    donation = apply_checkout_session(session, checkout, books, fallback_at=created)
     if donation is None:
         return "ignored: checkout session not opened by this app"
     return f"donation {donation.id} {donation.status}"
@@ -784,22 +802,26 @@ def apply_subscription_state(
     return f"plan {plan.id} {plan.status}"
 
 
-def _charge_is_ours(books: Books, charge: Mapping[str, Any]) -> bool | None:
-    """Whether a charge we cannot find paid one of our gifts: our one-time payments carry
-    the donation id in their metadata; a plan's payments belong to one of its invoices.
-    None when that cannot be told now (Stripe not configured or not answering)."""
-    if _metadata_donation_id(f.metadata(charge)) is not None:
+def _payment_is_ours(
+    books: Books, metadata: Mapping[str, str], intent: str | None, invoice_id: str | None
+) -> bool | None:
+    """Whether a payment we cannot find (named by a charge or a dispute) is one of our
+    gifts: our one-time payments carry the donation id in their PaymentIntent's metadata
+    (copied onto the charge); a plan's payments belong to one of its invoices. Asks Stripe
+    when the object does not say; None when that cannot be told now."""
+    if _metadata_donation_id(metadata) is not None:
         return True
-    if f.charge_invoice_id(charge):
+    if invoice_id:
         return None  # an invoice's payment: ours once that invoice is recorded
-    intent = f.charge_payment_intent_id(charge)
     if books.gateway is None or not intent:
         return None
     try:
-        invoice_id = books.gateway.invoice_for_payment_intent(intent)
+        if _metadata_donation_id(books.gateway.payment_intent_metadata(intent)) is not None:
+            return True
+        found_invoice = books.gateway.invoice_for_payment_intent(intent)
     except StripeUnavailable:
         return None
-    return None if invoice_id else False
+    return None if found_invoice else False
 
 
 def _donation_for_payment(
@@ -840,7 +862,7 @@ def _charge_refunded(
     invoice_id = f.charge_invoice_id(charge)
     donation = _donation_for_payment(session, books, intent, charge_id, invoice_id)
     if donation is None:
-        if _charge_is_ours(books, charge) is False:
+        if _payment_is_ours(books, f.metadata(charge), intent, invoice_id) is False:
             return "ignored: charge not opened by this app (Stripe says)"
         raise _wait_for_payment(intent, charge_id, invoice_id)
     refunded = int(charge.get("amount_refunded") or 0)
@@ -864,7 +886,7 @@ def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: d
     charge_id = f.object_id(dispute.get("charge"))
     donation = _donation_for_payment(session, books, intent, charge_id)
     if donation is None:
-        if _charge_is_ours(books, {"payment_intent": intent, "metadata": {}}) is False:
+        if _payment_is_ours(books, {}, intent, None) is False:
             return "ignored: dispute on a charge not opened by this app (Stripe says)"
         raise _wait_for_payment(intent, charge_id, None)
     try:

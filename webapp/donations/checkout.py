@@ -37,9 +37,25 @@ class GiftRequest:
     utm: dict[str, str] = field(default_factory=dict)
 
 
-def checkout_key(token: str) -> str:
-    """The stored idempotency key for a form token (the token itself is not kept)."""
-    return hashlib.sha256(token.encode()).hexdigest()
+def checkout_key(gift: GiftRequest) -> str:
+    """The stored idempotency key of one form submission: its one-time token *and* its
+    values. A double click sends both the same (one row, one Checkout); a donor who went
+    Back and changed the amount, the frequency or a mistyped address sends other values
+    with the same token, and gets a new gift and a new Checkout with the new values."""
+    values = [
+        gift.checkout_token,
+        gift.email.strip().lower(),
+        gift.name,
+        gift.language,
+        str(gift.frequency),
+        str(gift.gift_minor),
+        str(gift.fee_minor),
+        gift.currency,
+        str(gift.campaign.id if gift.campaign else ""),
+        str(gift.is_anonymous),
+        str(gift.wants_newsletter),
+    ]
+    return hashlib.sha256("\n".join(values).encode()).hexdigest()
 
 
 def _customer_key(email: str, name: str) -> str:
@@ -71,13 +87,14 @@ def start_checkout(
     now: datetime,
 ) -> str:
     """Record the pending gift and open its Checkout Session; returns the URL to send the
-    reader to. The same form token (a double click, even two requests at once) gives the
-    same donation row and, through Stripe's idempotency key, the same session.
+    reader to. The same submission (a double click, even two requests at once) gives the
+    same donation row and, through Stripe's idempotency key, the same session; a changed
+    form (`checkout_key`) gives a new one.
 
     Raises `InvalidEmail` for an unusable address and `StripeUnavailable` when Stripe
     refuses or cannot be reached (the pending row is then committed without a session, and
     the next try with the same token opens it)."""
-    key = checkout_key(gift.checkout_token)
+    key = checkout_key(gift)
     donation = session.scalar(select(Donation).where(Donation.checkout_key == key))
     if donation is None:
         donation = _new_pending(session, gift, key, now)

@@ -4,6 +4,7 @@ the hidden `source`/`utm_*` and `checkout_token`)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -13,7 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from webapp.core.money import InvalidAmount, format_money, to_minor
+from webapp.core.money import InvalidAmount, format_money, precision, to_minor
 from webapp.donations.fees import fee_to_cover
 from webapp.donations.models import DonationSettings, Frequency
 from webapp.subscribers.forms import _clean_name, _strip, choices, valid_email
@@ -36,6 +37,20 @@ FREQUENCY_VALUES = {
     Frequency.YEARLY: "yearly",
 }
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+
+
+def _two_readings(text: str, currency: str) -> tuple[int, int] | None:
+    """(thousands, decimals) for "1.000" / "2,500": a mark followed by three digits."""
+    found = re.fullmatch(r"(\d{1,6})[.,](\d{3})", text.strip())
+    if not found:
+        return None
+    whole, part = int(found.group(1)), int(found.group(2))
+    places = precision(currency)
+    if places > 3 or part % 10 ** (3 - places):
+        return None  # "10.555" in euros: no second reading, just a wrong amount
+    thousands = (whole * 1000 + part) * 10**places
+    decimals = whole * 10**places + part // 10 ** (3 - places)
+    return thousands, decimals
 
 
 def _frequency_filter(value: Any) -> Any:
@@ -147,14 +162,9 @@ class DonationForm(FlaskForm):
             self.custom_amount.errors = [_("Please choose or enter an amount.")]
             return False
         try:
-            gift = to_minor(text, currency)
+            gift = to_minor(text, currency, self.language)
         except InvalidAmount:
-            self.custom_amount.errors = [
-                _(
-                    "Please enter an amount in numbers, like %(example)s.",
-                    example=format_money(2500, currency, self.language).replace("\u00a0", " "),
-                )
-            ]
+            self.custom_amount.errors = [self._amount_problem(text, currency)]
             return False
         lowest, highest = self.settings.minimum_minor, self.settings.maximum_minor
         if gift < lowest:
@@ -185,6 +195,22 @@ class DonationForm(FlaskForm):
             else 0
         )
         return valid
+
+    def _amount_problem(self, text: str, currency: str) -> str:
+        """What to tell a donor whose amount could not be read: for "1.000" or "2,500"
+        typed where it could mean either, both readings, so they choose."""
+        readings = _two_readings(text, currency)
+        if readings:
+            first, second = (
+                format_money(r, currency, self.language).replace("\u00a0", " ")
+                for r in readings
+            )
+            return _("Did you mean %(first)s or %(second)s? Please type the amount again "
+                     "without the dot or comma for thousands.", first=first, second=second)
+        return _(
+            "Please enter an amount in numbers, like %(example)s.",
+            example=format_money(2500, currency, self.language).replace("\u00a0", " "),
+        )
 
     def utm(self) -> dict[str, str]:
         """The UTM fields as sent."""

@@ -82,6 +82,9 @@ class StripeGateway(Protocol):
     def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
         """The invoice a PaymentIntent paid, or None when it paid no invoice."""
 
+    def payment_intent_metadata(self, payment_intent_id: str) -> dict[str, str]:
+        """A PaymentIntent's metadata (our one-time gifts name their donation there)."""
+
     def checkout_paid_at(self, checkout: Mapping[str, Any]) -> datetime | None:
         """When a completed Checkout Session's payment went through: its invoice's payment
         time (subscriptions) or its PaymentIntent's creation (one-time gifts)."""
@@ -232,6 +235,11 @@ class StripeApiGateway:
             found = as_dict(payment).get("invoice")
             return found if isinstance(found, str) else None
         return None
+
+    def payment_intent_metadata(self, payment_intent_id: str) -> dict[str, str]:
+        intent = as_dict(self._call(self._client.v1.payment_intents.retrieve, payment_intent_id))
+        found = intent.get("metadata")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, Mapping) else {}
 
     def checkout_paid_at(self, checkout: Mapping[str, Any]) -> datetime | None:
         from webapp.donations import stripe_fields as f

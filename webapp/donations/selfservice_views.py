@@ -152,7 +152,8 @@ def change_amount(token: str, plan_id: int) -> Any:
     settings = get_donation_settings(session)
     language = current_language()
     try:
-        amount = to_minor(form.amount.data or "", plan.currency) if form.validate_on_submit() \
+        amount = to_minor(form.amount.data or "", plan.currency, language) \
+            if form.validate_on_submit() \
             else None
     except InvalidAmount:
         amount = None

@@ -31,7 +31,13 @@ from webapp.core.net import client_ip, is_safe_redirect
 from webapp.db import get_database, get_session
 from webapp.donations import offline, queries
 from webapp.donations.campaigns import campaign_progress
-from webapp.donations.models import Campaign, Donation, DonationSettings, OfflineMethod
+from webapp.donations.models import (
+    Campaign,
+    Donation,
+    DonationSettings,
+    Donor,
+    OfflineMethod,
+)
 from webapp.donations.services import donation_config, get_donation_settings
 from webapp.donations.staff_forms import (
     CampaignForm,
@@ -45,10 +51,10 @@ from webapp.donations.staff_forms import (
     status_labels,
 )
 from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
+from webapp.outbox.services import deliver_now, erase_local_mailbox_copies
 from webapp.staff.audit import audit_request
 from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission
+from webapp.staff.roles import Permission, role_allows
 from webapp.subscribers.services import find_subscriber
 
 bp = Blueprint(
@@ -165,7 +171,45 @@ def donor(donor_id: int) -> Any:
         view=overview,
         donor=overview.donor,
         subscriber=find_subscriber(session, overview.donor.email),
+        can_erase=role_allows(current_staff().role, Permission.SUBSCRIBERS_ERASE),  # type: ignore[union-attr]
     )
+
+
+@bp.route("/donors/<int:donor_id>/erase", methods=["GET", "POST"])
+@requires(Permission.SUBSCRIBERS_ERASE)
+def erase_donor(donor_id: int) -> Any:
+    """Erase a donor everywhere (subscribed or not), after the address is typed again."""
+    from webapp.subscribers.erasure import ErasureBlocked, erase_person
+    from webapp.subscribers.forms import EraseForm
+
+    session = get_session()
+    person = session.get(Donor, donor_id)
+    if person is None:
+        abort(404)
+    if person.email.endswith("@erased.invalid"):
+        flash(_("This person was erased already."), "ok")
+        return redirect(url_for(".donor", donor_id=donor_id), code=303)
+    form = EraseForm(expected_email=person.email)
+    form.confirm_email.label.text = _("Type the donor's email address to confirm")
+    page = "donations/staff/erase.html"
+    if request.method != "POST":
+        return render_template(page, form=form, donor=person)
+    if not form.validate_on_submit():
+        return render_template(page, form=form, donor=person), 422
+    address = person.email
+    try:
+        fingerprint = erase_person(
+            session, address, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
+            now=utcnow(), ip=client_ip(),
+        )
+    except ErasureBlocked as blocked:
+        session.rollback()
+        return render_template(page, form=form, donor=person, blocked=str(blocked)), 409
+    session.commit()
+    erase_local_mailbox_copies(get_mailer(), address)
+    flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),
+          "ok")
+    return redirect(url_for(".donor", donor_id=donor_id), code=303)
 
 
 # --- Offline gifts ------------------------------------------------------------------------

@@ -40,8 +40,14 @@ from webapp.subscribers.models import (
 )
 from webapp.subscribers.services import add_event
 
-#: Called as hook(session, email, subscriber_id) inside the erasure transaction.
-ErasureHook = Callable[[Session, str, int], None]
+#: Called as hook(session, email, subscriber_id) inside the erasure transaction; the id is
+#: None when the person never subscribed (a donor erased from the donor page).
+ErasureHook = Callable[[Session, str, int | None], None]
+
+
+class ErasureBlocked(ValueError):
+    """Erasing now would lose something the person still relies on (a regular gift that
+    Stripe goes on charging); the message says what to do first. Nothing was changed."""
 _HOOKS: list[ErasureHook] = []
 
 
@@ -106,6 +112,35 @@ def erase_subscriber(
     record_audit(
         session, actor=staff, action="subscribers.erase", target_type="subscriber",
         target_id=subscriber_id, details={"email_hash": fingerprint}, ip=ip, now=now,
+    )
+    session.flush()
+    return fingerprint
+
+
+def erase_person(
+    session: Session, email: str, *, staff: Any, secret: str, now: datetime, ip: str | None
+) -> str:
+    """Erase everything about `email`, whether or not the person ever subscribed (a donor
+    who only gave); returns the hash kept in the audit log. Raises `ErasureBlocked` (and
+    changes nothing) when a feature must not let go yet. The caller commits."""
+    from webapp.staff.audit import record_audit
+    from webapp.subscribers.services import find_subscriber
+
+    subscriber = find_subscriber(session, email)
+    if subscriber is not None and subscriber.erased_at is None:
+        return erase_subscriber(session, subscriber, staff=staff, secret=secret, now=now, ip=ip)
+    fingerprint = email_fingerprint(email, secret)
+    mail.scrub_outbox(session, subscriber_ids=[], addresses=[email])
+    session.execute(
+        delete(ImportRejection).where(
+            func.lower(ImportRejection.value).contains(email, autoescape=True)
+        )
+    )
+    for hook in list(_HOOKS):
+        hook(session, email, None)
+    record_audit(
+        session, actor=staff, action="subscribers.erase", target_type="person",
+        details={"email_hash": fingerprint}, ip=ip, now=now,
     )
     session.flush()
     return fingerprint

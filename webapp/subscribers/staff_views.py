@@ -38,7 +38,7 @@ from webapp.staff.audit import record_audit
 from webapp.staff.auth import current_staff, requires
 from webapp.staff.roles import Permission, role_allows
 from webapp.subscribers import csv_io, mail, queries, services
-from webapp.subscribers.erasure import erase_subscriber
+from webapp.subscribers.erasure import ErasureBlocked, erase_subscriber
 from webapp.subscribers.forms import (
     EraseForm,
     ExportForm,
@@ -194,10 +194,17 @@ def erase(subscriber_id: int) -> Any:
         ), 422
     session = get_session()
     address = subscriber.email
-    fingerprint = erase_subscriber(
-        session, subscriber, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
-        now=utcnow(), ip=client_ip(),
-    )
+    try:
+        fingerprint = erase_subscriber(
+            session, subscriber, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
+            now=utcnow(), ip=client_ip(),
+        )
+    except ErasureBlocked as blocked:
+        session.rollback()
+        flash(str(blocked), "error")
+        return render_template(
+            "staff/subscribers/erase.html", form=form, subscriber=subscriber
+        ), 409
     session.commit()
     erase_local_mailbox_copies(get_mailer(), address)
     flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),

@@ -14,6 +14,10 @@
   var feeBox = document.getElementById("cover_fee");
   var feeOutput = document.getElementById("fee-output");
   var otherLabel = list.querySelector("input[value=other]").parentNode;
+  var amountHints = JSON.parse(form.getAttribute("data-amount-hints") || "{}");
+  var feeHints = JSON.parse(form.getAttribute("data-fee-hints") || "{}");
+  var amountHint = document.getElementById("custom_amount-hint");
+  var feeHint = document.getElementById("fee-hint-text");
 
   function checked(name) {
     var input = form.querySelector("input[name=" + name + "]:checked");
@@ -33,7 +37,16 @@
     var digits = new Intl.NumberFormat(language, { style: "currency", currency: currency })
       .resolvedOptions().maximumFractionDigits;
     var chosen = checked("amount");
-    var text = (custom.value || (chosen !== "other" ? chosen : "")).replace(",", ".").replace(/\s/g, "");
+    var text = (custom.value || (chosen !== "other" ? chosen : "")).replace(/[\s\u00a0\u202f']/g, "");
+    // As the server reads it (webapp/core/money.py): one mark and one or two digits is a
+    // decimal mark; otherwise English groups with "," and Russian writes decimals with ",".
+    if (/^\d+[.,]\d{1,2}$/.test(text)) {
+      text = text.replace(",", ".");
+    } else if (language === "en" && /^\d{1,3}(,\d{3})+(\.\d{1,2})?$/.test(text)) {
+      text = text.replace(/,/g, "");
+    } else if (!/^\d+$/.test(text)) {
+      return 0; // the server will ask what was meant; show no sum meanwhile
+    }
     var value = Number(text);
     return text && isFinite(value) ? Math.round(value * Math.pow(10, digits)) : 0;
   }
@@ -44,8 +57,13 @@
     var fee = Math.ceil((gift + fixed) / (1 - percent)) - gift;
     feeOutput.textContent = "+ " + money(fee, currency) + " = " + money(gift + fee, currency);
   }
+  function showHints(currency) {
+    if (amountHint && amountHints[currency]) { amountHint.textContent = amountHints[currency]; }
+    if (feeHint && feeHints[currency]) { feeHint.textContent = feeHints[currency]; }
+  }
   function showPresets() {
     var currency = checked("currency");
+    showHints(currency);
     var frequency = checked("frequency");
     var amounts = (presets[currency] || {})[frequency] || [];
     var previous = checked("amount");
