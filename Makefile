@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := webapp:create_app
 
-.PHONY: run test typecheck install install-test install-browser-tools translations bench lint ci clean extract-messages
+.PHONY: run test soak typecheck install install-test install-browser-tools translations bench lint ci clean extract-messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,8 @@ translations: $(VENV)/.installed
 	$(BIN)/pybabel compile -d webapp/translations
 
 extract-messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o webapp/translations/messages.pot .
-	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -w 100 -o webapp/translations/messages.pot .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching -w 100
 
 run: install
 	$(BIN)/readership db upgrade
@@ -50,6 +50,10 @@ run: install
 
 test: install-test typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Long property runs (hundreds of generated histories, bigger ones) kept out of `make test`.
+soak: install-test
+	READERSHIP_SOAK=1 $(BIN)/python -m pytest tests/donations/test_books_model.py -p no:randomly $(PYTEST_ARGS)
 
 typecheck: install-test
 	$(BIN)/mypy

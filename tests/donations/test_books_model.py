@@ -43,6 +43,9 @@ SOAK = os.environ.get("READERSHIP_SOAK") == "1"
 EXAMPLES = int(os.environ.get("READERSHIP_MODEL_EXAMPLES", 400 if SOAK else 30))
 MAX_GIFTS = 6 if SOAK else 3
 
+# The whole run of one property is one test: give the soak run its time.
+pytestmark = pytest.mark.timeout(7200 if SOAK else 600)
+
 MODEL_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -1,5 +1,5 @@
 """Read-only queries behind the staff donation pages: the filtered list, its totals and CSV,
-and one donor's page."""
+and one donor's page, and the Stripe events received."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from webapp.core.money import format_plain
-from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan
+from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan, StripeEvent
 from webapp.outbox.models import OutboxMessage
 
 PAGE_SIZE = 50
@@ -287,3 +287,40 @@ def donor_overview(session: Session, donor_id: int) -> DonorOverview | None:
         if gift.status == DonationStatus.PAID:
             totals[gift.currency] = totals.get(gift.currency, 0) + gift.net_minor
     return DonorOverview(donor, gifts, plans, emails, dict(sorted(totals.items())))
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of Stripe events received, newest first."""
+
+    events: list[StripeEvent]
+    parked: int
+    has_more: bool
+    before: str | None
+
+
+def list_stripe_events(
+    session: Session, *, parked_only: bool, before: str | None, limit: int = PAGE_SIZE
+) -> EventPage:
+    """Stripe events as received, newest first (keyset paging on the event id's time),
+    optionally only those parked waiting for their object; with the parked count."""
+    stmt = select(StripeEvent).order_by(StripeEvent.created_at.desc(), StripeEvent.id.desc())
+    if parked_only:
+        stmt = stmt.where(StripeEvent.parked.is_(True))
+    if before:
+        anchor = session.get(StripeEvent, before)
+        if anchor is not None:
+            stmt = stmt.where(
+                (StripeEvent.created_at < anchor.created_at)
+                | ((StripeEvent.created_at == anchor.created_at) & (StripeEvent.id < anchor.id))
+            )
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    parked = int(
+        session.scalar(
+            select(func.count()).select_from(StripeEvent).where(StripeEvent.parked.is_(True))
+        )
+        or 0
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EventPage(rows, parked, more, rows[-1].id if more and rows else None)

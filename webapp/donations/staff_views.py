@@ -119,6 +119,16 @@ def index() -> Any:
     )
 
 
+@bp.get("/events")
+@requires(Permission.DONATIONS)
+def events() -> Any:
+    """The Stripe events received and what each did; parked ones wait for their object."""
+    parked_only = request.args.get("parked") == "y"
+    before = (request.args.get("before") or "")[:255] or None
+    page = queries.list_stripe_events(get_session(), parked_only=parked_only, before=before)
+    return render_template("donations/staff/events.html", page=page, parked_only=parked_only)
+
+
 @bp.post("/export.csv")
 @requires(Permission.DONATIONS)
 def export() -> Any:

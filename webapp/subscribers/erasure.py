@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlalchemy.orm import Session
 
+from webapp.outbox.services import erase_outbox_messages
 from webapp.subscribers import mail
 from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import (
@@ -130,7 +131,7 @@ def erase_person(
     if subscriber is not None and subscriber.erased_at is None:
         return erase_subscriber(session, subscriber, staff=staff, secret=secret, now=now, ip=ip)
     fingerprint = email_fingerprint(email, secret)
-    mail.scrub_outbox(session, subscriber_ids=[], addresses=[email])
+    erase_outbox_messages(session, address=email)
     session.execute(
         delete(ImportRejection).where(
             func.lower(ImportRejection.value).contains(email, autoescape=True)
