@@ -827,23 +827,24 @@ def _payment_is_ours(
 def _donation_for_payment(
     session: Session, books: Books, intent: str | None, charge_id: str | None,
     invoice_id: str | None = None,
-) -> Donation | None:
+) -> tuple[Donation | None, str | None]:
     """The donation a refund or dispute is about, by PaymentIntent, charge or invoice; a
-    plan's payment whose PaymentIntent was never linked is found through Stripe."""
+    plan's payment whose PaymentIntent was never linked is found through Stripe. Returns
+    it (or None) and the invoice the payment belongs to, when known, to wait on."""
     donation = _donation_by(session, Donation.stripe_payment_intent_id, intent) or _donation_by(
         session, Donation.stripe_charge_id, charge_id
     )
     if donation is None and invoice_id:
         donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
-    if donation is None and intent and books.gateway is not None:
+    if donation is None and intent and not invoice_id and books.gateway is not None:
         try:
-            found_invoice = books.gateway.invoice_for_payment_intent(intent)
+            invoice_id = books.gateway.invoice_for_payment_intent(intent)
         except StripeUnavailable:
-            found_invoice = None
-        donation = _donation_by(session, Donation.stripe_invoice_id, found_invoice)
+            invoice_id = None
+        donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
     if donation is not None:
         _link(donation, books, stripe_payment_intent_id=intent, stripe_charge_id=charge_id)
-    return donation
+    return donation, invoice_id
 
 
 def _wait_for_payment(intent: str | None, charge_id: str | None, invoice_id: str | None) -> WaitFor:
@@ -859,8 +860,9 @@ def _charge_refunded(
 ) -> str:
     intent = f.charge_payment_intent_id(charge)
     charge_id = f.object_id(charge.get("id"))
-    invoice_id = f.charge_invoice_id(charge)
-    donation = _donation_for_payment(session, books, intent, charge_id, invoice_id)
+    donation, invoice_id = _donation_for_payment(
+        session, books, intent, charge_id, f.charge_invoice_id(charge)
+    )
     if donation is None:
         if _payment_is_ours(books, f.metadata(charge), intent, invoice_id) is False:
             return "ignored: charge not opened by this app (Stripe says)"
@@ -884,11 +886,11 @@ def _charge_refunded(
 def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: datetime) -> str:
     intent = f.object_id(dispute.get("payment_intent"))
     charge_id = f.object_id(dispute.get("charge"))
-    donation = _donation_for_payment(session, books, intent, charge_id)
+    donation, invoice_id = _donation_for_payment(session, books, intent, charge_id)
     if donation is None:
-        if _payment_is_ours(books, {}, intent, None) is False:
+        if _payment_is_ours(books, {}, intent, invoice_id) is False:
             return "ignored: dispute on a charge not opened by this app (Stripe says)"
-        raise _wait_for_payment(intent, charge_id, None)
+        raise _wait_for_payment(intent, charge_id, invoice_id)
     try:
         status = DisputeStatus(str(dispute.get("status") or ""))
     except ValueError:
