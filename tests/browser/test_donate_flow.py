@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.browser.support import axe, format_violations
+from tests.browser.support import ARTIFACTS_DIR, axe, format_violations
 from tests.helpers.live_server import LiveServer
 from tests.helpers.smtp import SmtpSink
 from tests.helpers.stripe_emulator import StripeEmulator
@@ -93,11 +93,20 @@ def test_presets_follow_the_currency_and_the_fee_is_shown(
     page: Any, live_server: LiveServer
 ) -> None:
     page.goto("/donate")
+    expect(page.locator("#custom_amount-hint")).to_contain_text("Between €1 and €10,000.")
     page.locator("input[name=frequency][value=monthly]").check()
     page.locator("input[name=currency][value=USD]").check()
     expect(page.locator("#preset-list")).to_contain_text("$5")
+    # The hints follow the currency too.
+    expect(page.locator("#custom_amount-hint")).to_contain_text("Between $1 and $10,000.")
+    expect(page.locator("#fee-hint-text")).to_contain_text("$0.25")
     page.locator(".preset", has_text="$20").locator("input").check()
     page.locator("#cover_fee").check()
     expect(page.locator("#fee-output")).to_contain_text("$20.56")
+    # Thousands typed the English way are thousands in the preview as on the server.
+    page.locator("#custom_amount").fill("2,500")
+    expect(page.locator("#fee-output")).to_contain_text("= $2,538.33")
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / "donate-usd-hints.png"), full_page=True)
     violations = axe(page)
     assert violations == [], format_violations(violations)
