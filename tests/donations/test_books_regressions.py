@@ -539,3 +539,23 @@ def test_a_statement_on_request_is_sent_once_per_window(
     client.post(f"{link}/statement", data={"csrf_token": csrf_token(page),
                                            "year": str(clock.now().year)})
     assert emails(db_session)["yearly_statement"] == 2
+
+
+def test_a_parked_event_that_cannot_be_applied_does_not_block_the_payment(
+    client: FlaskClient, db_session: Session
+) -> None:
+    donation = pending(db_session, amount=2500)
+    broken = se.charge(payment_intent="pi_broken", amount=2500,
+                       metadata={"donation_id": str(donation.id)})
+    broken["amount_refunded"] = "not a number"
+    refund = se.event("charge.refunded", broken)
+    assert se.post_event(client, refund).json["outcome"].startswith("parked")
+    completed = se.event("checkout.session.completed", se.checkout_session(
+        donation_id=donation.id, session_id=donation.stripe_checkout_session_id,
+        amount=2500, payment_intent="pi_broken",
+    ))
+    assert se.post_event(client, completed).status_code == 200
+    db_session.expire_all()
+    assert donation.status == DonationStatus.PAID and donation.refunded_minor == 0
+    row = event_row(db_session, refund)
+    assert row.parked and "failed to apply" in row.outcome

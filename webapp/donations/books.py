@@ -109,6 +109,8 @@ class Books:
     queued: list[int] = field(default_factory=list)
     #: Stripe ids recorded in this transaction that parked events may wait for.
     announced: set[str] = field(default_factory=set)
+    #: Parked events that failed when tried again in this transaction (not tried twice).
+    failed_parked: set[str] = field(default_factory=set)
 
     def _queued(self, message_id: int | None) -> None:
         if message_id is not None:
@@ -240,10 +242,23 @@ def apply_waiting(session: Session, books: Books) -> int:
             .execution_options(populate_existing=True)
         ).all()
         for row in rows:
-            if row.parked and row.payload is not None:
-                _run(session, row, dict(row.payload), books)
-                applied += 0 if row.parked else 1
+            if row.parked and row.payload is not None and row.id not in books.failed_parked:
+                applied += _retry(session, row, books)
     return applied
+
+
+def _retry(session: Session, row: StripeEvent, books: Books) -> int:
+    """Apply a parked event again; 1 when it applied. A parked event that fails (its
+    savepoint rolled back) stays parked with the error, rather than failing the event that
+    announced its object, which Stripe would then retry for ever."""
+    try:
+        _run(session, row, dict(row.payload or {}), books)
+    except Exception as exc:
+        log.exception("parked stripe event %s could not be applied", row.id)
+        books.failed_parked.add(row.id)
+        row.outcome = f"{PARKED}: failed to apply: {type(exc).__name__}"[:300]
+        return 0
+    return 0 if row.parked else 1
 
 
 def apply_parked(session: Session, books: Books, *, limit: int = 1000) -> int:
@@ -255,11 +270,7 @@ def apply_parked(session: Session, books: Books, *, limit: int = 1000) -> int:
         .order_by(StripeEvent.created_at, StripeEvent.id)
         .limit(limit)
     ).all()
-    applied = 0
-    for row in rows:
-        if row.payload is not None:
-            _run(session, row, dict(row.payload), books)
-            applied += 0 if row.parked else 1
+    applied = sum(_retry(session, row, books) for row in rows if row.payload is not None)
     apply_waiting(session, books)
     return applied
 

@@ -65,7 +65,7 @@ def _filtered(flt: DonationFilter) -> Select[tuple[Donation]]:
 def _search(q: str) -> ColumnElement[bool]:
     lowered = q.lower()
     if lowered.startswith("r-") and lowered[2:].isdigit():
-        return Donation.id == int(lowered[2:])
+        return Donation.receipt_seq == int(lowered[2:])
     prefixes = ("cs_", "in_", "pi_", "ch_", "sub_", "cus_")
     if lowered.startswith(prefixes):
         return or_(
