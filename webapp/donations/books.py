@@ -171,13 +171,26 @@ def apply_event(
     return outcome
 
 
-def _run(session: Session, row: StripeEvent, obj: dict[str, Any], books: Books) -> str:
-    """Run the event's handler; park the event when it waits for something."""
+def _run(
+    session: Session, row: StripeEvent, obj: dict[str, Any], books: Books,
+    *, contained: bool = False,
+) -> str:
+    """Run the event's handler; park the event when it waits for something.
+
+    Handlers raise `WaitFor` before they write, so a first application needs no savepoint
+    (any other error fails the whole transaction, as it should); a parked event tried
+    again runs `contained` in one, so its failure cannot undo the event that woke it."""
     handler = HANDLERS[row.type]
     created = as_utc(row.created_at)
-    try:
+
+    def attempt() -> str:
+        if not contained:
+            return handler(session, obj, books, created)
         with session.begin_nested():
-            outcome = handler(session, obj, books, created)
+            return handler(session, obj, books, created)
+
+    try:
+        outcome = attempt()
     except WaitFor as wait:
         # On PostgreSQL another transaction may be recording the object right now: take
         # its keys' locks, then look once more (a fresh statement sees what it committed).
@@ -185,8 +198,7 @@ def _run(session: Session, row: StripeEvent, obj: dict[str, Any], books: Books) 
         if not _lock_keys(session, wait.keys):
             return _park(session, row, obj, wait)
         try:
-            with session.begin_nested():
-                outcome = handler(session, obj, books, created)
+            outcome = attempt()
         except WaitFor as again:
             return _park(session, row, obj, again)
     _unpark(session, row)
@@ -233,10 +245,19 @@ def apply_waiting(session: Session, books: Books) -> int:
         keys = sorted(books.announced)
         books.announced.clear()
         _lock_keys(session, keys)
-        waiting = select(StripeEventWait.event_id).where(StripeEventWait.key.in_(keys))
+        waits = StripeEventWait.__table__
+        # A plain statement first (no flush: waits of this transaction are flushed when
+        # parked); almost always nothing waits, and the payment's hot path stays short.
+        waiting_ids = list(
+            session.connection().execute(
+                select(waits.c.event_id).where(waits.c.key.in_(keys)).distinct()
+            ).scalars()
+        )
+        if not waiting_ids:
+            continue
         rows = session.scalars(
             select(StripeEvent)
-            .where(StripeEvent.id.in_(waiting), StripeEvent.parked.is_(True))
+            .where(StripeEvent.id.in_(waiting_ids), StripeEvent.parked.is_(True))
             .order_by(StripeEvent.created_at, StripeEvent.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -252,7 +273,7 @@ def _retry(session: Session, row: StripeEvent, books: Books) -> int:
     savepoint rolled back) stays parked with the error, rather than failing the event that
     announced its object, which Stripe would then retry for ever."""
     try:
-        _run(session, row, dict(row.payload or {}), books)
+        _run(session, row, dict(row.payload or {}), books, contained=True)
     except Exception as exc:
         log.exception("parked stripe event %s could not be applied", row.id)
         books.failed_parked.add(row.id)
