@@ -559,7 +559,10 @@ def _ensure_plan_for(
 def _checkout_completed(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    donation = apply_checkout_session(session, checkout, books, state_at=created)
+    return _checkout_outcome(apply_checkout_session(session, checkout, books, state_at=created))
+
+
+def _checkout_outcome(donation: Donation | None) -> str:
     if donation is None:
         return "ignored: checkout session not opened by this app"
     return f"donation {donation.id} {donation.status}"
@@ -570,10 +573,9 @@ def _checkout_settled(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
     # Days after the donor paid: the gift keeps the day they paid, as Stripe recorded it.
-    donation = apply_checkout_session(session, checkout, books, fallback_at=created)
-    if donation is None:
-        return "ignored: checkout session not opened by this app"
-    return f"donation {donation.id} {donation.status}"
+    return _checkout_outcome(
+        apply_checkout_session(session, checkout, books, fallback_at=created)
+    )
 
 
 @handles("checkout.session.async_payment_failed", "checkout.session.expired")
@@ -590,21 +592,26 @@ def _checkout_failed(
     return f"donation {donation.id} {'-> ' if moved else 'stays '}{donation.status}"
 
 
-def _subscription_is_ours(
+def _unrecorded_subscription(
     books: Books, subscription_id: str, metadata: Mapping[str, str] | None
-) -> bool | None:
-    """Whether a subscription was opened by this app, from its metadata (copied onto its
-    invoices; every subscription we open names its donation there), else by asking
-    Stripe; None when nobody can tell now."""
+) -> str:
+    """For an event about a subscription with no plan here yet: the "ignored" outcome when
+    it was not opened by this app, decided from its metadata (copied onto its invoices;
+    every subscription we open names its donation there) or else by asking Stripe.
+    Raises `WaitFor` (park until its plan is recorded) when it is ours, or nobody can
+    tell now."""
+    ours: bool | None = None
     if metadata is not None:
-        return _metadata_donation_id(metadata) is not None
-    if books.gateway is None:
-        return None
-    try:
-        found = books.gateway.retrieve_subscription(subscription_id)
-    except StripeUnavailable:
-        return None
-    return _metadata_donation_id(f.metadata(found)) is not None
+        ours = _metadata_donation_id(metadata) is not None
+    elif books.gateway is not None:
+        try:
+            found = books.gateway.retrieve_subscription(subscription_id)
+            ours = _metadata_donation_id(f.metadata(found)) is not None
+        except StripeUnavailable:
+            ours = None
+    if ours is False:
+        return "ignored: subscription not opened by this app"
+    raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
 
 
 @handles("invoice.paid")
@@ -634,12 +641,9 @@ def _invoice_paid(
             # same Stripe account are not gifts); wait when nobody can tell.
             ours = _first_payment_donation(session, invoice, subscription_id, None, books)
             if ours is None:
-                known = _subscription_is_ours(
+                return _unrecorded_subscription(
                     books, subscription_id, f.invoice_subscription_metadata_known(invoice)
                 )
-                if known is False:
-                    return "ignored: subscription not opened by this app"
-                raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
             plan = _ensure_plan_for(session, ours, subscription_id, books, paid_at)
         if plan is None:  # pragma: no cover - a subscription id always gives a plan
             return "ignored: no plan"
@@ -711,7 +715,7 @@ def _link_payment_ids(
 ) -> None:
     """Remember which PaymentIntent and charge paid the invoice, so a later refund or
     dispute (which names only those) finds this donation. When Stripe cannot say now, a
-    refund that comes later asks again (`_donation_for_payment`)."""
+    refund that comes later asks again (`_payment_of`)."""
     intent = f.invoice_payment_intent_id(invoice)
     if intent is None and books.gateway is not None:
         try:
@@ -758,12 +762,9 @@ def _invoice_failed(
         return "ignored: invoice without subscription"
     plan = _plan_by_subscription(session, subscription_id)
     if plan is None:
-        known = _subscription_is_ours(
+        return _unrecorded_subscription(
             books, subscription_id, f.invoice_subscription_metadata_known(invoice)
         )
-        if known is False:
-            return "ignored: subscription not opened by this app"
-        raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
     advance_plan(plan, PlanStatus.PAST_DUE, state_at=created, now=books.now)
     last_paid = session.scalar(
         select(func.max(Donation.paid_at)).where(
@@ -801,10 +802,7 @@ def _subscription_changed(
     subscription_id = str(subscription["id"])
     plan = _plan_by_subscription(session, subscription_id)
     if plan is None:
-        known = _subscription_is_ours(books, subscription_id, f.metadata_known(subscription))
-        if known is False:
-            return "ignored: subscription not opened by this app"
-        raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
+        return _unrecorded_subscription(books, subscription_id, f.metadata_known(subscription))
     return apply_subscription_state(plan, subscription, books, state_at=created)
 
 
@@ -834,53 +832,43 @@ def apply_subscription_state(
     return f"plan {plan.id} {plan.status}"
 
 
-def _payment_is_ours(
-    books: Books, metadata: Mapping[str, str], intent: str | None, invoice_id: str | None
-) -> bool | None:
-    """Whether a payment we cannot find (named by a charge or a dispute) is one of our
-    gifts: our one-time payments carry the donation id in their PaymentIntent's metadata
-    (copied onto the charge); a plan's payments belong to one of its invoices. Asks Stripe
-    when the object does not say; None when that cannot be told now."""
-    if _metadata_donation_id(metadata) is not None:
-        return True
-    if invoice_id:
-        return None  # an invoice's payment: ours once that invoice is recorded
-    if books.gateway is None or not intent:
-        return None
-    try:
-        if _metadata_donation_id(books.gateway.payment_intent_metadata(intent)) is not None:
-            return True
-        found_invoice = books.gateway.invoice_for_payment_intent(intent)
-    except StripeUnavailable:
-        return None
-    return None if found_invoice else False
+def _payment_of(
+    session: Session,
+    books: Books,
+    *,
+    intent: str | None,
+    charge_id: str | None,
+    invoice_id: str | None,
+    metadata: Mapping[str, str],
+) -> Donation | None:
+    """The donation a refund or dispute is about: by PaymentIntent, charge or invoice, and
+    for a plan's payment whose PaymentIntent was never linked, by the invoice Stripe names.
 
-
-def _donation_for_payment(
-    session: Session, books: Books, intent: str | None, charge_id: str | None,
-    invoice_id: str | None = None,
-) -> tuple[Donation | None, str | None]:
-    """The donation a refund or dispute is about, by PaymentIntent, charge or invoice; a
-    plan's payment whose PaymentIntent was never linked is found through Stripe. Returns
-    it (or None) and the invoice the payment belongs to, when known, to wait on."""
-    donation = _donation_by(session, Donation.stripe_payment_intent_id, intent) or _donation_by(
-        session, Donation.stripe_charge_id, charge_id
+    None when it is not one of our gifts: our one-time payments carry the donation id in
+    their PaymentIntent's metadata (copied onto the charge), a plan's payments belong to an
+    invoice; Stripe is asked (once) when the object does not say. Raises `WaitFor` when it
+    is, or may be, ours and not recorded yet."""
+    donation = (
+        _donation_by(session, Donation.stripe_payment_intent_id, intent)
+        or _donation_by(session, Donation.stripe_charge_id, charge_id)
+        or _donation_by(session, Donation.stripe_invoice_id, invoice_id)
     )
-    if donation is None and invoice_id:
-        donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
+    ours: bool | None = True if _metadata_donation_id(metadata) is not None else None
     if donation is None and intent and not invoice_id and books.gateway is not None:
         try:
             invoice_id = books.gateway.invoice_for_payment_intent(intent)
+            if invoice_id is None and ours is None:
+                intent_metadata = books.gateway.payment_intent_metadata(intent)
+                ours = _metadata_donation_id(intent_metadata) is not None
         except StripeUnavailable:
-            invoice_id = None
+            pass  # nobody can tell now: wait
         donation = _donation_by(session, Donation.stripe_invoice_id, invoice_id)
     if donation is not None:
         _link(donation, books, stripe_payment_intent_id=intent, stripe_charge_id=charge_id)
-    return donation, invoice_id
-
-
-def _wait_for_payment(intent: str | None, charge_id: str | None, invoice_id: str | None) -> WaitFor:
-    return WaitFor(
+        return donation
+    if ours is False and not invoice_id:
+        return None
+    raise WaitFor(
         "payment not recorded yet",
         [wait_key("pi", intent), wait_key("ch", charge_id), wait_key("in", invoice_id)],
     )
@@ -890,15 +878,13 @@ def _wait_for_payment(intent: str | None, charge_id: str | None, invoice_id: str
 def _charge_refunded(
     session: Session, charge: dict[str, Any], books: Books, created: datetime
 ) -> str:
-    intent = f.charge_payment_intent_id(charge)
-    charge_id = f.object_id(charge.get("id"))
-    donation, invoice_id = _donation_for_payment(
-        session, books, intent, charge_id, f.charge_invoice_id(charge)
+    donation = _payment_of(
+        session, books, intent=f.charge_payment_intent_id(charge),
+        charge_id=f.object_id(charge.get("id")), invoice_id=f.charge_invoice_id(charge),
+        metadata=f.metadata(charge),
     )
     if donation is None:
-        if _payment_is_ours(books, f.metadata(charge), intent, invoice_id) is False:
-            return "ignored: charge not opened by this app (Stripe says)"
-        raise _wait_for_payment(intent, charge_id, invoice_id)
+        return "ignored: charge not opened by this app (Stripe says)"
     refunded = int(charge.get("amount_refunded") or 0)
     # Stripe's running total of refunds: the largest seen is the latest, in any order.
     if min(refunded, donation.amount_minor) > donation.refunded_minor:
@@ -918,11 +904,11 @@ def _charge_refunded(
 def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: datetime) -> str:
     intent = f.object_id(dispute.get("payment_intent"))
     charge_id = f.object_id(dispute.get("charge"))
-    donation, invoice_id = _donation_for_payment(session, books, intent, charge_id)
+    donation = _payment_of(
+        session, books, intent=intent, charge_id=charge_id, invoice_id=None, metadata={}
+    )
     if donation is None:
-        if _payment_is_ours(books, {}, intent, invoice_id) is False:
-            return "ignored: dispute on a charge not opened by this app (Stripe says)"
-        raise _wait_for_payment(intent, charge_id, invoice_id)
+        return "ignored: dispute on a charge not opened by this app (Stripe says)"
     try:
         status = DisputeStatus(str(dispute.get("status") or ""))
     except ValueError:
