@@ -138,3 +138,27 @@ def make_donation(
     if status == DonationStatus.PAID and "receipt_seq" not in fields:
         assign_receipt_number(session, donation)
     return donation
+
+
+def make_pending_gift(
+    session: Session,
+    *,
+    email: str = "reader@example.com",
+    name: str = "",
+    frequency: Frequency = Frequency.ONE_TIME,
+    **fields: Any,
+) -> Donation:
+    """A new donor's gift whose Checkout was opened and not paid yet (flushed): what the
+    donation form leaves behind, for webhook tests to pay, refund, expire..."""
+    donor = make_donor(session, email=email, name=name)
+    return make_donation(
+        session,
+        donor=donor,
+        status=DonationStatus.PENDING,
+        frequency=frequency,
+        kind=DonationKind.RECURRING if frequency.is_recurring else DonationKind.ONE_TIME,
+        stripe_checkout_session_id=fields.pop(
+            "stripe_checkout_session_id", f"cs_test_pending{next(_counter)}"
+        ),
+        **fields,
+    )

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.donations import stripe_events as se
-from tests.donations.factories import make_donation, make_donor
+from tests.donations.factories import make_donation, make_donor, make_pending_gift
 from tests.donations.stripe_world import StripeWorld, at
 from tests.helpers.html import csrf_token
 from tests.staff.factories import force_login, make_staff
@@ -34,7 +34,6 @@ from webapp.donations.books import books_for_app
 from webapp.donations.checkout import GiftRequest, start_checkout
 from webapp.donations.models import (
     Donation,
-    DonationKind,
     DonationStatus,
     Donor,
     Frequency,
@@ -69,14 +68,8 @@ def emails(db_session: Session) -> Counter[str]:
     return Counter(db_session.scalars(select(OutboxMessage.purpose)))
 
 
-def pending(db_session: Session, *, frequency: Frequency = Frequency.ONE_TIME,
-            amount: int = 1000, **fields: Any) -> Donation:
-    donor = make_donor(db_session, email=fields.pop("email", "reader@example.com"))
-    donation = make_donation(
-        db_session, donor=donor, status=DonationStatus.PENDING, frequency=frequency,
-        kind=DonationKind.RECURRING if frequency.is_recurring else DonationKind.ONE_TIME,
-        amount_minor=amount, stripe_checkout_session_id=se.new_id("cs_test"), **fields,
-    )
+def pending(db_session: Session, **fields: Any) -> Donation:
+    donation = make_pending_gift(db_session, **fields)
     db_session.commit()
     return donation
 
@@ -147,7 +140,7 @@ def test_a_cancellation_before_its_checkout_leaves_the_plan_cancelled(
 def test_a_refund_before_its_checkout_is_taken_out_when_the_payment_arrives(
     client: FlaskClient, db_session: Session
 ) -> None:
-    donation = pending(db_session, amount=2500)
+    donation = pending(db_session, amount_minor=2500)
     intent = "pi_refunded_early"
     refund = se.event("charge.refunded", se.charge(
         payment_intent=intent, amount=2500, amount_refunded=2500,
@@ -544,7 +537,7 @@ def test_a_statement_on_request_is_sent_once_per_window(
 def test_a_parked_event_that_cannot_be_applied_does_not_block_the_payment(
     client: FlaskClient, db_session: Session
 ) -> None:
-    donation = pending(db_session, amount=2500)
+    donation = pending(db_session, amount_minor=2500)
     broken = se.charge(payment_intent="pi_broken", amount=2500,
                        metadata={"donation_id": str(donation.id)})
     broken["amount_refunded"] = "not a number"

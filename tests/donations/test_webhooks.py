@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.donations import stripe_events as se
-from tests.donations.factories import make_donation, make_donor
+from tests.donations.factories import make_pending_gift
 from tests.helpers.smtp import SmtpSink
 from webapp.core.clock import as_utc
 from webapp.donations.models import (
@@ -42,16 +42,7 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 def pending(
     db_session: Session, *, frequency: Frequency = Frequency.ONE_TIME, **fields: Any
 ) -> Donation:
-    donor = make_donor(db_session, email=fields.pop("email", "reader@example.com"), name="Ann")
-    donation = make_donation(
-        db_session,
-        donor=donor,
-        status=DonationStatus.PENDING,
-        frequency=frequency,
-        kind=DonationKind.RECURRING if frequency.is_recurring else DonationKind.ONE_TIME,
-        stripe_checkout_session_id=se.new_id("cs_test"),
-        **fields,
-    )
+    donation = make_pending_gift(db_session, name="Ann", frequency=frequency, **fields)
     db_session.commit()
     return donation
 
