@@ -1,0 +1,24 @@
+"""every article reaches one issue: (filled in by the digest-coverage work)
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07 11:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
