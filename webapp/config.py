@@ -37,6 +37,11 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "BASE_URL": base_url,
         "SMTP_URL": env.get("SMTP_URL") or None,
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "30")),
+        # How long a sending worker holds the rows it claimed before another may take them
+        # over (outbox and digests); DIGEST_CLAIM_LEASE_SECONDS is its older name.
+        "SEND_LEASE_SECONDS": float(
+            env.get("SEND_LEASE_SECONDS") or env.get("DIGEST_CLAIM_LEASE_SECONDS") or "600"
+        ),
         "MAIL_FROM": env.get("MAIL_FROM", "Readership <newsletter@localhost>"),
         "MAILBOX_DIR": env.get("MAILBOX_DIR") or str(instance / "mailbox"),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
@@ -69,7 +74,6 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("TOP_READS_COUNT", int),
         ("DIGEST_SEND_RATE", float),
         ("DIGEST_BATCH_SIZE", int),
-        ("DIGEST_CLAIM_LEASE_SECONDS", float),
         ("DIGEST_MAX_ATTEMPTS", int),
         ("DIGEST_PAUSE_FAILURE_RATE", float),
         ("DIGEST_PAUSE_MIN_FINISHED", int),

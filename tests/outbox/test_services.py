@@ -19,6 +19,7 @@ from emails.message import HeaderError
 from tests.helpers.smtp import SmtpSink, free_port
 from tests.outbox.conftest import queue, reload
 from webapp.core.clock import FrozenClock, as_utc
+from webapp.core.leases import DEFAULT_LEASE
 from webapp.db import get_database
 from webapp.outbox import services
 from webapp.outbox.gateway import build_mailer, get_mailer
@@ -293,10 +294,10 @@ def test_a_crashed_worker_s_lease_runs_out(
 ) -> None:
     message = queue(db_session, app, clock.now())
     # A worker claims the row, then dies before sending (kill -9).
-    _token, claimed = services._claim(get_database(app), clock.now(), limit=10)
-    assert claimed == [message.id]
+    lease = services._lease(get_database(app), get_mailer(app), clock.now())
+    assert lease.claim([], limit=10, order_by=services._OLDEST_FIRST) == [message.id]
     assert deliver_pending(get_database(app), get_mailer(app), clock.now()).total == 0
-    clock.advance(seconds=services.CLAIM_LEASE.total_seconds())
+    clock.advance(seconds=DEFAULT_LEASE.total_seconds() + 1)
     assert deliver_pending(get_database(app), get_mailer(app), clock.now()).sent == 1
     assert len(smtp_sink.messages) == 1
 

@@ -2,10 +2,12 @@
 batches of due rows, send them over one reused SMTP connection and record each result in its
 own commit.
 
-Why this is exactly-once: a row is sent only by the worker run whose token it carries, and
-it is marked sent in a commit right after the server accepted it. A worker killed between
-the server's "250 OK" and that commit leaves that one row claimed; when its lease runs out
-another run sends it again. That single in-flight message is the only one that can go twice;
+Why this is exactly-once: a row is sent only by the worker run that holds its lease
+(`webapp.core.leases`: checked, and renewed for the whole batch when it runs low, before every
+message), and it is marked sent in a commit right after the server accepted it, by an UPDATE
+that matches only while the run still holds the row. A worker killed between the server's
+"250 OK" and that commit, or a send that outlasts the whole lease, leaves that one message to
+be sent again by another run. That message in flight is the only one that can go twice;
 every other row is either committed as sent (never sent again) or still pending (sent later).
 
 Readers who leave while an issue is going out are checked right before their message: a
@@ -16,7 +18,6 @@ was suppressed is marked skipped, not sent.
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,23 +27,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    DateTime,
-    Integer,
-    String,
-    Text,
     and_,
-    bindparam,
     func,
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
 
 from emails.senders import PermanentFailure, Sender, TemporaryFailure
 from webapp.core.clock import as_utc
+from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.digests.content import IssueEmail, compile_issue
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
@@ -70,8 +66,6 @@ class EngineSettings:
     rate_per_second: float = 0.0
     #: Rows claimed at once.
     batch_size: int = 200
-    #: How long a claimed row belongs to its worker before another may take it over.
-    claim_lease: timedelta = timedelta(minutes=10)
     #: Tries (4xx replies, connection errors) before a delivery is given up as failed.
     max_attempts: int = 8
     #: Pause the issue when more than this share of finished deliveries failed ...
@@ -85,7 +79,6 @@ def engine_settings(config: Any) -> EngineSettings:
     return EngineSettings(
         rate_per_second=float(config.get("DIGEST_SEND_RATE", 0) or 0),
         batch_size=int(config.get("DIGEST_BATCH_SIZE", 200)),
-        claim_lease=timedelta(seconds=float(config.get("DIGEST_CLAIM_LEASE_SECONDS", 600))),
         max_attempts=int(config.get("DIGEST_MAX_ATTEMPTS", 8)),
         pause_failure_rate=float(config.get("DIGEST_PAUSE_FAILURE_RATE", 0.2)),
         pause_min_finished=int(config.get("DIGEST_PAUSE_MIN_FINISHED", 50)),
@@ -299,6 +292,8 @@ class SendCounts:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Rows another run took over because this run's lease on them ran out.
+    lost: int = 0
     #: Issues that finished during the run.
     finished: list[int] = field(default_factory=list)
 
@@ -312,6 +307,8 @@ class SendCounts:
             f"digest: sent {self.sent}, retry later {self.retried}, failed {self.failed}, "
             f"skipped {self.skipped}"
         )
+        if self.lost:
+            text += f"; {self.lost} taken over by another worker (lease ran out)"
         if self.finished:
             text += f"; finished issue(s) {', '.join(map(str, self.finished))}"
         return text
@@ -357,10 +354,12 @@ class Worker:
                 wanted = self.settings.batch_size
                 if self.limit is not None:
                     wanted = min(wanted, self.limit - self.counts.handled)
-                token, claimed = self.claim(wanted)
+                lease, claimed = self.claim(wanted)
                 if not claimed:
                     break
-                if not self._send_batch(sender, token, claimed, started):
+                carry_on = self._send_batch(sender, lease, claimed, started)
+                self.counts.lost += lease.lost
+                if not carry_on:
                     break
         finally:
             sys.setswitchinterval(switch_interval)
@@ -372,47 +371,18 @@ class Worker:
             log.info("%s", self.counts)
         return self.counts
 
-    def claim(self, limit: int) -> tuple[str, list[int]]:
+    def claim(self, limit: int) -> tuple[Lease, list[int]]:
         """Lease up to `limit` due rows of sending issues to this run."""
-        now = self.now()
-        token = secrets.token_hex(16)
         sending = select(DigestIssue.id).where(DigestIssue.status == IssueStatus.SENDING)
         if self.issue_id is not None:
             sending = sending.where(DigestIssue.id == self.issue_id)
-        due = (
-            DigestDelivery.status == DeliveryStatus.PENDING,
-            DigestDelivery.next_attempt_at <= now,
-            DigestDelivery.issue_id.in_(sending),
+        lease = Lease(
+            self.database, DigestDelivery, DeliveryStatus.PENDING, self.mailer.lease, self.now
         )
-        with self.database.session() as session:
-            query = select(DigestDelivery.id).where(*due).order_by(DigestDelivery.id).limit(limit)
-            if self.database.is_postgres:
-                # Rows another worker is claiming right now are passed over, not waited for.
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if not ids:
-                return token, []
-            # The WHERE repeats "due": on SQLite (no row locks) a row another worker claimed
-            # in between is not claimed twice.
-            session.execute(
-                update(DigestDelivery)
-                .where(DigestDelivery.id.in_(ids), *due)
-                .values(
-                    claimed_by=token,
-                    next_attempt_at=now + self.settings.claim_lease,
-                    attempts=DigestDelivery.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            session.commit()
-            claimed = list(
-                session.scalars(
-                    select(DigestDelivery.id)
-                    .where(DigestDelivery.claimed_by == token)
-                    .order_by(DigestDelivery.id)
-                )
-            )
-        return token, claimed
+        claimed = lease.claim(
+            [DigestDelivery.issue_id.in_(sending)], limit=limit, order_by=[DigestDelivery.id]
+        )
+        return lease, claimed
 
     def _issue_email(self, session: Session, issue_id: int) -> IssueEmail:
         compiled = self._emails.get(issue_id)
@@ -425,7 +395,7 @@ class Worker:
             self._emails[issue_id] = compiled
         return compiled
 
-    def _send_batch(self, sender: Sender, token: str, ids: list[int], started: float) -> bool:
+    def _send_batch(self, sender: Sender, lease: Lease, ids: list[int], started: float) -> bool:
         """Send the claimed rows; False when the run should stop (server unreachable, 421).
 
         Readers and issue statuses are read for the batch, then again every
@@ -444,20 +414,23 @@ class Worker:
                 ):
                     checked_at = position
                     failures_seen = self.counts.failed + self.counts.retried
-                    readers = _readers(session, ids[position:], token)
+                    readers = _readers(session, ids[position:], lease.token)
                     sending = _sending_issues(session, {r[0] for r in readers.values()})
                 reader = readers.get(delivery_id)
                 if reader is None:
-                    continue  # the lease ran out and another run took the row over
+                    lease.forget(delivery_id)  # the lease ran out and another run took it
+                    continue
                 issue_id, delivery_language, subscriber = reader
                 if issue_id not in sending:
-                    self._release(session, [delivery_id])
+                    self._release(session, lease, [delivery_id])
                     continue
                 if subscriber is None or not _still_wants(subscriber, delivery_language):
-                    self._record(session, token, delivery_id, DeliveryStatus.SKIPPED, None)
-                    self.counts.skipped += 1
+                    if self._record(session, lease, delivery_id, DeliveryStatus.SKIPPED, None):
+                        self.counts.skipped += 1
                     continue
                 self._pace(started)
+                if not lease.holds(session, delivery_id):
+                    continue  # the lease ran out and another run took the row over
                 now = self.now()
                 try:
                     message = prebuilt.take(
@@ -466,20 +439,22 @@ class Worker:
                     self._build_next(session, prebuilt, ids, position, readers, sending, donors)
                     sender.send(self.mailer.envelope_from, [subscriber.email], message)
                 except PermanentFailure as exc:
-                    self._fail(session, token, delivery_id, subscriber.email, str(exc), issue_id)
+                    self._fail(session, lease, delivery_id, subscriber.email, str(exc))
                 except TemporaryFailure as exc:
-                    self._retry(session, token, delivery_id, str(exc))
+                    self._retry(session, lease, delivery_id, str(exc))
                     if exc.code is None or exc.code == 421:
                         # No connection, or the server asked us to go away: the rest of the
                         # batch would fail the same way, one timeout each.
-                        self._release(session, ids[position + 1 :], delay_for=str(exc))
+                        self._release(session, lease, ids[position + 1 :], delay_for=str(exc))
                         return False
                 except Exception as exc:  # a bug must not leave the row leased for nothing
                     log.exception("digest delivery %s: unexpected error", delivery_id)
-                    self._retry(session, token, delivery_id, f"internal error: {exc!r}")
+                    self._retry(session, lease, delivery_id, f"internal error: {exc!r}")
                 else:
-                    self._record(session, token, delivery_id, DeliveryStatus.SENT, None, now)
-                    self.counts.sent += 1
+                    if self._record(
+                        session, lease, delivery_id, DeliveryStatus.SENT, None, now
+                    ):
+                        self.counts.sent += 1
                 if self.on_progress is not None:
                     self.on_progress(self.counts)
         return True
@@ -534,97 +509,80 @@ class Worker:
     def _record(
         self,
         session: Session,
-        token: str,
+        lease: Lease,
         delivery_id: int,
         status: DeliveryStatus,
         error: str | None,
         sent_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
+        """Write a row's result and commit; False when another run holds the row now."""
         # One commit per message: a crash loses at most the message in flight.
-        # Core, not the ORM's bulk UPDATE: this runs once per message.
-        session.connection().execute(
-            _RECORD_UPDATE,
-            {
-                "delivery_id": delivery_id,
-                "token": token,
-                "status": status.value,
-                "error": error,
-                "sent_at": sent_at,
-            },
+        written = lease.finish(
+            session,
+            delivery_id,
+            {"status": status.value, "last_error": error, "sent_at": sent_at},
         )
         session.commit()
+        if not written:
+            log.warning("digest delivery %s: lease lost before its result was written", delivery_id)
+        return written
 
-    def _retry(self, session: Session, token: str, delivery_id: int, reason: str) -> None:
+    def _retry(self, session: Session, lease: Lease, delivery_id: int, reason: str) -> None:
         attempts = int(
             session.scalar(select(DigestDelivery.attempts).where(DigestDelivery.id == delivery_id))
             or 0
         )
         if attempts >= self.settings.max_attempts:
-            self._record(
+            if self._record(
                 session,
-                token,
+                lease,
                 delivery_id,
                 DeliveryStatus.FAILED,
                 f"gave up after {attempts} tries: {reason}"[:2000],
-            )
-            self.counts.failed += 1
-            self._maybe_pause(session, delivery_id)
+            ):
+                self.counts.failed += 1
+                self._maybe_pause(session, delivery_id)
             return
-        session.execute(
-            update(DigestDelivery)
-            .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
-            .values(
-                claimed_by=None,
-                last_error=reason[:2000],
-                next_attempt_at=self.now() + outbox.retry_delay(attempts),
-            )
-            .execution_options(synchronize_session=False)
+        written = lease.finish(
+            session,
+            delivery_id,
+            {
+                "last_error": reason[:2000],
+                "next_attempt_at": self.now() + outbox.retry_delay(attempts),
+            },
         )
         session.commit()
-        self.counts.retried += 1
+        if written:
+            self.counts.retried += 1
 
     def _release(
-        self, session: Session, ids: Iterable[int], *, delay_for: str | None = None
+        self, session: Session, lease: Lease, ids: Iterable[int], *, delay_for: str | None = None
     ) -> None:
-        """Give claimed rows back untried (their try is not counted)."""
-        ids = list(ids)
-        if not ids:
-            return
+        """Give this run's claimed rows back untried (their try is not counted)."""
         values: dict[str, Any] = {
-            "claimed_by": None,
             "attempts": DigestDelivery.attempts - 1,
             "next_attempt_at": self.now() + (outbox.retry_delay(1) if delay_for else timedelta()),
         }
         if delay_for:
             values["last_error"] = f"not tried: {delay_for}"[:2000]
-        session.execute(
-            update(DigestDelivery)
-            .where(DigestDelivery.id.in_(ids), DigestDelivery.claimed_by.is_not(None))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        released = lease.release(session, ids, values)
         session.commit()
         if delay_for:
-            self.counts.retried += len(ids)
+            self.counts.retried += released
 
     def _fail(
-        self,
-        session: Session,
-        token: str,
-        delivery_id: int,
-        address: str,
-        reason: str,
-        issue_id: int,
+        self, session: Session, lease: Lease, delivery_id: int, address: str, reason: str
     ) -> None:
         log.warning("digest delivery %s to %s refused: %s", delivery_id, address, reason)
-        session.execute(
-            update(DigestDelivery)
-            .where(DigestDelivery.id == delivery_id, DigestDelivery.claimed_by == token)
-            .values(status=DeliveryStatus.FAILED, claimed_by=None, last_error=reason[:2000])
-            .execution_options(synchronize_session=False)
+        written = lease.finish(
+            session,
+            delivery_id,
+            {"status": DeliveryStatus.FAILED.value, "last_error": reason[:2000]},
         )
+        if not written:
+            session.commit()
+            return
         # The same hooks as transactional mail: a 5xx suppresses the address.
-        session.flush()
         outbox.run_permanent_failure_hooks(session, address, reason)
         session.commit()
         self.counts.failed += 1
@@ -704,20 +662,6 @@ class _Subscriber:
     suppressed: bool
     paused: bool
     digest_languages: str
-
-
-#: The per-message update, built once (building it per message costs more than running it).
-_RECORD_UPDATE = text(
-    "UPDATE digest_deliveries SET status = :status, claimed_by = NULL,"
-    " last_error = :error, sent_at = :sent_at"
-    " WHERE id = :delivery_id AND claimed_by = :token"
-).bindparams(
-    bindparam("status", type_=String()),
-    bindparam("error", type_=Text()),
-    bindparam("sent_at", type_=DateTime(timezone=True)),
-    bindparam("delivery_id", type_=Integer()),
-    bindparam("token", type_=String()),
-)
 
 
 def _readers(

@@ -20,7 +20,6 @@ def init_app(app: Flask) -> None:
     # Messages per second per worker (0: as fast as the server takes them).
     app.config.setdefault("DIGEST_SEND_RATE", 0)
     app.config.setdefault("DIGEST_BATCH_SIZE", 200)
-    app.config.setdefault("DIGEST_CLAIM_LEASE_SECONDS", 600)
     app.config.setdefault("DIGEST_MAX_ATTEMPTS", 8)
     app.config.setdefault("DIGEST_PAUSE_FAILURE_RATE", 0.2)
     app.config.setdefault("DIGEST_PAUSE_MIN_FINISHED", 50)

@@ -16,6 +16,7 @@ from flask import Flask, current_app
 
 from emails import TEMPLATES_DIR, EmailRenderer, MaildirSender, Sender, SmtpSender
 from emails.message import address_domain, format_sender
+from webapp.core.leases import LeaseTerms, lease_terms
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Mailer:
     mailbox_dir: Path
     #: Domain used in Message-ID headers.
     message_id_domain: str = field(default="localhost")
+    #: How long a sending worker holds the rows it claimed (outbox and digest alike).
+    lease: LeaseTerms = field(default_factory=LeaseTerms)
 
     def new_sender(self) -> Sender:
         """A new, unopened sender."""
@@ -56,7 +59,8 @@ class Mailer:
 
 def build_mailer(config: Mapping[str, Any], translations_dir: str | Path) -> Mailer:
     """A `Mailer` from app configuration (`SMTP_URL`, `SMTP_TIMEOUT`, `MAIL_FROM`,
-    `MAILBOX_DIR`, `BASE_URL`). Raises `ValueError` for an unusable `SMTP_URL`."""
+    `MAILBOX_DIR`, `BASE_URL`, `SEND_LEASE_SECONDS`). Raises `ValueError` for an unusable
+    `SMTP_URL`."""
     smtp_url = config.get("SMTP_URL")
     timeout = float(config.get("SMTP_TIMEOUT", 30.0))
     mailbox_dir = Path(config["MAILBOX_DIR"])
@@ -80,6 +84,7 @@ def build_mailer(config: Mapping[str, Any], translations_dir: str | Path) -> Mai
         uses_smtp=bool(smtp_url),
         mailbox_dir=mailbox_dir,
         message_id_domain=address_domain(mail_from),
+        lease=lease_terms(config),
     )
 
 

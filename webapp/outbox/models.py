@@ -35,11 +35,18 @@ class InvalidTransition(ValueError):
     """A status change the outbox does not allow (e.g. sent -> pending)."""
 
 
+def check_move(current: OutboxStatus, new: OutboxStatus, message_id: int | None) -> None:
+    """Raise `InvalidTransition` unless `current` -> `new` is allowed (staying pending, a
+    retry, is)."""
+    if new not in _ALLOWED_MOVES[current] and not new == current == OutboxStatus.PENDING:
+        raise InvalidTransition(f"outbox message {message_id}: {current} -> {new}")
+
+
 def change_status(message: OutboxMessage, new: OutboxStatus) -> None:
-    """Move `message` to `new`, or raise `InvalidTransition`; the one place statuses change."""
-    current = OutboxStatus(message.status)
-    if new not in _ALLOWED_MOVES[current]:
-        raise InvalidTransition(f"outbox message {message.id}: {current} -> {new}")
+    """Move `message` to `new`, or raise `InvalidTransition`; the one place statuses change
+    on a loaded row (the sending worker writes its results through `check_move` and one
+    conditional UPDATE)."""
+    check_move(OutboxStatus(message.status), new, message.id)
     message.status = new
 
 

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from emails.message import build_message_bytes
 from emails.senders import PermanentFailure, TemporaryFailure
+from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.outbox.gateway import Mailer
-from webapp.outbox.models import OutboxMessage, OutboxStatus, change_status
+from webapp.outbox.models import OutboxMessage, OutboxStatus, change_status, check_move
 from webapp.site.services import get_site_settings
 
 log = logging.getLogger("readership.outbox")
@@ -36,8 +37,6 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 #: After this many tries that failed temporarily the message is given up (about a day).
 MAX_ATTEMPTS = 12
-#: How long a worker may hold a claimed row before another worker may take it over.
-CLAIM_LEASE = timedelta(minutes=10)
 
 #: Called as `hook(session, to_address, reason)` when a server refuses an address for good
 #: (5xx). Runs inside the delivery transaction, in a savepoint: a hook that raises is logged
@@ -162,8 +161,9 @@ def deliver_now(
     if not ids:
         return DeliveryCounts()
     try:
-        token, claimed = _claim(database, now, limit=len(ids), only_ids=ids)
-        return _deliver(database, mailer, token, claimed, now)
+        lease = _lease(database, mailer, now)
+        claimed = lease.claim([OutboxMessage.id.in_(ids)], limit=len(ids), order_by=_OLDEST_FIRST)
+        return _deliver(database, mailer, lease, claimed, now)
     except Exception:  # the view already committed; the job will pick the rows up
         log.exception("immediate delivery of outbox messages %s failed", ids)
         return DeliveryCounts()
@@ -179,58 +179,27 @@ def deliver_pending(
     is called. When the server is unreachable (or answers 421) the run stops and the rest of
     its batch waits for the next retry as well.
     """
-    token, claimed = _claim(database, now, limit=limit)
-    return _deliver(database, mailer, token, claimed, now)
+    lease = _lease(database, mailer, now)
+    claimed = lease.claim([], limit=limit, order_by=_OLDEST_FIRST)
+    return _deliver(database, mailer, lease, claimed, now)
 
 
-def _claim(
-    database: Database, now: datetime, *, limit: int, only_ids: list[int] | None = None
-) -> tuple[str, list[int]]:
-    """Lease due pending rows to this run; returns the run's token and the claimed ids."""
-    token = secrets.token_hex(16)
-    with database.session() as session:
-        query = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == OutboxStatus.PENDING)
-            .where(OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        if only_ids is not None:
-            query = query.where(OutboxMessage.id.in_(only_ids))
-        if database.is_postgres:
-            # Rows another worker is claiming right now are skipped instead of waited for.
-            query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
-        if not ids:
-            return token, []
-        # The WHERE repeats the "due and pending" test, so on SQLite (no row locks) a row
-        # another worker claimed in between is not claimed twice.
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .where(OutboxMessage.status == OutboxStatus.PENDING)
-            .where(OutboxMessage.next_attempt_at <= now)
-            .values(
-                claimed_by=token,
-                next_attempt_at=now + CLAIM_LEASE,
-                attempts=OutboxMessage.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
-        claimed = list(
-            session.scalars(
-                select(OutboxMessage.id)
-                .where(OutboxMessage.claimed_by == token)
-                .order_by(OutboxMessage.id)
-            )
-        )
-    return token, claimed
+_OLDEST_FIRST = (OutboxMessage.next_attempt_at, OutboxMessage.id)
+
+
+def _lease(database: Database, mailer: Mailer, now: datetime) -> Lease:
+    # `now` is when the run began (tests pass a frozen clock); a lease needs time that moves
+    # while the run sends, so the run's real elapsed time is added to it.
+    started = time.monotonic()
+
+    def moving_now() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    return Lease(database, OutboxMessage, OutboxStatus.PENDING, mailer.lease, moving_now)
 
 
 def _deliver(
-    database: Database, mailer: Mailer, token: str, ids: list[int], now: datetime
+    database: Database, mailer: Mailer, lease: Lease, ids: list[int], now: datetime
 ) -> DeliveryCounts:
     counts = DeliveryCounts()
     if not ids:
@@ -239,33 +208,35 @@ def _deliver(
     try:
         with database.session() as session:
             for position, message_id in enumerate(ids):
+                if not lease.holds(session, message_id):
+                    continue  # the lease ran out and another worker took the row over
                 message = session.get(OutboxMessage, message_id)
-                if message is None or message.claimed_by != token:
-                    continue  # erased, or the lease ran out and another worker took it
+                if message is None:
+                    continue  # erased while queued
                 stop_run = False
                 try:
                     sender.send(mailer.envelope_from, [message.to_address], message.raw)
                 except PermanentFailure as exc:
-                    _fail(session, message, _reason(exc), permanent=True)
-                    counts.failed += 1
+                    if _fail(session, lease, message, _reason(exc)):
+                        counts.failed += 1
                 except TemporaryFailure as exc:
-                    counts += _retry_or_give_up(message, _reason(exc), now)
+                    counts += _retry_or_give_up(session, lease, message, _reason(exc), now)
                     # No connection, or the server told us to go away: the others would
                     # fail the same way, one timeout each.
                     stop_run = exc.code is None or exc.code == 421
                 except Exception as exc:  # a bug must not leave the row leased for nothing
                     log.exception("outbox message %s: unexpected error while sending", message.id)
-                    counts += _retry_or_give_up(message, f"internal error: {exc!r}", now)
+                    counts += _retry_or_give_up(
+                        session, lease, message, f"internal error: {exc!r}", now
+                    )
                 else:
-                    change_status(message, OutboxStatus.SENT)
-                    message.sent_at = now
-                    message.last_error = None
-                    message.claimed_by = None
-                    counts.sent += 1
+                    if _record(session, lease, message, OutboxStatus.SENT, sent_at=now,
+                               last_error=None):
+                        counts.sent += 1
                 # One commit per message: a crash loses at most the message in flight.
                 session.commit()
                 if stop_run:
-                    counts += _postpone(session, token, ids[position + 1 :], message, now)
+                    counts += _postpone(session, lease, ids[position + 1 :], message, now)
                     break
     finally:
         sender.close()
@@ -278,40 +249,56 @@ def _reason(exc: TemporaryFailure | PermanentFailure) -> str:
     return str(exc)[:2000]
 
 
-def _retry_or_give_up(message: OutboxMessage, reason: str, now: datetime) -> DeliveryCounts:
-    message.last_error = reason
-    message.claimed_by = None
+def _record(
+    session: Session, lease: Lease, message: OutboxMessage, status: OutboxStatus, **values: Any
+) -> bool:
+    """Write a try's result if this run still holds the row (False: another run took it over
+    while this one was sending, and has the say now)."""
+    check_move(OutboxStatus(message.status), status, message.id)
+    written = lease.finish(session, message.id, {"status": status.value, **values})
+    if not written:
+        log.warning("outbox message %s: lease lost while sending; result not recorded", message.id)
+    session.expire(message)
+    return written
+
+
+def _retry_or_give_up(
+    session: Session, lease: Lease, message: OutboxMessage, reason: str, now: datetime
+) -> DeliveryCounts:
     if message.attempts >= MAX_ATTEMPTS:
-        change_status(message, OutboxStatus.FAILED)
-        message.last_error = f"gave up after {message.attempts} tries: {reason}"
         log.warning("outbox message %s to %s given up: %s", message.id, message.to_address, reason)
-        return DeliveryCounts(failed=1)
-    message.next_attempt_at = now + retry_delay(message.attempts)
-    return DeliveryCounts(retried=1)
+        reason = f"gave up after {message.attempts} tries: {reason}"
+        given_up = _record(session, lease, message, OutboxStatus.FAILED, last_error=reason)
+        return DeliveryCounts(failed=1) if given_up else DeliveryCounts()
+    retry_at = now + retry_delay(message.attempts)
+    again = _record(
+        session, lease, message, OutboxStatus.PENDING, last_error=reason, next_attempt_at=retry_at
+    )
+    return DeliveryCounts(retried=1) if again else DeliveryCounts()
 
 
 def _postpone(
-    session: Session, token: str, ids: list[int], failed: OutboxMessage, now: datetime
+    session: Session, lease: Lease, ids: list[int], failed: OutboxMessage, now: datetime
 ) -> DeliveryCounts:
     counts = DeliveryCounts()
+    reason = failed.last_error or "not tried"
     for message_id in ids:
         message = session.get(OutboxMessage, message_id)
-        if message is None or message.claimed_by != token:
+        if message is None or message_id not in lease.held:
             continue
-        counts += _retry_or_give_up(message, failed.last_error or "not tried", now)
+        counts += _retry_or_give_up(session, lease, message, reason, now)
     session.commit()
     return counts
 
 
-def _fail(session: Session, message: OutboxMessage, reason: str, *, permanent: bool) -> None:
-    change_status(message, OutboxStatus.FAILED)
-    message.last_error = reason
-    message.claimed_by = None
-    log.warning("outbox message %s to %s refused: %s", message.id, message.to_address, reason)
-    if not permanent:
-        return
-    session.flush()
-    run_permanent_failure_hooks(session, message.to_address, reason)
+def _fail(session: Session, lease: Lease, message: OutboxMessage, reason: str) -> bool:
+    """A 5xx: failed for good, and the permanent-failure hooks run (suppression)."""
+    address = message.to_address
+    log.warning("outbox message %s to %s refused: %s", message.id, address, reason)
+    if not _record(session, lease, message, OutboxStatus.FAILED, last_error=reason):
+        return False
+    run_permanent_failure_hooks(session, address, reason)
+    return True
 
 
 def run_permanent_failure_hooks(session: Session, address: str, reason: str) -> None:
