@@ -51,7 +51,9 @@ def test_build_makes_one_issue_per_language_and_skips_when_nothing_is_new(
     ]
     assert [i["article_id"] for i in en.items if i["section"] == "new"] == [articles[2].id]
     assert ru.status == IssueStatus.SKIPPED and ru.note == NO_NEW_ARTICLES
-    # A week later nothing new was published: no English issue either.
+    # It went out; a week later nothing new was published: no English issue either.
+    approve_issue(db_session, en, now=clock.now())
+    db_session.commit()
     clock.advance(days=7)
     again = issue_in(db_session, build(app, db_session, clock)[0])
     assert again.status == IssueStatus.SKIPPED

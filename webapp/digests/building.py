@@ -1,5 +1,6 @@
 """Building issues: when the weekly slot comes, one issue per language from the top reads and
-the articles new since the language's previous issue. Nothing new: a skipped issue whose note
+the articles no approved issue carried yet, published or imported since the language's
+previous issue (see `new_articles_condition`). Nothing new: a skipped issue whose note
 tells staff why."""
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date
 from babel.support import NullTranslations
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.articles.models import Article
 from webapp.articles.reading import get_top_reads
 from webapp.core.clock import as_utc
-from webapp.digests.models import DigestIssue, DigestSettings, IssueStatus
+from webapp.digests.models import (
+    CARRYING_STATUSES,
+    DigestIssue,
+    DigestSettings,
+    IssueArticle,
+    IssueStatus,
+)
 from webapp.site.services import get_site_settings
 
 log = logging.getLogger("readership.digests")
@@ -142,6 +149,49 @@ def build_digests(
     return results
 
 
+#: An import that was still committing while the previous issue was built stamped its
+#: articles a moment *before* that build, which did not see them: imports this close before
+#: the previous build still count as new (what that build carried is excluded anyway).
+IMPORT_OVERLAP = timedelta(hours=1)
+
+
+def _new_since(
+    session: Session, language: str, *, now: datetime, default_days: int
+) -> datetime:
+    """When the language's previous issue that went to readers was built (skipped issues
+    and drafts nobody approved carried nothing). Before any issue went out: the start of the
+    first issue's window (so what an unapproved draft offered is offered again), or
+    `default_days` back when nothing was ever built."""
+    previous = session.scalar(
+        select(func.max(DigestIssue.created_at)).where(
+            DigestIssue.language == language, DigestIssue.status.in_(CARRYING_STATUSES)
+        )
+    )
+    if previous is not None:
+        return as_utc(previous)
+    first_window = session.scalar(
+        select(func.min(DigestIssue.new_since)).where(DigestIssue.language == language)
+    )
+    default = now - timedelta(days=default_days)
+    return min(as_utc(first_window), default) if first_window is not None else default
+
+
+def new_articles_condition(
+    session: Session, language: str, *, since: datetime, now: datetime
+) -> ColumnElement[bool]:
+    """What makes an article new for the language's next issue: no approved issue carried
+    it, and it was published *or imported* after `since` (an article that reaches the feed
+    late, dated before the previous issue, is still new), and it is not dated in the future.
+    """
+    carried = select(IssueArticle.article_id).where(IssueArticle.article_id == Article.id)
+    return and_(
+        Article.language == language,
+        ~carried.exists(),
+        or_(Article.published_at > since, Article.created_at > since - IMPORT_OVERLAP),
+        or_(Article.published_at.is_(None), Article.published_at <= now),
+    )
+
+
 def _build_issue(
     session: Session,
     settings: DigestSettings,
@@ -154,36 +204,22 @@ def _build_issue(
     top_reads_count: int,
 ) -> DigestIssue:
     translate = gettext
-    previous = session.scalar(
-        select(DigestIssue)
-        .where(DigestIssue.language == language, DigestIssue.status != IssueStatus.SKIPPED)
-        .order_by(DigestIssue.created_at.desc(), DigestIssue.id.desc())
-        .limit(1)
-    )
-    since = as_utc(previous.created_at) if previous else now - timedelta(days=top_reads_days)
+    since = _new_since(session, language, now=now, default_days=top_reads_days)
     top = get_top_reads(session, language, now=now, days=top_reads_days, limit=top_reads_count)
     top_ids = [read.article.id for read in top]
+    fresh = new_articles_condition(session, language, since=since, now=now)
     new_articles = list(
         session.scalars(
             select(Article.id)
-            .where(
-                Article.language == language,
-                Article.published_at > since,
-                Article.published_at <= now,
-                Article.id.not_in(top_ids) if top_ids else Article.id.is_not(None),
+            .where(fresh, Article.id.not_in(top_ids) if top_ids else Article.id.is_not(None))
+            .order_by(
+                func.coalesce(Article.published_at, Article.created_at).desc(), Article.id.desc()
             )
-            .order_by(Article.published_at.desc(), Article.id.desc())
             .limit(max(1, settings.new_articles_limit))
         )
     )
     new_in_top = (
-        session.scalar(
-            select(Article.id)
-            .where(
-                Article.id.in_(top_ids), Article.published_at > since, Article.published_at <= now
-            )
-            .limit(1)
-        )
+        session.scalar(select(Article.id).where(Article.id.in_(top_ids), fresh).limit(1))
         if top_ids
         else None
     )

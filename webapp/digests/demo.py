@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from webapp.articles.models import Article, ArticleViewDay
 from webapp.digests.building import get_digest_settings, latest_slot
-from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.digests.models import (
+    DeliveryStatus,
+    DigestDelivery,
+    DigestIssue,
+    IssueArticle,
+    IssueStatus,
+)
 from webapp.digests.sending import eligible_subscribers
 from webapp.subscribers.models import Subscriber
 
@@ -112,6 +118,9 @@ def load_demo_digest(session: Session, *, now: datetime) -> str:
         )
         session.add(last_week)
         session.flush()
+        for article_id in articles[4:]:
+            # What a sent issue carried is not offered as new again.
+            session.add(IssueArticle(issue_id=last_week.id, article_id=article_id, section="new"))
         readers = list(session.scalars(select(Subscriber.id).where(eligible_subscribers(language))))
         for subscriber_id in readers:
             session.add(

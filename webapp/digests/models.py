@@ -77,7 +77,8 @@ class DigestIssue(Base):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     #: Why the issue was skipped or paused (shown to staff).
     note: Mapped[str] = mapped_column(Text, default="")
-    #: New articles are those published after this time (the previous issue's build).
+    #: New articles are those published or imported after this time (the previous approved
+    #: issue's build) that no approved issue carried.
     new_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -89,6 +90,26 @@ class DigestIssue(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: Delivery rows created at approval.
     recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+
+#: Issues that went (or are going) to readers: what they carry is no longer new.
+CARRYING_STATUSES = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
+
+
+class IssueArticle(Base):
+    """An article an approved issue carries (written at approval from its `items`): the
+    record that makes every article reach one issue as new, and none twice."""
+
+    __tablename__ = "digest_issue_articles"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("digest_issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    #: "top" or "new", as in the issue's items.
+    section: Mapped[str] = mapped_column(String(8))
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -41,7 +41,13 @@ from webapp.core.clock import as_utc
 from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.digests.content import IssueEmail, compile_issue
-from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.digests.models import (
+    DeliveryStatus,
+    DigestDelivery,
+    DigestIssue,
+    IssueArticle,
+    IssueStatus,
+)
 from webapp.donations.models import Donation, DonationStatus, Donor, Plan, PlanStatus
 from webapp.outbox import services as outbox
 from webapp.outbox.gateway import Mailer
@@ -110,6 +116,7 @@ def approve_issue(
         raise IssueStateError(f"issue {issue.id} is {issue.status}, not a draft")
     if not issue.items:
         raise IssueStateError(f"issue {issue.id} has no articles")
+    _carry(session, issue)
     rows = select(
         literal(issue.id),
         Subscriber.id,
@@ -138,6 +145,38 @@ def approve_issue(
     if issue.recipients == 0:
         _finish(issue, now)
     return issue.recipients
+
+
+def _carry(session: Session, issue: DigestIssue) -> None:
+    """Record what the approved issue carries. A "new" article another approved issue
+    already carried (two drafts built from the same week) is dropped: an article reaches
+    readers as new once."""
+    ids = [int(item["article_id"]) for item in issue.items]
+    carried = set(
+        session.scalars(
+            select(IssueArticle.article_id).where(
+                IssueArticle.article_id.in_(ids), IssueArticle.issue_id != issue.id
+            )
+        )
+    )
+    kept = [
+        dict(item)
+        for item in issue.items
+        if item["section"] != "new" or int(item["article_id"]) not in carried
+    ]
+    if not kept:
+        raise IssueStateError(f"issue {issue.id}: its articles went out in another issue")
+    if len(kept) != len(issue.items):
+        issue.items = kept
+    seen: set[int] = set()
+    for item in kept:
+        article_id = int(item["article_id"])
+        if article_id not in seen:
+            seen.add(article_id)
+            session.add(
+                IssueArticle(issue_id=issue.id, article_id=article_id, section=item["section"])
+            )
+    session.flush()
 
 
 def pause_issue(session: Session, issue: DigestIssue, *, now: datetime, note: str = "") -> None:
