@@ -229,3 +229,31 @@ def test_demo_data_has_articles_a_sent_issue_and_a_draft(
     assert sent is not None and sent.recipients > 0
     assert client.get(f"/{sent.language}/digest/{sent.id}").status_code == 200
     assert client.get("/api/top-reads?lang=ru").get_json()
+
+
+def test_the_archive_language_switch_leads_to_the_same_week_s_issue(
+    app: Flask, client: FlaskClient, db_session: Session, clock: FrozenClock
+) -> None:
+    from webapp.digests.sending import approve_issue
+
+    week_of_articles(db_session, clock.now(), "en")
+    week_of_articles(db_session, clock.now(), "ru")
+    db_session.commit()
+    built = [issue_in(db_session, i) for i in build(app, db_session, clock)]
+    en = next(issue for issue in built if issue.language == "en")
+    ru = next(issue for issue in built if issue.language == "ru")
+    approve_issue(db_session, en, now=clock.now())
+    db_session.commit()
+    # Only the English issue is public: its switch leads to the Russian archive.
+    page = client.get(f"/en/digest/{en.id}").get_data(as_text=True)
+    assert 'hreflang="ru" href="/ru/digest"' in page
+    assert f"/ru/digest/{en.id}" not in page
+    # The English issue under /ru/ is sent to its own language, not dressed in Russian.
+    moved = client.get(f"/ru/digest/{en.id}")
+    assert moved.status_code == 302 and moved.headers["Location"].endswith(f"/en/digest/{en.id}")
+    approve_issue(db_session, ru, now=clock.now())
+    db_session.commit()
+    page = client.get(f"/en/digest/{en.id}").get_data(as_text=True)
+    assert f'hreflang="ru" href="/ru/digest/{ru.id}"' in page
+    russian = client.get(f"/ru/digest/{ru.id}").get_data(as_text=True)
+    assert f'hreflang="en" href="/en/digest/{en.id}"' in russian

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from babel.support import NullTranslations
 from flask import Flask
@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emails.rendering import RenderedEmail, load_translations
+from webapp.core.clock import as_utc
 from webapp.digests.building import BuildResult, build_digests, get_digest_settings
 from webapp.digests.content import compile_issue
-from webapp.digests.models import DigestIssue, IssueStatus
+from webapp.digests.models import CARRYING_STATUSES, DigestIssue, IssueStatus
 from webapp.digests.sending import approve_issue
 from webapp.outbox.gateway import Mailer
 from webapp.outbox.models import OutboxMessage, OutboxStatus
@@ -186,4 +187,31 @@ def archive_entries(session: Session, language: str, limit: int = 200) -> list[A
 
 def is_public(issue: DigestIssue) -> bool:
     """Issues have a public page once approved."""
-    return issue.status in (IssueStatus.SENT, IssueStatus.SENDING, IssueStatus.PAUSED)
+    return issue.status in CARRYING_STATUSES
+
+
+#: Issues in two languages built within this of each other are the same week's.
+SAME_WEEK = timedelta(days=3, hours=12)
+
+
+def same_week_issue(session: Session, issue: DigestIssue, language: str) -> int | None:
+    """The id of the public issue in `language` of the same week as `issue` (built for the
+    same slot, or else the closest build within half a week), or None."""
+    public = (DigestIssue.language == language, DigestIssue.status.in_(CARRYING_STATUSES))
+    if issue.slot is not None:
+        same_slot = session.scalar(
+            select(DigestIssue.id).where(*public, DigestIssue.slot == issue.slot).limit(1)
+        )
+        if same_slot is not None:
+            return int(same_slot)
+    built = as_utc(issue.created_at)
+    nearby = session.execute(
+        select(DigestIssue.id, DigestIssue.created_at).where(
+            *public,
+            DigestIssue.created_at >= built - SAME_WEEK,
+            DigestIssue.created_at <= built + SAME_WEEK,
+        )
+    ).all()
+    if not nearby:
+        return None
+    return int(min(nearby, key=lambda row: abs(as_utc(row[1]) - built))[0])
