@@ -8,7 +8,7 @@ from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringF
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from webapp.staff.roles import Role
-from webapp.staff.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from webapp.staff.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, totp_digits
 
 
 def role_choices() -> list[tuple[str, str]]:
@@ -30,6 +30,12 @@ def _new_password_length() -> Length:
     )
 
 
+def _six_digits(_form: FlaskForm, field: StringField) -> None:
+    """A TOTP code is six digits 0-9 (other scripts' digits are refused with this message)."""
+    if field.data and totp_digits(field.data) is None:
+        raise ValidationError(_l("Enter the six digits 0-9 that your authenticator app shows."))
+
+
 class LoginForm(FlaskForm):
     """Step one of sign-in (field names are part of the public contract)."""
 
@@ -43,7 +49,7 @@ class TotpLoginForm(FlaskForm):
 
     code = StringField(
         _l("Six-digit code from your authenticator app"),
-        validators=[DataRequired(), Length(max=12)],
+        validators=[DataRequired(), Length(max=12), _six_digits],
     )
 
 
@@ -63,7 +69,9 @@ class ChangePasswordForm(FlaskForm):
 class TotpCodeForm(FlaskForm):
     """A TOTP code confirming enabling or disabling two-factor sign-in."""
 
-    totp_code = StringField(_l("Six-digit code"), validators=[DataRequired(), Length(max=12)])
+    totp_code = StringField(
+        _l("Six-digit code"), validators=[DataRequired(), Length(max=12), _six_digits]
+    )
 
 
 class EmptyForm(FlaskForm):

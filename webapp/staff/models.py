@@ -91,7 +91,11 @@ class StaffSession(Base):
 
 
 class LoginFailure(Base):
-    """One failed sign-in attempt; counted per account and per IP to throttle guessing."""
+    """One sign-in attempt that failed, or is being checked; counted per account and per IP.
+
+    The row is written (and committed) before the password or code is checked, and deleted
+    again when it was right, so parallel guesses cannot all pass the count at once.
+    """
 
     __tablename__ = "staff_login_failures"
     __table_args__ = (
@@ -101,7 +105,7 @@ class LoginFailure(Base):
 
     #: Surrogate key.
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: When the attempt failed.
+    #: When the attempt was made (counted from then on).
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: Keyed hash of the lower-cased address typed (known or not, so both lock alike).
     account_key: Mapped[str] = mapped_column(String(64))

@@ -9,9 +9,17 @@ tests. Within any 15-minute window:
   oldest of them is 15 minutes old;
 * an IP with `IP_MAX_FAILURES` failures gets 429 for every sign-in attempt.
 
-Every function takes the SQLAlchemy session and the time `now`; none commits: the caller
-commits once, so an action and its audit row land together. Functions that hash an IP or
-an address (`hash_ip`) need an app context for the secret key.
+An attempt is counted before its password or code is checked: `_reserve_attempt` inserts
+its row and commits it while holding a lock on the account's and the IP's counts (SQLite's
+write lock, PostgreSQL advisory locks), and only an attempt that got a slot is checked. So
+parallel guesses get at most `ACCOUNT_MAX_FAILURES` argon2 checks, however many arrive at
+once; a right password or code deletes its row again. An attempt whose worker dies while
+checking stays counted as a failure.
+
+Every function takes the SQLAlchemy session and the time `now`; none commits but the two
+sign-in steps (`authenticate`, `verify_totp_login`), which commit the reserved attempt
+before checking; the caller commits the rest, so an action and its audit row land together.
+Functions that hash an IP or an address (`hash_ip`) need an app context for the secret key.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.core.clock import as_utc
 from webapp.core.net import hash_ip
+from webapp.db import begin_writing
 from webapp.staff.audit import record_audit
 from webapp.staff.models import LoginFailure, StaffSession, StaffUser
 from webapp.staff.roles import Role
@@ -433,26 +443,95 @@ def _account_failures(
     )
 
 
-def _record_failure(
+@dataclass(frozen=True)
+class _Attempt:
+    """A sign-in attempt that got a slot: its counted row and its place in both counts."""
+
+    row_id: int
+    #: 1 for the first attempt on the account since its window (or last sign-in) began.
+    account_ordinal: int
+    #: 1 for the first attempt from the IP in the window.
+    ip_ordinal: int
+
+
+def _advisory_lock_id(name: str) -> int:
+    """A signed 64-bit number for `pg_advisory_xact_lock`, derived from a throttling key."""
+    digest = hashlib.blake2b(b"staff-sign-in:" + name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _reserve_attempt(
     session: Session,
     *,
     key: str,
-    ip: str,
+    ip_hash: str,
     user: StaffUser | None,
     step: str,
     now: datetime,
-) -> LoginOutcome:
-    """Count one failure; audit and report a lockout when this failure causes one."""
-    ip_hash = hash_ip(ip)
-    session.add(LoginFailure(at=now, account_key=key, ip_hash=ip_hash, step=step))
+) -> _Attempt | LoginOutcome:
+    """Count one attempt before it is checked, or refuse it when the account or IP is locked.
+
+    Commits (the lock is released and the slot taken either way). The count and the insert
+    run under a lock on both keys, so two requests never take the same last slot: on SQLite
+    `BEGIN IMMEDIATE` takes the database's write lock first; on PostgreSQL, where concurrent
+    inserts would not see each other, transaction-scoped advisory locks on the account and
+    the IP (taken in a fixed order, so two requests cannot wait on each other).
+    """
+    begin_writing(session)
+    if session.get_bind().dialect.name == "postgresql":
+        for lock_id in sorted({_advisory_lock_id(key), _advisory_lock_id(ip_hash)}):
+            session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+    ip_count = _ip_failures(session, ip_hash, now)
+    account_count = _account_failures(session, key, user, now)
+    refused: LoginOutcome | None = None
+    if ip_count >= IP_MAX_FAILURES:
+        refused = LoginOutcome.IP_LOCKED
+    elif account_count >= ACCOUNT_MAX_FAILURES:
+        refused = LoginOutcome.ACCOUNT_LOCKED
+    if refused is not None:
+        session.commit()
+        return refused
+    row = LoginFailure(at=now, account_key=key, ip_hash=ip_hash, step=step)
+    session.add(row)
     # Old rows only matter for 15 minutes; prune a day's worth lazily, here.
     session.execute(
         delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1))
     )
     session.flush()
+    attempt = _Attempt(row.id, account_count + 1, ip_count + 1)
+    session.commit()
+    return attempt
+
+
+def _attempt_succeeded(session: Session, attempt: _Attempt) -> None:
+    """The password or code was right: the attempt no longer counts as a failure."""
+    session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.row_id))
+
+
+def _attempt_failed(
+    session: Session,
+    *,
+    attempt: _Attempt,
+    ip: str,
+    user: StaffUser | None,
+    step: str,
+    now: datetime,
+) -> LoginOutcome:
+    """The attempt (already counted) failed; audit and report a lockout when it caused one.
+
+    The attempt that took the last slot is the one that locks, so exactly one lockout is
+    audited however many failures arrive at once.
+    """
     if user is not None:
-        user.failed_logins = (user.failed_logins or 0) + 1
-    if _account_failures(session, key, user, now) == ACCOUNT_MAX_FAILURES:
+        # In SQL, so parallel failures each add one.
+        session.execute(
+            update(StaffUser)
+            .where(StaffUser.id == user.id)
+            .values(failed_logins=func.coalesce(StaffUser.failed_logins, 0) + 1)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(user, ["failed_logins"])
+    if attempt.account_ordinal == ACCOUNT_MAX_FAILURES:
         record_audit(
             session,
             actor=None,
@@ -464,7 +543,7 @@ def _record_failure(
             now=now,
         )
         return LoginOutcome.ACCOUNT_LOCKED
-    if _ip_failures(session, ip_hash, now) == IP_MAX_FAILURES:
+    if attempt.ip_ordinal == IP_MAX_FAILURES:
         record_audit(
             session, actor=None, action="staff.login_ip_locked", details={"step": step},
             ip=ip, now=now,
@@ -478,28 +557,31 @@ def authenticate(
 ) -> LoginResult:
     """Check an address and password, with per-account and per-IP throttling.
 
-    Unknown address, inactive account and wrong password all give `INVALID` after the same
-    amount of hashing work. A right password gives `OK`, or `TOTP_REQUIRED` when the
-    account has a second factor; no session is started here (see `start_session`).
-    The caller commits in every case, so failures are counted.
+    The attempt is counted (and committed) before the password is hashed; a locked account
+    or IP is refused without hashing. Unknown address, inactive account and wrong password
+    all give `INVALID` after the same amount of hashing work. A right password gives `OK`,
+    or `TOTP_REQUIRED` when the account has a second factor, and its attempt stops counting;
+    no session is started here (see `start_session`). The caller commits the outcome.
     """
-    if _ip_failures(session, hash_ip(ip), now) >= IP_MAX_FAILURES:
-        return LoginResult(LoginOutcome.IP_LOCKED)
     key = account_key(email)
     user = get_staff_by_email(session, email)
-    if _account_failures(session, key, user, now) >= ACCOUNT_MAX_FAILURES:
-        return LoginResult(LoginOutcome.ACCOUNT_LOCKED)
+    attempt = _reserve_attempt(
+        session, key=key, ip_hash=hash_ip(ip), user=user, step="password", now=now
+    )
+    if isinstance(attempt, LoginOutcome):
+        return LoginResult(attempt)
     if user is None or not user.active:
         _burn_dummy_hash(password)
         ok = False
     else:
         ok = check_password(user, password)
     if not ok:
-        outcome = _record_failure(
-            session, key=key, ip=ip, user=user, step="password", now=now
+        outcome = _attempt_failed(
+            session, attempt=attempt, ip=ip, user=user, step="password", now=now
         )
         return LoginResult(outcome)
     assert user is not None
+    _attempt_succeeded(session, attempt)
     if user.totp_enabled and user.totp_secret:
         return LoginResult(LoginOutcome.TOTP_REQUIRED, user)
     return LoginResult(LoginOutcome.OK, user)
@@ -510,19 +592,22 @@ def verify_totp_login(
 ) -> LoginResult:
     """The second sign-in step: check a TOTP code for a user whose password was right.
 
-    Throttled like `authenticate` (a wrong code counts as a failure of the account).
+    Throttled like `authenticate` (a wrong or already used code counts as a failure of the
+    account, counted before the code is checked). The caller commits the outcome.
     """
-    if _ip_failures(session, hash_ip(ip), now) >= IP_MAX_FAILURES:
-        return LoginResult(LoginOutcome.IP_LOCKED)
     user = session.get(StaffUser, user_id)
     if user is None or not user.active or not user.totp_enabled:
         return LoginResult(LoginOutcome.INVALID)
-    key = account_key(user.email)
-    if _account_failures(session, key, user, now) >= ACCOUNT_MAX_FAILURES:
-        return LoginResult(LoginOutcome.ACCOUNT_LOCKED)
-    if not check_totp(user, code, now):
-        outcome = _record_failure(session, key=key, ip=ip, user=user, step="totp", now=now)
+    attempt = _reserve_attempt(
+        session, key=account_key(user.email), ip_hash=hash_ip(ip), user=user, step="totp",
+        now=now,
+    )
+    if isinstance(attempt, LoginOutcome):
+        return LoginResult(attempt)
+    if not use_totp_code(session, user, code, now):
+        outcome = _attempt_failed(session, attempt=attempt, ip=ip, user=user, step="totp", now=now)
         return LoginResult(outcome)
+    _attempt_succeeded(session, attempt)
     return LoginResult(LoginOutcome.OK, user)
 
 
@@ -534,22 +619,54 @@ def totp_uri(user: StaffUser, secret: str, issuer: str = TOTP_ISSUER) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
-def check_totp(user: StaffUser, code: str, now: datetime, *, secret: str | None = None) -> bool:
-    """True when `code` is valid now (±30 s) and newer than the last code used.
+#: What a code may look like: six ASCII digits (spaces between them are allowed).
+TOTP_DIGITS = 6
 
-    Records the accepted time step on the user so the same code cannot be replayed.
+
+def totp_digits(code: str | None) -> str | None:
+    """The six ASCII digits of a typed code (spaces dropped), or None when it is not one.
+
+    Only 0-9: `str.isdigit` also accepts other scripts' digits ("١٢٣٤٥٦"), which no
+    authenticator shows and which the code comparison cannot take.
+    """
+    digits = (code or "").replace(" ", "")
+    if len(digits) != TOTP_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits
+
+
+def use_totp_code(
+    session: Session, user: StaffUser, code: str, now: datetime, *, secret: str | None = None
+) -> bool:
+    """True when `code` is valid now (±30 s) and newer than the last code the user used.
+
+    Each code is good once: the accepted time step is recorded with a conditional UPDATE
+    (only if it is newer than the stored one), so of two requests with the same code, at
+    the same time or one after the other, only one gets True. Not committed.
     """
     key = secret or user.totp_secret
-    digits = "".join(ch for ch in (code or "") if not ch.isspace())
-    if not key or len(digits) != 6 or not digits.isdigit():
+    digits = totp_digits(code)
+    if not key or digits is None:
         return False
     totp = pyotp.TOTP(key)
-    last = user.totp_last_timecode or 0
     for offset in (0, -1, 1):
         moment = now + timedelta(seconds=30 * offset)
+        if not hmac.compare_digest(totp.at(moment), digits):
+            continue
         timecode = totp.timecode(moment)
-        if timecode > last and hmac.compare_digest(totp.at(moment), digits):
-            user.totp_last_timecode = timecode
+        claimed = session.execute(
+            update(StaffUser)
+            .where(
+                StaffUser.id == user.id,
+                (StaffUser.totp_last_timecode.is_(None))
+                | (StaffUser.totp_last_timecode < timecode),
+            )
+            .values(totp_last_timecode=timecode)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            # The row has it already; keep the loaded object in step without a second write.
+            set_committed_value(user, "totp_last_timecode", timecode)
             return True
     return False
 
@@ -570,7 +687,9 @@ def enable_totp(
 
     Returns False (and changes nothing) when the code is wrong or no enrolment is pending.
     """
-    if user.totp_enabled or not user.totp_secret or not check_totp(user, code, now):
+    if user.totp_enabled or not user.totp_secret or not use_totp_code(
+        session, user, code, now
+    ):
         return False
     user.totp_enabled = True
     record_audit(
@@ -596,7 +715,7 @@ def disable_totp(
     """
     if not user.totp_enabled:
         return False
-    if code is not None and not check_totp(user, code, now):
+    if code is not None and not use_totp_code(session, user, code, now):
         return False
     user.totp_enabled = False
     user.totp_secret = None
