@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
+from urllib.parse import unquote
 
 from flask import current_app, request
 
@@ -22,8 +24,54 @@ def hash_ip(ip: str) -> str:
     return hashlib.blake2b(ip.encode(), key=key[:64], digest_size=16).hexdigest()
 
 
+#: Longer `next` targets are refused: no path of ours comes near it.
+MAX_REDIRECT_LENGTH = 2000
+#: Unicode categories a browser or proxy may drop, normalise or read as a separator:
+#: controls, format characters (zero-width, bidi), spaces and line/paragraph separators,
+#: private-use, surrogates and unassigned code points.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zs", "Zl", "Zp"})
+#: How many layers of percent-encoding are looked through.
+_DECODE_LAYERS = 3
+
+
+def has_unsafe_url_characters(text: str) -> bool:
+    """True when `text` holds a character that a browser would strip, drop or reinterpret
+    before resolving it as a URL: C0 controls, space, DEL, C1 controls, other Unicode spaces
+    and format characters, or a backslash (a slash in http(s) URLs)."""
+    return any(
+        ch == "\\" or ord(ch) <= 0x20 or unicodedata.category(ch) in _UNSAFE_CATEGORIES
+        for ch in text
+    )
+
+
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+
+
 def is_safe_redirect(target: str | None) -> bool:
-    """True for the app's own absolute paths only (no scheme, no host, no `//`)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    r"""True for the app's own absolute paths only, read the way a browser reads them.
+
+    A browser resolving a `Location` strips C0 controls and spaces at the ends, removes
+    tabs and newlines anywhere and reads a backslash as a slash (WHATWG URL), so
+    `/\t/evil.example/` would become `//evil.example/`, another host. Rather than strip and
+    guess, a target with any character a browser would change is refused
+    (`has_unsafe_url_characters`), as is one that does not start with exactly one `/`.
+    The same tricks behind percent-encoding (`/%2F%2Fx`, `/%5Cx`, `/%09/x`), which a proxy
+    or a second redirect may decode, are refused too: every decoding must still start with
+    one `/` not followed by `/` or `\`, and hold no control character.
+    """
+    if not target or len(target) > MAX_REDIRECT_LENGTH:
         return False
-    return "\\" not in target and "\n" not in target and "\r" not in target
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    if has_unsafe_url_characters(target):
+        return False
+    layer = target
+    for _ in range(_DECODE_LAYERS):
+        decoded = unquote(layer, errors="replace")
+        if decoded == layer:
+            return True
+        if decoded[1:2] in ("/", "\\") or any(_is_control(ch) for ch in decoded):
+            return False
+        layer = decoded
+    return unquote(layer, errors="replace") == layer  # deeper encoding than any link of ours

@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
-from webapp.core.net import client_ip, hash_ip, is_safe_redirect
+from webapp.core.net import client_ip, has_unsafe_url_characters, hash_ip, is_safe_redirect
 from webapp.db import get_session
 from webapp.i18n import current_language, public_route
 from webapp.site.services import get_site_settings
@@ -181,7 +181,7 @@ def _safe_next(target: str | None, origins: set[str]) -> str | None:
         return None
     if is_safe_redirect(target):
         return target
-    if any(ch in target for ch in "\r\n\\"):
+    if has_unsafe_url_characters(target):  # what a browser would strip or reread
         return None
     origin = _origin_of(target)
     return target if origin and origin in origins else None
