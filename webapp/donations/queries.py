@@ -3,7 +3,6 @@ and one donor's page, and the Stripe events received."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
+from webapp.core.csv_out import CsvWriter, PlainNumber
 from webapp.core.money import format_plain
 from webapp.donations.models import Campaign, Donation, DonationStatus, Donor, Plan, StripeEvent
 from webapp.outbox.models import OutboxMessage
@@ -175,10 +175,12 @@ def donations_csv(session: Session, flt: DonationFilter) -> Iterator[str]:
 
     The header row names every column (`CSV_COLUMNS`): amounts are plain decimals in major
     units of `currency` ("10.50"), `net` is the amount less refunds and disputes, dates are
-    UTC (paid, else created), `anonymous` is yes/no.
+    UTC (paid, else created), `anonymous` is yes/no. Text cells that a spreadsheet would
+    run as formulas (a donor named "=HYPERLINK(…)") get a leading `'`; amounts, written
+    from numbers, are left as numbers (`webapp.core.csv_out`).
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvWriter(buffer)
     writer.writerow(CSV_COLUMNS)
     # selectinload, not joinedload: rows are fetched `yield_per` at a time, so memory stays
     # flat however many donations match.
@@ -203,11 +205,11 @@ def donations_csv(session: Session, flt: DonationFilter) -> Iterator[str]:
                 donation.kind,
                 donation.frequency,
                 cur,
-                format_plain(donation.amount_minor, cur),
-                format_plain(donation.fee_covered_minor, cur),
-                format_plain(donation.refunded_minor, cur),
-                format_plain(donation.disputed_minor, cur),
-                format_plain(donation.net_minor, cur),
+                PlainNumber(format_plain(donation.amount_minor, cur)),
+                PlainNumber(format_plain(donation.fee_covered_minor, cur)),
+                PlainNumber(format_plain(donation.refunded_minor, cur)),
+                PlainNumber(format_plain(donation.disputed_minor, cur)),
+                PlainNumber(format_plain(donation.net_minor, cur)),
                 donation.donor.email,
                 donation.donor.name,
                 "yes" if donation.is_anonymous else "no",

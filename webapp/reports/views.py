@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from babel.numbers import format_decimal, format_percent
@@ -25,6 +25,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from webapp.core.clock import get_clock
+from webapp.core.csv_out import Cell, CsvWriter, PlainNumber
 from webapp.core.money import format_money, format_plain
 from webapp.db import get_session
 from webapp.donations.models import Campaign
@@ -358,14 +359,14 @@ def report_csv(slug: str) -> Any:
     )
     session.commit()
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = CsvWriter(buffer, bom=True)
     base = load_rates(session).base
     writer.writerow([_csv_header(column, base) for column in table.columns])
     for row in table.rows:
         writer.writerow([_csv_value(column, row[column.key], base) for column in table.columns])
     filename = f"readership-{slug}-{query.first:%Y-%m}-{query.last:%Y-%m}.csv"
     return Response(
-        "\ufeff" + buffer.getvalue(),
+        buffer.getvalue(),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -375,14 +376,15 @@ def _csv_header(column: Column, base: str) -> str:
     return f"{column.key}_{base.lower()}" if column.kind == "money" else column.key
 
 
-def _csv_value(column: Column, value: Any, base: str) -> Any:
+def _csv_value(column: Column, value: Any, base: str) -> Cell:
     # Spreadsheet programs read plain numbers: money in major units, shares as fractions.
+    # Numbers stay numbers; text (names, sources) is formula-escaped by the CSV writer.
     if value is None:
         return ""
     if column.kind == "money":
-        return format_plain(int(value), base)
+        return PlainNumber(format_plain(int(value), base))
     if column.kind == "share":
-        return f"{value:.4f}"
-    if column.kind == "text" and str(value)[:1] in ("=", "+", "-", "@"):
-        return "'" + str(value)  # no formulas from names or sources
-    return value
+        return Decimal(f"{value:.4f}")
+    if isinstance(value, int | float | Decimal) and column.kind != "text":
+        return value
+    return str(value)

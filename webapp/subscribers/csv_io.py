@@ -1,9 +1,11 @@
 """CSV export and import of the subscriber list.
 
 Export writes our own format (`EXPORT_COLUMNS`), UTF-8 with a byte-order mark so
-spreadsheet programs show non-Latin names right. Import reads our own format (so an
-export restores the list, statuses and dates included) and the exports of Substack, Ghost
-and Mailchimp (subscribed, unsubscribed and cleaned lists), recognised by their header row.
+spreadsheet programs show non-Latin names right, through the one CSV writer of every export
+(`webapp.core.csv_out`: a cell a spreadsheet would run as a formula gets a leading `'`).
+Import reads our own format (so an export restores the list, statuses and dates included,
+and names and addresses without that quote) and the exports of Substack, Ghost and
+Mailchimp (subscribed, unsubscribed and cleaned lists), recognised by their header row.
 
 Import rules:
 
@@ -40,6 +42,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
+from webapp.core.csv_out import CsvWriter, unescape_cell
 from webapp.subscribers.addresses import InvalidEmail, normalise_email
 from webapp.subscribers.models import (
     EventActor,
@@ -144,9 +147,9 @@ def export_subscribers(
     session: Session, out: IO[str], *, status: SubscriberStatus | None = None
 ) -> int:
     """Write the list (erased people left out) as CSV in our own format; returns the row
-    count. `out` is a text stream opened with `newline=""`; a BOM is written first."""
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
+    count. `out` is a text stream opened with `newline=""`; a BOM is written first, and
+    cells a spreadsheet would run as formulas are escaped (`webapp.core.csv_out`)."""
+    writer = CsvWriter(out, bom=True)
     writer.writerow(EXPORT_COLUMNS)
     query = select(Subscriber).where(Subscriber.erased_at.is_(None)).order_by(Subscriber.id)
     if status is not None:
@@ -403,6 +406,8 @@ class _Mapper:
     def map(self, line: int, cells: Sequence[str]) -> ImportRow:
         cells = self.pad(cells)
         raw_email = self.cell(cells, self.email_column)
+        if self.format == CsvFormat.READERSHIP:
+            raw_email = unescape_cell(raw_email)  # our export quoted a leading "+", "=", …
         if not raw_email:
             raise RowRejected(RejectReason.MISSING_EMAIL)
         try:
@@ -421,7 +426,7 @@ class _Mapper:
         # The hot path of a large import (and of restoring an export): plain indexing.
         (name, language, languages, status_, source, created_at, confirmed_at,
          unsubscribed_at, paused, suppressed, reason_) = self.readership_columns
-        row.name = _clean(cells[name].strip(), 200)
+        row.name = _clean(unescape_cell(cells[name].strip()), 200)
         row.language = self.language(cells[language])
         extra = cells[languages]
         if extra.strip():
@@ -841,9 +846,10 @@ def _merge_into(
 
 
 def rejections_csv(job: ImportJob) -> str:
-    """The rejected rows of an import as CSV text (line, email, reason)."""
+    """The rejected rows of an import as CSV text (line, email, reason); the offending
+    values come from someone else's file, so they are formula-escaped like every export."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = CsvWriter(buffer)
     writer.writerow(("line", "email", "reason"))
     for rejection in job.rejections:
         writer.writerow((rejection.line, rejection.value, rejection.reason))
