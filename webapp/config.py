@@ -61,6 +61,12 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "PENDING_SIGNUP_EXPIRY_DAYS": int(env.get("PENDING_SIGNUP_EXPIRY_DAYS", "7")),
         "STAFF_SESSION_MAX_AGE_HOURS": int(env.get("STAFF_SESSION_MAX_AGE_HOURS", "12")),
         "TRUST_PROXY": _bool(env.get("TRUST_PROXY"), False),
+        # The largest request body the app reads (Flask refuses more with 413, unread); the
+        # staff CSV upload has its own, larger limit (SUBSCRIBER_IMPORT_MAX_BYTES).
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH") or 1024 * 1024),
+        # View beacons per client IP, and views of one article counted per IP and day.
+        "VIEW_RATE_LIMIT": env.get("VIEW_RATE_LIMIT") or "60 per minute",
+        "VIEWS_PER_ADDRESS": int(env.get("VIEWS_PER_ADDRESS") or 3),
     }
     # Donation limits and Stripe timing; the donations feature fills in its defaults.
     for name, convert in (

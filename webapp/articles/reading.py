@@ -44,11 +44,25 @@ def visitor_hash(secret: str, day: date, ip: str, user_agent: str) -> str:
     return hmac.new(key, f"{ip}\n{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+#: Views of one article counted per IP address and day, whatever the User-Agent: a household
+#: or an office behind one address still counts a few, a script that changes its User-Agent
+#: for every request counts no more.
+VIEWS_PER_ADDRESS = 3
+
+
 def record_view(
-    session: Session, url: str, *, ip: str, user_agent: str, secret: str, now: datetime
+    session: Session,
+    url: str,
+    *,
+    ip: str,
+    user_agent: str,
+    secret: str,
+    now: datetime,
+    per_address: int = VIEWS_PER_ADDRESS,
 ) -> bool:
     """Count one view of the article at `url`; False when not counted (a bot, an unknown
-    page, or the same visitor again today). The caller commits."""
+    page, the same visitor again today, or an address that had `per_address` views of the
+    article today already). The caller commits."""
     if is_bot(user_agent):
         return False
     address = canonical_url(url)
@@ -68,6 +82,8 @@ def record_view(
             session.add(seen)
     except IntegrityError:
         return False  # this visitor read it today already
+    if not _take_address_slot(session, day, article_id, secret, ip, per_address):
+        return False  # a new "browser" from an address that has had its share today
     counted = session.execute(
         update(ArticleViewDay)
         .where(ArticleViewDay.article_id == article_id, ArticleViewDay.day == day)
@@ -84,6 +100,28 @@ def record_view(
                 .values(views=ArticleViewDay.views + 1)
             )
     return True
+
+
+def _take_address_slot(
+    session: Session, day: date, article_id: int, secret: str, ip: str, per_address: int
+) -> bool:
+    """Claim one of the address's `per_address` counted views of the article today. The
+    slots are rows of the same daily-keyed hash table as the visitors (the address alone,
+    with the slot's number), so the claim is atomic (a primary key) and names nobody."""
+    for slot in range(per_address):
+        try:
+            with session.begin_nested():
+                session.add(
+                    ArticleViewSeen(
+                        day=day,
+                        article_id=article_id,
+                        visitor_hash=visitor_hash(secret, day, ip, f"\0address-slot-{slot}"),
+                    )
+                )
+            return True
+        except IntegrityError:
+            continue
+    return False
 
 
 def purge_raw_views(session: Session, *, now: datetime, keep_days: int = 2) -> int:

@@ -6,8 +6,9 @@ import base64
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from webapp.articles.reading import get_top_reads, record_view
+from webapp.articles.reading import VIEWS_PER_ADDRESS, get_top_reads, record_view
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.core.net import client_ip
@@ -31,6 +32,7 @@ def _count(url: str) -> None:
             user_agent=request.headers.get("User-Agent", "")[:500],
             secret=current_app.config["SECRET_KEY"],
             now=utcnow(),
+            per_address=int(current_app.config.get("VIEWS_PER_ADDRESS", VIEWS_PER_ADDRESS)),
         ):
             session.commit()
     except Exception:  # a beacon never fails the reader's page
@@ -38,8 +40,24 @@ def _count(url: str) -> None:
         current_app.logger.exception("view not counted")
 
 
+#: The beacon's body is a page address: a couple of KiB is plenty, more is refused unread.
+BEACON_MAX_BYTES = 4096
+
+
+def _view_rate_limit() -> str:
+    return str(current_app.config.get("VIEW_RATE_LIMIT", "60 per minute"))
+
+
+@bp.before_request
+def _limit_beacon_body() -> None:
+    # Before anything reads the body: Werkzeug then refuses a larger declared length at
+    # once and stops a chunked body at the limit, so a huge POST is never read whole.
+    if request.endpoint == "articles.view_beacon":
+        request.max_content_length = BEACON_MAX_BYTES
+
+
 @bp.get("/t/view")
-@limiter.exempt
+@limiter.limit(_view_rate_limit)
 def view_pixel() -> Response:
     """`<img src="/t/view?u=<page URL>">`: counts the view, answers a 1x1 GIF."""
     _count(request.args.get("u", "") or request.referrer or "")
@@ -47,10 +65,14 @@ def view_pixel() -> Response:
 
 
 @bp.post("/t/view")
-@limiter.exempt
+@limiter.limit(_view_rate_limit)
 def view_beacon() -> Response:
     """`navigator.sendBeacon("/t/view", location.href)`: the body is the page URL."""
-    body = request.get_data(cache=False)[:2000].decode("utf-8", errors="replace")
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return Response(status=413, headers=_NO_STORE)
+    body = raw[:2000].decode("utf-8", errors="replace")
     _count(body.strip() or request.args.get("u", ""))
     return Response(status=204, headers=_NO_STORE)
 
