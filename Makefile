@@ -53,7 +53,7 @@ test: install-test typecheck
 
 # Long property runs (hundreds of generated histories, bigger ones) kept out of `make test`.
 soak: install-test
-	READERSHIP_SOAK=1 $(BIN)/python -m pytest tests/donations/test_books_model.py tests/digests/test_sending_model.py tests/digests/test_coverage.py -p no:randomly $(PYTEST_ARGS)
+	READERSHIP_SOAK=1 $(BIN)/python -m pytest tests/donations/test_books_model.py tests/digests/test_sending_model.py tests/digests/test_coverage.py tests/test_hostile_inputs.py -p no:randomly $(PYTEST_ARGS)
 
 typecheck: install-test
 	$(BIN)/mypy
