@@ -83,6 +83,7 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("DIGEST_MAX_ATTEMPTS", int),
         ("DIGEST_PAUSE_FAILURE_RATE", float),
         ("DIGEST_PAUSE_MIN_FINISHED", int),
+        ("SUBSCRIBER_IMPORT_MAX_BYTES", int),
     ):
         if env.get(name):
             config[name] = convert(env[name])
