@@ -136,3 +136,19 @@ def test_the_staff_csv_upload_keeps_its_own_larger_limit(
     assert response.status_code == 303
     data = wait_until_done(client, response.headers["Location"])
     assert data["status"] == "finished" and data["created"] == 60_000
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(
+    client: FlaskClient, db_session: Session
+) -> None:
+    """PostgreSQL cannot store NUL: found by the public-endpoint fuzz as a 500 there."""
+    assert client.get("/en/donate/%00").status_code == 404
+    assert client.get("/en/digest", query_string={"q": "a\x00"}).status_code == 400
+    from tests.helpers.html import csrf_token
+
+    token = csrf_token(client.get("/en/subscribe").get_data(as_text=True))
+    signup = client.post(
+        "/en/subscribe", data={"csrf_token": token, "email": "a@b.org", "name": "x\x00y"}
+    )
+    assert signup.status_code == 400 and "expired" not in signup.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
