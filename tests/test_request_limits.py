@@ -138,17 +138,7 @@ def test_the_staff_csv_upload_keeps_its_own_larger_limit(
     assert data["status"] == "finished" and data["created"] == 60_000
 
 
-def test_nul_characters_are_refused_before_they_reach_the_database(
-    client: FlaskClient, db_session: Session
-) -> None:
-    """PostgreSQL cannot store NUL: found by the public-endpoint fuzz as a 500 there."""
-    assert client.get("/en/donate/%00").status_code == 404
-    assert client.get("/en/digest", query_string={"q": "a\x00"}).status_code == 400
-    from tests.helpers.html import csrf_token
-
-    token = csrf_token(client.get("/en/subscribe").get_data(as_text=True))
-    signup = client.post(
-        "/en/subscribe", data={"csrf_token": token, "email": "a@b.org", "name": "x\x00y"}
-    )
-    assert signup.status_code == 400 and "expired" not in signup.get_data(as_text=True)
-    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
+def test_a_nul_in_a_path_is_a_404_not_a_database_error(client: FlaskClient) -> None:
+    """PostgreSQL cannot store or compare NUL: found by the public-endpoint fuzz as a 500."""
+    for path in ("/en/donate/%00", "/en/unsubscribe/a%00b", "/en/donate/manage/%00"):
+        assert client.get(path).status_code == 404

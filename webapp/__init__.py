@@ -33,8 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     _register_features(app)
-    # Last of the app-wide hooks: after CSRF and the upload limits have parsed the form.
-    app.before_request(security.refuse_nul_characters)
+    app.before_request(security.refuse_nul_in_path)
     _register_errors(app)
     return app
 
