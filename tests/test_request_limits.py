@@ -5,8 +5,13 @@ the top reads stay the readers' choice."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -14,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bench.server import bench_environment, gunicorn
 from tests.articles.test_reading import BROWSER, make_article, view, views_of
 from tests.helpers.live_server import LiveServer
 from webapp.articles.models import ArticleViewSeen
@@ -23,49 +29,150 @@ from webapp.core.clock import FrozenClock
 from webapp.subscribers.models import Subscriber
 
 
-def raw_request(server: LiveServer, head: str, body_parts: list[bytes], timeout: float = 10) -> str:
-    """Send a hand-made HTTP/1.1 request; returns the status line (the server may answer
-    before the body is sent, and then close)."""
-    parts = urlsplit(server.url)
+class BodyMeter:
+    """WSGI middleware that counts the body bytes the app reads (through whatever stream the
+    server hands it: a plain socket file, or Werkzeug's and gunicorn's de-chunking)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.read: dict[str, int] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], self.read,
+                                               environ.get("PATH_INFO", ""))
+        return self.app(environ, start_response)
+
+
+class _CountingInput:
+    # No `readinto`: Werkzeug's LimitedStream then reads through `read`, which counts.
+    def __init__(self, stream: Any, counts: dict[str, int], path: str) -> None:
+        self._stream, self._counts, self._path = stream, counts, path
+        counts.setdefault(path, 0)
+
+    def _count(self, data: bytes) -> bytes:
+        self._counts[self._path] += len(data)
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        return self._count(self._stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._count(self._stream.readline(size))
+
+
+def send_raw(url: str, head: str, body: Iterable[bytes], timeout: float = 20) -> str:
+    """Send a hand-made HTTP/1.1 request and return the answer's status line. The body is
+    sent from another thread while this one waits for the answer: a server that refuses a
+    body answers (and closes) long before the client could finish sending it."""
+    parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         sock.sendall(head.encode())
-        try:
-            for part in body_parts:
-                sock.sendall(part)
-        except OSError:
-            pass  # the server answered and closed without reading the rest: what we want
+
+        def send_body() -> None:
+            with contextlib.suppress(OSError):  # refused: the server closed on us
+                for part in body:
+                    sock.sendall(part)
+
+        sender = threading.Thread(target=send_body, daemon=True)
+        sender.start()
         answer = b""
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        with contextlib.suppress(ConnectionResetError):
+            while b"\r\n" not in answer:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # ends a sender still blocked in sendall
+        sender.join(timeout)
+        assert not sender.is_alive()
     return answer.split(b"\r\n", 1)[0].decode()
 
 
-def test_a_huge_declared_body_is_refused_without_being_read(live_server: LiveServer) -> None:
-    started = time.monotonic()
-    head = (
-        "POST /en/subscribe HTTP/1.1\r\nHost: localhost\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {400 * 1024 * 1024}\r\n\r\n"
-    )
-    # Only a few bytes follow the 400 MiB the header promises: an answer at all proves the
-    # server did not wait to read the body.
-    assert " 413 " in raw_request(live_server, head, [b"email=a%40b.org"])
-    assert time.monotonic() - started < 5
+def chunked(total: int, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """A chunked body of `total` bytes, made as it is sent (never held whole)."""
+    data = b"x" * piece
+    for _ in range(total // piece):
+        yield b"%x\r\n%s\r\n" % (piece, data)
+    yield b"0\r\n\r\n"
 
 
-def test_a_chunked_beacon_is_not_read_past_its_limit(live_server: LiveServer) -> None:
-    head = (
-        "POST /t/view HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n"
-    )
-    chunk = b"x" * 1024
-    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(64)] + [b"0\r\n\r\n"]
-    # A server that hands chunked bodies on (gunicorn) gets 413 at the limit; Werkzeug's own
-    # server gives the app no body at all. Either way nothing is read past the limit.
-    assert raw_request(live_server, head, chunks).split(" ")[1] in {"413", "204"}
+def head(path: str, content_type: str, length: int | None) -> str:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+            f"{framing}\r\n\r\n")
+
+
+#: Each endpoint with the body limit it must keep (the setting's name, or bytes).
+LIMITED = [
+    ("/en/subscribe", "application/x-www-form-urlencoded", "FORM_MAX_CONTENT_LENGTH"),
+    ("/ru/donate", "application/x-www-form-urlencoded", "FORM_MAX_CONTENT_LENGTH"),
+    ("/en/embed/subscribe", "multipart/form-data; boundary=x", "FORM_MAX_CONTENT_LENGTH"),
+    ("/t/view", "text/plain", BEACON_MAX_BYTES),
+    ("/stripe/webhook", "application/json", "MAX_CONTENT_LENGTH"),
+]
+
+
+def test_huge_declared_and_chunked_bodies_are_refused_and_never_read_past_the_limit(
+    live_server: LiveServer,
+) -> None:
+    app = live_server.app
+    app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_sizes"  # configured: the body is read
+    meter = BodyMeter(app.wsgi_app)
+    app.wsgi_app = meter  # type: ignore[method-assign]
+    for path, content_type, limit in LIMITED:
+        max_bytes = int(app.config[limit]) if isinstance(limit, str) else limit
+        started = time.monotonic()
+        # 400 MiB promised, a few bytes sent: an answer at all proves nothing waited for it.
+        declared = send_raw(live_server.url, head(path, content_type, 400 * 1024 * 1024),
+                            [b"email=a%40b.org"])
+        assert " 413 " in declared, (path, declared)
+        assert meter.read[path] == 0, path  # refused on the header alone
+        # 64 MiB without a length: read up to the limit (and a byte to see there is more).
+        meter.read[path] = 0
+        streamed = send_raw(live_server.url, head(path, content_type, None),
+                            chunked(64 * 1024 * 1024))
+        assert " 413 " in streamed, (path, streamed)
+        assert meter.read[path] <= max_bytes + 1, (path, meter.read[path], max_bytes)
+        assert time.monotonic() - started < 10, path
+    # A body within the limits is read whole and served as usual.
+    meter.read["/t/view"] = 0
+    ok = send_raw(live_server.url, head("/t/view", "text/plain", 22), [b"https://x.example/a/b/"])
+    assert " 204 " in ok and meter.read["/t/view"] == 22
+
+
+def test_gunicorn_refuses_huge_bodies_without_its_memory_growing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The production server: a 256 MiB chunked POST to each small endpoint, and the
+    workers' memory stays where it was (the app would need at least the body to read it)."""
+    env = bench_environment({
+        "DATABASE_URL": database_url, "SECRET_KEY": "gunicorn-sizes-test-secret-key-0123456789",
+        "BASE_URL": "http://127.0.0.1", "RATELIMIT_ENABLED": "false",
+        "MAILBOX_DIR": str(tmp_path / "mailbox"),
+    })
+    with gunicorn("webapp:create_app()", env=env, workdir=tmp_path,
+                  ready_path="/en/subscribe") as server:
+        before = workers_rss(server.pid)
+        for path, content_type, _ in LIMITED:
+            status = send_raw(server.url, head(path, content_type, None),
+                              chunked(256 * 1024 * 1024))
+            assert " 413 " in status, (path, status)
+            declared = send_raw(server.url, head(path, content_type, 2**40), [b"x"])
+            assert " 413 " in declared, (path, declared)
+        after = workers_rss(server.pid)
+    assert after - before < 32 * 1024 * 1024, (before, after)
+
+
+def workers_rss(master: int) -> int:
+    """Resident memory of gunicorn's workers (the master's children), in bytes."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def test_too_large_bodies_get_413_in_the_reader_s_language(

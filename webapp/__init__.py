@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from webapp import db, i18n
 from webapp.config import load_config
 from webapp.core import clock, security
-from webapp.core.limits import limiter
+from webapp.core.limits import apply_body_limit, limiter
 
 csrf = CSRFProtect()
 
@@ -30,6 +30,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     clock.init_app(app, app.config.get("CLOCK"))
     i18n.init_app(app)
     security.init_app(app)
+    # Before CSRF (or anything) reads a form: the view's own body limit, if it has one.
+    app.before_request(apply_body_limit)
     csrf.init_app(app)
     limiter.init_app(app)
     _register_features(app)

@@ -64,6 +64,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # The largest request body the app reads (Flask refuses more with 413, unread); the
         # staff CSV upload has its own, larger limit (SUBSCRIBER_IMPORT_MAX_BYTES).
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH") or 1024 * 1024),
+        # The reader-facing forms (signup, embed, donate, links) need far less.
+        "FORM_MAX_CONTENT_LENGTH": int(env.get("FORM_MAX_CONTENT_LENGTH") or 64 * 1024),
         # View beacons per client IP, and views of one article counted per IP and day.
         "VIEW_RATE_LIMIT": env.get("VIEW_RATE_LIMIT") or "60 per minute",
         "VIEWS_PER_ADDRESS": int(env.get("VIEWS_PER_ADDRESS") or 3),

@@ -13,6 +13,8 @@ from flask import Blueprint, Flask, current_app, g, request, session
 from flask_babel import Babel
 from werkzeug.routing import BaseConverter, ValidationError
 
+from webapp.core.limits import body_limit, has_body_limit
+
 babel = Babel()
 
 #: Names shown in the language switcher, in their own language.
@@ -31,9 +33,12 @@ class LanguageConverter(BaseConverter):
 
 
 def public_route(blueprint: Blueprint, rule: str, **options: Any) -> Callable[..., Any]:
-    """Register a view at `rule` and at `/<lang>rule` under one endpoint."""
+    """Register a view at `rule` and at `/<lang>rule` under one endpoint. A reader's page
+    takes small bodies only (`FORM_MAX_CONTENT_LENGTH`) unless the view says otherwise."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        if not has_body_limit(view):
+            view = body_limit("FORM_MAX_CONTENT_LENGTH")(view)
         blueprint.add_url_rule(rule, view_func=view, **options)
         prefixed = "/<lang:lang>" + (rule if rule != "/" else "/")
         blueprint.add_url_rule(prefixed, view_func=view, **options)

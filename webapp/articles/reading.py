@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.articles.models import Article, ArticleViewDay, ArticleViewSeen
+from webapp.db import begin_writing
 
 #: User agents of crawlers, link previewers, monitors and headless browsers.
 _BOT = re.compile(
@@ -71,6 +72,9 @@ def record_view(
     article_id = session.scalar(select(Article.id).where(Article.url == address))
     if article_id is None:
         return False
+    # One real transaction around the savepoints below: on SQLite a savepoint opened outside
+    # one is committed when released, which would keep the rows of a view not counted.
+    begin_writing(session)
     day = now.date()
     seen = ArticleViewSeen(
         day=day,

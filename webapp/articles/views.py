@@ -6,11 +6,11 @@ import base64
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 
 from webapp.articles.reading import VIEWS_PER_ADDRESS, get_top_reads, record_view
 from webapp.core.clock import utcnow
-from webapp.core.limits import limiter
+from webapp.core.limits import body_limit, limiter
 from webapp.core.net import client_ip
 from webapp.db import get_session
 from webapp.site.services import get_site_settings
@@ -48,16 +48,19 @@ def _view_rate_limit() -> str:
     return str(current_app.config.get("VIEW_RATE_LIMIT", "60 per minute"))
 
 
-@bp.before_request
-def _limit_beacon_body() -> None:
-    # Before anything reads the body: Werkzeug then refuses a larger declared length at
-    # once and stops a chunked body at the limit, so a huge POST is never read whole.
-    if request.endpoint == "articles.view_beacon":
-        request.max_content_length = BEACON_MAX_BYTES
+@bp.errorhandler(RequestEntityTooLarge)
+@bp.errorhandler(TooManyRequests)
+def _compact_error(error: HTTPException) -> Any:
+    # A beacon's answer is never shown to anyone, and the top reads are read by scripts:
+    # no error page, just the status (the rate limiter adds its Retry-After).
+    status = error.code or 400
+    if request.endpoint == "articles.top_reads_api":
+        return jsonify(error=error.name.lower()), status
+    return Response(status=status, headers=_NO_STORE)
 
 
 @bp.get("/t/view")
-@limiter.limit(_view_rate_limit)
+@limiter.shared_limit(_view_rate_limit, scope="view-beacon")
 def view_pixel() -> Response:
     """`<img src="/t/view?u=<page URL>">`: counts the view, answers a 1x1 GIF."""
     _count(request.args.get("u", "") or request.referrer or "")
@@ -65,14 +68,12 @@ def view_pixel() -> Response:
 
 
 @bp.post("/t/view")
-@limiter.limit(_view_rate_limit)
+@limiter.shared_limit(_view_rate_limit, scope="view-beacon")
+@body_limit(BEACON_MAX_BYTES)
 def view_beacon() -> Response:
-    """`navigator.sendBeacon("/t/view", location.href)`: the body is the page URL."""
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        return Response(status=413, headers=_NO_STORE)
-    body = raw[:2000].decode("utf-8", errors="replace")
+    """`navigator.sendBeacon("/t/view", location.href)`: the body is the page URL (read
+    only up to `BEACON_MAX_BYTES`; a larger one is a 413 before or while it is read)."""
+    body = request.get_data(cache=False)[:2000].decode("utf-8", errors="replace")
     _count(body.strip() or request.args.get("u", ""))
     return Response(status=204, headers=_NO_STORE)
 
