@@ -14,6 +14,7 @@ from webapp import db, i18n
 from webapp.config import load_config
 from webapp.core import clock, security
 from webapp.core.limits import apply_body_limit, limiter
+from webapp.core.wsgi import CleanQueryString
 
 csrf = CSRFProtect()
 
@@ -37,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_features(app)
     app.before_request(security.refuse_nul_in_path)
     _register_errors(app)
+    app.wsgi_app = CleanQueryString(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

@@ -1,7 +1,8 @@
 """`POST /stripe/webhook`: Stripe's events, verified on the raw body, applied once.
 
-Answers: 400 for a bad or missing signature, a stale timestamp or a body that is not an
-event (nothing written); 200 for an event applied now, one applied before, or a type we do
+Answers: 400 for a bad or missing signature, a stale timestamp, a body that is not an
+event, or an event whose fields are missing or of a kind its handler cannot read (nothing
+written); 200 for an event applied now, one applied before, or a type we do
 not handle; 500 when applying failed (nothing written, so Stripe's retry applies it once);
 503 when no webhook secret is configured.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DataError
 
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
@@ -27,6 +29,10 @@ from webapp.outbox.services import deliver_now
 log = logging.getLogger("readership.donations")
 
 bp = Blueprint("stripe_webhook", __name__)
+
+#: What a handler raises on an event it cannot read (a field missing, a list for a number, an
+#: amount no column holds): the event's fault, not a passing failure, so no 500.
+_NOT_UNDERSTOOD = (KeyError, TypeError, ValueError, AttributeError, DataError)
 
 #: Stripe sends events of at most a few hundred kilobytes; refuse anything much larger.
 MAX_EVENT_BYTES = 1024 * 1024
@@ -86,6 +92,10 @@ def stripe_webhook() -> ResponseReturnValue:
         except DuplicateEvent:
             session.rollback()
             return _answer(200, status="duplicate")
+        except _NOT_UNDERSTOOD:
+            session.rollback()
+            log.exception("Stripe event %s (%s) not understood", event["id"], event["type"])
+            return _answer(400, error="event not understood")
         except Exception:
             session.rollback()
             log.exception(
