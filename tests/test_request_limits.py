@@ -22,10 +22,12 @@ from sqlalchemy.orm import Session
 from bench.server import bench_environment, gunicorn
 from tests.articles.test_reading import BROWSER, make_article, view, views_of
 from tests.helpers.live_server import LiveServer
+from webapp import create_app
 from webapp.articles.models import ArticleViewSeen
 from webapp.articles.reading import get_top_reads
 from webapp.articles.views import BEACON_MAX_BYTES
 from webapp.core.clock import FrozenClock
+from webapp.db import get_database
 from webapp.subscribers.models import Subscriber
 
 
@@ -178,15 +180,38 @@ def workers_rss(master: int) -> int:
 def test_too_large_bodies_get_413_in_the_reader_s_language(
     app: Flask, client: FlaskClient, db_session: Session
 ) -> None:
-    big = "x" * (app.config["MAX_CONTENT_LENGTH"] + 1)
-    for language, words in (("en", "too large"), ("ru", "слишком")):
-        response = client.post(f"/{language}/subscribe", data={"email": "a@b.org", "x": big})
-        assert response.status_code == 413
-        assert words in response.get_data(as_text=True).lower()
+    # Over the reader forms' limit, well under the app's.
+    big = "x" * app.config["FORM_MAX_CONTENT_LENGTH"]
+    assert len(big) < app.config["MAX_CONTENT_LENGTH"]
+    for language, heading in (("en", "What you sent is too large"),
+                              ("ru", "Отправленные данные слишком велики")):
+        for page in ("subscribe", "donate", "embed/subscribe"):
+            response = client.post(f"/{language}/{page}", data={"email": "a@b.org", "x": big})
+            assert response.status_code == 413, page
+            assert heading in response.get_data(as_text=True), page
     assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
     # The beacon allows a couple of KiB only, and answers without a page.
     beacon = client.post("/t/view", data="y" * (BEACON_MAX_BYTES + 1), content_type="text/plain")
     assert beacon.status_code == 413 and beacon.data == b""
+    # Other routes keep the app-wide limit: the webhook reads a 100 KiB body (and finds no
+    # signature in it), not more than MAX_CONTENT_LENGTH.
+    app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_sizes"
+    assert client.post("/stripe/webhook", data=b"{" + b" " * 100_000 + b"}",
+                       content_type="application/json").status_code == 400
+    huge = b" " * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    assert client.post("/stripe/webhook", data=huge,
+                       content_type="application/json").status_code == 413
+
+
+def test_the_limits_are_settings(app_config: dict[str, Any], app: Flask) -> None:
+    small = create_app({**app_config, "FORM_MAX_CONTENT_LENGTH": 100, "MAX_CONTENT_LENGTH": 300})
+    try:
+        client = small.test_client()
+        assert client.post("/en/subscribe", data={"x": "y" * 120}).status_code == 413
+        assert client.post("/en/subscribe", data={"x": "y" * 20}).status_code == 400  # no token
+        assert client.post("/stripe/webhook", data=b"x" * 301).status_code == 413
+    finally:
+        get_database(small).engine.dispose()
 
 
 def test_one_client_with_a_new_user_agent_each_time_cannot_make_a_top_read(
