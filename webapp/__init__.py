@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from webapp import db, i18n
 from webapp.config import load_config
 from webapp.core import clock, security
-from webapp.core.limits import apply_body_limit, limiter
+from webapp.core.limits import init_body_limits, limiter
 from webapp.core.wsgi import CleanQueryString
 
 csrf = CSRFProtect()
@@ -32,7 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app)
     # Before CSRF (or anything) reads a form: the view's own body limit, if it has one.
-    app.before_request(apply_body_limit)
+    init_body_limits(app)
     csrf.init_app(app)
     limiter.init_app(app)
     _register_features(app)

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -36,6 +36,17 @@ def body_limit(limit: int | str) -> Callable[[View], View]:
 def has_body_limit(view: Callable[..., Any]) -> bool:
     """True when `body_limit` already gave `view` a limit of its own."""
     return hasattr(view, _BODY_LIMIT)
+
+
+def init_body_limits(app: Flask) -> None:
+    """Install `apply_body_limit`; call it before anything that reads forms is installed."""
+    app.before_request(apply_body_limit)
+
+    @app.teardown_request
+    def _close_spooled_body(_exc: BaseException | None) -> None:
+        spool = g.pop("spooled_body", None)
+        if spool is not None:
+            spool.close()
 
 
 def apply_body_limit() -> None:
@@ -80,3 +91,4 @@ def _spool_chunked_body(max_bytes: int) -> None:
         raise RequestEntityTooLarge()
     spool.seek(0)
     request.environ["wsgi.input"] = spool
+    g.spooled_body = spool  # closed at the end of the request (a large one is a disk file)
