@@ -694,22 +694,24 @@ def expire_pending_signups(session: Session, *, now: datetime, max_age: timedelt
         Subscriber.erased_at.is_(None),
         func.coalesce(Subscriber.last_confirmation_sent_at, Subscriber.created_at) < cutoff,
     )
-    rows = session.execute(select(Subscriber.id, Subscriber.email).where(stale)).all()
-    if not rows:
-        return 0
-    removed = 0
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
+    # One statement selects and deletes, so nothing can change in between: a signup
+    # confirmed (or asked again) a moment before is no longer stale and keeps its row,
+    # consents and history. Only what it really deleted is scrubbed below.
+    gone = session.execute(
+        delete(Subscriber)
+        .where(stale)
+        .returning(Subscriber.id, Subscriber.email)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for start in range(0, len(gone), 500):
+        chunk = gone[start : start + 500]
         ids = [row.id for row in chunk]
-        mail.scrub_outbox(session, subscriber_ids=ids, addresses=[row.email for row in chunk])
+        # Consents and history go with the row (ON DELETE CASCADE); deleted here as well so
+        # a connection without foreign-key enforcement leaves no orphan either.
         session.execute(delete(SubscriberEvent).where(SubscriberEvent.subscriber_id.in_(ids)))
         session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id.in_(ids)))
-        result = session.execute(
-            delete(Subscriber).where(Subscriber.id.in_(ids)).execution_options(
-                synchronize_session=False
-            )
-        )
-        removed += result.rowcount  # type: ignore[attr-defined]
+        mail.scrub_outbox(session, subscriber_ids=ids, addresses=[row.email for row in chunk])
+    removed = len(gone)
     session.expire_all()
     return removed
 
