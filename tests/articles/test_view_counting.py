@@ -119,3 +119,29 @@ def test_over_the_rate_limit_the_beacon_answers_a_bare_429(
     # Another address is not affected.
     assert view(client, article.url, ip="192.0.2.99") == 200
     assert views_of(db_session, article) == 4  # three from the first address, one more
+
+
+def test_an_ipv6_client_cannot_take_a_new_address_of_its_64_for_every_view(
+    unlimited_app: Flask, db_session: Session
+) -> None:
+    client = unlimited_app.test_client()
+    article = make_article(db_session, "v6")
+    db_session.commit()
+    for n in range(50):
+        view(client, article.url, ip=f"2001:db8:5:7::{n + 1:x}", agent=f"{BROWSER} {n}")
+    assert views_of(db_session, article) == 3
+    # Another /64 is another household; an IPv4-mapped address counts as its IPv4 one.
+    view(client, article.url, ip="2001:db8:5:8::1")
+    for n in range(4):
+        view(client, article.url, ip=f"::ffff:192.0.2.{7 if n else 8}", agent=f"{BROWSER} {n}")
+    view(client, article.url, ip="192.0.2.7", agent=f"{BROWSER} x")
+    assert views_of(db_session, article) == 3 + 1 + 1 + 3
+
+
+def test_address_groups() -> None:
+    from webapp.articles.reading import address_group
+
+    assert address_group("203.0.113.9") == "203.0.113.9"
+    assert address_group("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert address_group("::ffff:198.51.100.1") == "198.51.100.1"
+    assert address_group("not an address") == "not an address"

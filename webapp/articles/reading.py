@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -106,12 +107,29 @@ def record_view(
     return True
 
 
+def address_group(ip: str) -> str:
+    """What counts as one address for the per-address cap: an IPv4 address, or the /64
+    network of an IPv6 one (what one household or LAN gets; a client that owns a /64 could
+    otherwise take a new address for every request)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def _take_address_slot(
     session: Session, day: date, article_id: int, secret: str, ip: str, per_address: int
 ) -> bool:
     """Claim one of the address's `per_address` counted views of the article today. The
-    slots are rows of the same daily-keyed hash table as the visitors (the address alone,
-    with the slot's number), so the claim is atomic (a primary key) and names nobody."""
+    slots are rows of the same daily-keyed hash table as the visitors (the address group
+    alone, with the slot's number), so the claim is atomic (a primary key) and names
+    nobody."""
+    group = address_group(ip)
     for slot in range(per_address):
         try:
             with session.begin_nested():
@@ -119,7 +137,7 @@ def _take_address_slot(
                     ArticleViewSeen(
                         day=day,
                         article_id=article_id,
-                        visitor_hash=visitor_hash(secret, day, ip, f"\0address-slot-{slot}"),
+                        visitor_hash=visitor_hash(secret, day, group, f"\0address-slot-{slot}"),
                     )
                 )
             return True
