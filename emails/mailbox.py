@@ -120,23 +120,24 @@ class LocalMailbox:
         box = self._box()
         return 0 if box is None else len(box)
 
-    def list(self, page: int = 1, per_page: int = 25) -> MailboxPage:
-        """One page of messages, newest first; pages past the end show the last page."""
+    def list(self, page: int = 1, per_page: int = 25, *, to: str | None = None) -> MailboxPage:
+        """One page of messages, newest first; pages past the end show the last page.
+
+        With `to`, only the messages delivered or addressed to that address (any case) are
+        listed and counted: what staff who may not read everyone's mail see.
+        """
         per_page = max(1, per_page)
+        box = self._box()
         keys = self.keys_newest_first()
+        if to is not None:
+            keys = [key for key in keys if self._is_addressed_to(box, key, to)]
         pages = max(1, math.ceil(len(keys) / per_page))
         page = min(max(1, page), pages)
-        box = self._box()
         entries: list[MailboxEntry] = []
         for key in keys[(page - 1) * per_page : page * per_page]:
             assert box is not None
-            try:
-                with box.get_file(key) as handle:
-                    headers = cast(
-                        EmailMessage,
-                        BytesHeaderParser(policy=email.policy.default).parse(handle),  # type: ignore[arg-type]
-                    )
-            except (KeyError, FileNotFoundError):  # removed between listing and reading
+            headers = _read_headers(box, key)
+            if headers is None:  # removed between listing and reading
                 continue
             entries.append(
                 MailboxEntry(
@@ -148,6 +149,17 @@ class LocalMailbox:
                 )
             )
         return MailboxPage(entries, page, per_page, len(keys))
+
+    def is_addressed_to(self, key: str, address: str) -> bool:
+        """True when message `key` was delivered or addressed to `address` (any case)."""
+        return self._is_addressed_to(self._box(), key, address)
+
+    @staticmethod
+    def _is_addressed_to(box: mailbox.Maildir | None, key: str, address: str) -> bool:
+        if box is None:
+            return False
+        headers = _read_headers(box, key)
+        return headers is not None and _addressed_to(headers, address)
 
     def get(self, key: str) -> MailboxMessage:
         """One message with its HTML and text parts; `KeyError` when there is no such key."""
@@ -177,20 +189,35 @@ class LocalMailbox:
         box = self._box()
         if box is None:
             return 0
-        wanted = address.strip().lower()
         removed = 0
         for key in list(box.keys()):
-            try:
-                with box.get_file(key) as handle:
-                    headers = BytesHeaderParser(policy=email.policy.default).parse(handle)  # type: ignore[arg-type]
-            except (KeyError, FileNotFoundError):
-                continue
-            fields = [str(v) for v in headers.get_all("Delivered-To", [])]
-            fields += [str(v) for v in headers.get_all("To", [])]
-            if any(addr.lower() == wanted for _name, addr in getaddresses(fields)):
+            headers = _read_headers(box, key)
+            if headers is not None and _addressed_to(headers, address):
                 box.discard(key)
                 removed += 1
         return removed
+
+
+def _read_headers(box: mailbox.Maildir, key: str) -> EmailMessage | None:
+    """The headers of message `key`, or None when it is gone."""
+    try:
+        with box.get_file(key) as handle:
+            return cast(
+                EmailMessage,
+                BytesHeaderParser(policy=email.policy.default).parse(handle),  # type: ignore[arg-type]
+            )
+    except (KeyError, FileNotFoundError):
+        return None
+
+
+def _addressed_to(headers: EmailMessage, address: str) -> bool:
+    """True when the envelope (`Delivered-To`) or the `To` header names `address`."""
+    wanted = address.strip().lower()
+    if not wanted:
+        return False
+    fields = [str(v) for v in headers.get_all("Delivered-To", [])]
+    fields += [str(v) for v in headers.get_all("To", [])]
+    return any(addr.strip().lower() == wanted for _name, addr in getaddresses(fields))
 
 
 def _content(part: object) -> str | None:

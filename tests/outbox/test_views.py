@@ -32,8 +32,9 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def editor(client: FlaskClient, db_session: Session) -> Any:
-    """A signed-in editor (editors may read the mailbox)."""
-    user = make_staff(db_session, role="editor", email="editor@test.example")
+    """A signed-in admin: only admins read the whole mailbox (other staff see their own
+    messages there, see `tests/test_role_surfaces.py`). The name is kept for the tests."""
+    user = make_staff(db_session, role="admin", email="editor@test.example")
     db_session.commit()
     force_login(client, db_session, user)
     return user

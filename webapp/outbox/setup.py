@@ -16,4 +16,4 @@ def init_app(app: Flask) -> None:
     gateway.init_app(app)
     app.register_blueprint(bp)
     # One section for both pages (they link to each other), so the bar stays short.
-    register_nav_item("outbox.mailbox", _l("Email"), Permission.MAILBOX, order=80)
+    register_nav_item("outbox.mailbox", _l("Email"), Permission.OUTBOX, order=80)

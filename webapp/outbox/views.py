@@ -1,4 +1,9 @@
-"""Staff pages: the local mailbox (list, one message, its HTML, raw source) and the outbox."""
+"""Staff pages: the local mailbox (list, one message, its HTML, raw source) and the outbox.
+
+Who sees what is decided in `webapp.outbox.visibility`: the whole mailbox for admins, one's
+own messages for the other staff with the outbox right; outbox recipients only where the
+role may see that person.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from webapp.core.clock import as_utc, utcnow
 from webapp.db import get_database, get_session
 from webapp.i18n import current_language
 from webapp.outbox.gateway import get_mailer
-from webapp.outbox.models import InvalidTransition, OutboxStatus
+from webapp.outbox.models import InvalidTransition, OutboxMessage, OutboxStatus
 from webapp.outbox.services import (
     deliver_now,
     list_outbox,
@@ -32,6 +37,7 @@ from webapp.outbox.services import (
     queue_email,
     retry_failed_message,
 )
+from webapp.outbox.visibility import may_read_whole_mailbox, may_see_recipient
 from webapp.staff.auth import requires, signed_in_staff
 from webapp.staff.roles import Permission
 
@@ -95,37 +101,52 @@ def _mailbox() -> LocalMailbox:
     return LocalMailbox(get_mailer().mailbox_dir)
 
 
+def _own_address_only() -> str | None:
+    """None when the signed-in staff member may read the whole mailbox, else their address
+    (the only one whose messages they may open)."""
+    staff = signed_in_staff()
+    return None if may_read_whole_mailbox(staff.role) else str(staff.email)
+
+
 def _message(key: str) -> MailboxMessage:
+    """The message `key`, or 404 when there is none or it is not this staff member's to read
+    (the same answer, so a key says nothing about someone else's mail)."""
     if not _KEY.match(key):
         abort(404)
+    box = _mailbox()
+    own = _own_address_only()
+    if own is not None and not box.is_addressed_to(key, own):
+        abort(404)
     try:
-        return _mailbox().get(key)
+        return box.get(key)
     except KeyError:
         abort(404)
 
 
 @bp.get("/mailbox")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def mailbox() -> str:
-    """The local mailbox, newest first."""
+    """The local mailbox, newest first (only one's own messages without the mailbox right)."""
     mailer = get_mailer()
+    own = _own_address_only()
     return render_template(
         "outbox/mailbox.html",
-        result=_mailbox().list(page=_page(), per_page=PER_PAGE),
+        result=_mailbox().list(page=_page(), per_page=PER_PAGE, to=own),
+        own_only=own is not None,
         uses_smtp=mailer.uses_smtp,
         form=ActionForm(),
     )
 
 
 @bp.get("/mailbox/<key>")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def mailbox_message(key: str) -> str:
     """One message: headers, the HTML part in a sandboxed frame, the text part, the source."""
     return render_template("outbox/message.html", message=_message(key))
 
 
 @bp.get("/mailbox/<key>/html")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def mailbox_message_html(key: str) -> Response:
     """The HTML part alone, for the frame: no scripts, no requests but images, links open
     in a new tab."""
@@ -144,7 +165,7 @@ def mailbox_message_html(key: str) -> Response:
 
 
 @bp.get("/mailbox/<key>/raw")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def mailbox_message_raw(key: str) -> Response:
     """The message source exactly as stored."""
     message = _message(key)
@@ -155,7 +176,7 @@ def mailbox_message_raw(key: str) -> Response:
 
 
 @bp.post("/mailbox/test")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def send_test_email() -> Any:
     """Send the `staff_test` email to the signed-in staff member."""
     form = ActionForm()
@@ -186,15 +207,19 @@ def send_test_email() -> Any:
 
 
 @bp.get("/outbox")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def outbox() -> str:
     """Transactional email waiting, failed or sent, with the last error."""
     name = request.args.get("status", "attention")
     if name not in OUTBOX_FILTERS:
         name = "attention"
+    staff = signed_in_staff()
     return render_template(
         "outbox/outbox.html",
         result=list_outbox(get_session(), OUTBOX_FILTERS[name], page=_page(), per_page=PER_PAGE),
+        shows_recipient=lambda row: may_see_recipient(
+            staff.role, staff.email, purpose=row.purpose, to_address=row.to_address
+        ),
         counts=outbox_counts(get_session()),
         status_filter=name,
         filters=OUTBOX_FILTERS,
@@ -204,7 +229,7 @@ def outbox() -> str:
 
 
 @bp.post("/outbox/<int:message_id>/retry")
-@requires(Permission.MAILBOX)
+@requires(Permission.OUTBOX)
 def retry_message(message_id: int) -> Any:
     """Queue a failed message again and try it at once."""
     form = ActionForm()
@@ -212,6 +237,12 @@ def retry_message(message_id: int) -> Any:
         abort(400)
     session = get_session()
     now = utcnow()
+    row = session.get(OutboxMessage, message_id)
+    staff = signed_in_staff()
+    if row is not None and not may_see_recipient(
+        staff.role, staff.email, purpose=row.purpose, to_address=row.to_address
+    ):
+        abort(403)  # a message to someone this role may not see is not its to send again
     try:
         retry_failed_message(session, message_id, now)
     except LookupError:

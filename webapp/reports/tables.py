@@ -78,6 +78,9 @@ class Report:
     title: Any
     description: Any
     build: Callable[[Session, Query, Rates], Table]
+    #: True when its rows name people: page and CSV only for `Permission.REPORTS_PERSONAL`
+    #: (known before the report runs, so a refused role never runs the query).
+    personal: bool = False
 
 
 def _base(rates: Rates, totals: dict[str, int], missing: set[str]) -> int:
@@ -641,12 +644,14 @@ REPORTS: list[Report] = [
             "Plans cancelled or failed in the last 90 days, no active plan now: people to win back."
         ),
         lapsed_donors,
+        personal=True,
     ),
     Report(
         "donor-subscribers",
         _l("Donors who subscribe"),
         _l("Donors with a paid gift who also get the digest."),
         donor_subscribers,
+        personal=True,
     ),
     Report(
         "subscribers",

@@ -33,7 +33,7 @@ from webapp.i18n import current_language
 from webapp.reports import metrics
 from webapp.reports.dashboard import Figure, build_dashboard
 from webapp.reports.rates import RateError, load_rates, parse_rate, rate_text, set_rate
-from webapp.reports.tables import REPORTS, Column, Query, Table, find_report
+from webapp.reports.tables import REPORTS, Column, Query, Report, Table, find_report
 from webapp.staff.audit import audit_request
 from webapp.staff.auth import current_staff, requires
 from webapp.staff.roles import Permission
@@ -119,7 +119,7 @@ def render_dashboard() -> Any:
     return render_template(
         "reports/dashboard.html",
         board=board,
-        reports=REPORTS,
+        reports=_visible_reports(),
         report=None,
         rates=rates,
         texts=FIGURE_TEXT,
@@ -146,7 +146,7 @@ def _render_rates(session: Any, errors: dict[str, str] | None = None, status: in
         render_template(
             "reports/rates.html",
             rates=rates,
-            reports=REPORTS,
+            reports=_visible_reports(),
             report=None,
             currencies=[c for c in currencies if c != rates.base],
             errors=errors or {},
@@ -293,13 +293,21 @@ def report_chart(table: Table) -> str | None:
     )
 
 
-def _may_download(table: Table) -> bool:
+def _may_see(report: Report, table: Table | None = None) -> bool:
+    """True when the signed-in role may see this report, page and CSV alike: what a role may
+    not download it may not see either (rows that name people need `REPORTS_PERSONAL`)."""
     from webapp.staff.roles import role_allows
 
     staff = current_staff()
     if staff is None:
         return False
-    return not table.personal or role_allows(staff.role, Permission.REPORTS_PERSONAL)
+    personal = report.personal or (table is not None and table.personal)
+    return not personal or role_allows(staff.role, Permission.REPORTS_PERSONAL)
+
+
+def _visible_reports() -> list[Report]:
+    """The reports menu of the signed-in role: no links to pages it would be refused."""
+    return [report for report in REPORTS if _may_see(report)]
 
 
 @bp.get("/<slug>")
@@ -308,15 +316,19 @@ def report_page(slug: str) -> Any:
     report = find_report(slug)
     if report is None:
         abort(404)
+    if not _may_see(report):
+        abort(403)
     session = get_session()
     query, errors = _query()
     rates = load_rates(session)
     table = report.build(session, query, rates)
+    if not _may_see(report, table):
+        abort(403)
     return (
         render_template(
             "reports/report.html",
             report=report,
-            reports=REPORTS,
+            reports=_visible_reports(),
             table=table,
             query=query,
             errors=errors,
@@ -324,7 +336,6 @@ def report_page(slug: str) -> Any:
             chart=report_chart(table),
             format_cell=format_cell,
             language=current_language(),
-            may_download=_may_download(table),
             campaigns=list(session.scalars(select(Campaign).order_by(Campaign.slug))),
             reports_menu=True,
             languages=current_app.config["LANGUAGES"],
@@ -339,12 +350,14 @@ def report_csv(slug: str) -> Any:
     report = find_report(slug)
     if report is None:
         abort(404)
+    if not _may_see(report):
+        abort(403)
     session = get_session()
     query, errors = _query()
     if errors:
         abort(400)
     table = report.build(session, query, load_rates(session))
-    if not _may_download(table):
+    if not _may_see(report, table):
         abort(403)
     audit_request(
         session,

@@ -22,12 +22,20 @@ class Permission(enum.StrEnum):
     SUBSCRIBERS_MANAGE = "subscribers.manage"  # import, edit status
     SUBSCRIBERS_EXPORT = "subscribers.export"  # personal data leaves the app
     SUBSCRIBERS_ERASE = "subscribers.erase"  # erase a person everywhere
-    MAILBOX = "mailbox"  # read the local mailbox
+    #: Read every message in the local mailbox, personal sign-in links included. A message
+    #: there can sign its reader in as a donor or subscriber, so only a role that may act for
+    #: every recipient (admin) has it.
+    MAILBOX = "mailbox"
+    #: The outbox page (a recipient shown only where the role may see that person), retrying
+    #: failed messages, the test email and the local mailbox's messages to one's own address.
+    OUTBOX = "outbox"
     ARTICLES = "articles"
     DIGESTS = "digests"
     DONATIONS = "donations"
     REPORTS = "reports"
-    REPORTS_PERSONAL = "reports.personal"  # CSVs with names and addresses
+    #: Report pages and CSVs whose rows name people: what a role may not download it may not
+    #: see either.
+    REPORTS_PERSONAL = "reports.personal"
     SETTINGS = "settings"
     STAFF = "staff"  # manage staff users
     AUDIT = "audit"  # read the audit log
@@ -41,7 +49,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SUBSCRIBERS_VIEW,
             Permission.SUBSCRIBERS_MANAGE,
             Permission.SUBSCRIBERS_EXPORT,
-            Permission.MAILBOX,
+            Permission.OUTBOX,
             Permission.ARTICLES,
             Permission.DIGESTS,
         }
@@ -51,7 +59,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.DASHBOARD,
             Permission.SUBSCRIBERS_VIEW,
             Permission.SUBSCRIBERS_EXPORT,
-            Permission.MAILBOX,
+            Permission.OUTBOX,
             Permission.DONATIONS,
             Permission.REPORTS,
             Permission.REPORTS_PERSONAL,
