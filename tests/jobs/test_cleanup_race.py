@@ -8,6 +8,7 @@ The old code (select the stale ids, then delete by id) deleted that reader.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -131,3 +132,48 @@ def test_a_signup_asked_again_while_the_cleanup_runs_survives(
     assert result.startswith("expired 0 pending signups")
     # A fresh confirmation email went out, and its row was not scrubbed from the outbox.
     one_email_to(smtp_sink, "again@example.com", count=2)
+
+
+def test_a_confirm_that_reads_first_wins_over_the_cleanup(
+    app: Flask, db_session: Session, smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """The other order: the reader's POST has read the signup when the clean-up starts.
+
+    The clean-up runs in a thread as soon as the confirm has read the subscriber row. The old
+    confirm read without a lock, so the clean-up deleted the row under it and the confirm's
+    UPDATE matched nothing (a 500). Now a link's POST reads the row locked as a writer: the
+    clean-up waits, then finds a confirmed reader, who is not stale."""
+    client = app.test_client()
+    confirm_path = pending_with_link(client, smtp_sink, "reads-first@example.com")
+    clock.advance(days=8)
+    page = client.get(confirm_path)
+    engine = get_database(app).engine
+    outcome: dict[str, Any] = {}
+
+    def cleanup() -> None:
+        try:
+            outcome["result"] = run_cleanup(app)
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=cleanup)
+    started = False
+
+    def hook(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal started
+        if not started and "FROM subscribers" in statement:
+            started = True
+            worker.start()
+            worker.join(timeout=1.5)  # the old code: the clean-up deletes and commits here
+
+    event.listen(engine, "after_cursor_execute", hook)
+    try:
+        answer = client.post(confirm_path, data={"csrf_token": csrf_token(page.text)})
+    finally:
+        event.remove(engine, "after_cursor_execute", hook)
+    worker.join(timeout=30)
+    assert answer.status_code == 200, answer.status_code
+    assert outcome.get("error") is None, outcome
+    assert outcome["result"].startswith("expired 0 pending signups"), outcome
+    reader = get_subscriber(db_session, "reads-first@example.com")
+    assert reader is not None and reader.status == "confirmed"

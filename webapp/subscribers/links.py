@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
 from webapp.core.tokens import TokenError, TokenSigner
+from webapp.db import begin_writing, locked
 from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import Subscriber
 
@@ -136,11 +138,15 @@ def resolve_link(
     *,
     now: datetime,
     max_age: timedelta | None = None,
+    for_change: bool = False,
 ) -> LinkTarget:
     """The subscriber a token points at; raises `LinkError` saying why it cannot be used.
 
     `max_age` applies to confirm links: older links are EXPIRED. A confirm link made before
     the reader last unsubscribed is EXPIRED too, so an old email cannot undo an unsubscribe.
+    `for_change` (a link's POST) starts the transaction as a writer and reads the row
+    locked, so a signup the clean-up deletes meanwhile is GONE rather than a failed write,
+    and a clean-up that comes second sees the change (a confirmed reader is not stale).
     """
     if len(token) > 500:
         raise LinkError(LinkProblem.INVALID)
@@ -161,7 +167,11 @@ def resolve_link(
         issued_at = datetime.fromtimestamp(stamp, UTC)
         if max_age is not None and now - issued_at > max_age:
             raise LinkError(LinkProblem.EXPIRED)
-    subscriber = session.get(Subscriber, subscriber_id)
+    if for_change:
+        begin_writing(session)
+        subscriber = locked(session, select(Subscriber).where(Subscriber.id == subscriber_id))
+    else:
+        subscriber = session.get(Subscriber, subscriber_id)
     if (
         subscriber is None
         or subscriber.erased_at is not None

@@ -242,7 +242,7 @@ def confirm(token: str) -> Any:
     try:
         target = resolve_link(
             session, token, LinkPurpose.CONFIRM, settings.secret,
-            now=now, max_age=settings.confirm_max_age,
+            now=now, max_age=settings.confirm_max_age, for_change=request.method == "POST",
         )
     except LinkError as exc:
         return _link_problem(exc.problem, LinkPurpose.CONFIRM)
@@ -287,7 +287,10 @@ def preferences(token: str) -> Any:
     session = get_session()
     now = utcnow()
     try:
-        target = resolve_link(session, token, LinkPurpose.PREFERENCES, settings.secret, now=now)
+        target = resolve_link(
+            session, token, LinkPurpose.PREFERENCES, settings.secret, now=now,
+            for_change=request.method == "POST",
+        )
     except LinkError as exc:
         return _link_problem(exc.problem, LinkPurpose.PREFERENCES)
     subscriber = target.subscriber
@@ -342,7 +345,10 @@ def unsubscribe(token: str) -> Any:
     if request.method == "POST" and request.form.get("List-Unsubscribe") != "One-Click":
         abort(400)
     try:
-        target = resolve_link(session, token, LinkPurpose.UNSUBSCRIBE, settings.secret, now=now)
+        target = resolve_link(
+            session, token, LinkPurpose.UNSUBSCRIBE, settings.secret, now=now,
+            for_change=request.method == "POST",
+        )
     except LinkError as exc:
         if exc.problem == LinkProblem.GONE and request.method == "POST":
             # The address is no longer on the list at all: that is what was asked for.
