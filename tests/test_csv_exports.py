@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from tests.subscribers.factories import (
     one_email_to,
     path_of,
     sign_up,
+    upload_import,
+    wait_for_import,
 )
 from webapp.core.clock import FrozenClock
 from webapp.core.csv_out import (
@@ -235,19 +236,10 @@ def test_import_rejections_report_escapes_the_offending_value(
     file = io.StringIO(newline="")
     csv.writer(file).writerows([["email", "name"], [HOSTILE_NAME, "x"], ["good@example.org", "G"]])
     upload = file.getvalue().encode()
-    page = admin.get("/staff/subscribers/import")
-    response = admin.post(
-        "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO(upload), "list.csv")},
-        content_type="multipart/form-data",
-    )
+    response = upload_import(admin, upload)
     assert response.status_code == 303
     job_path = response.headers["Location"]
-    deadline = time.monotonic() + 20
-    while not admin.get(f"{job_path}/progress.json").get_json()["done"]:
-        assert time.monotonic() < deadline, "the import did not finish"
-        time.sleep(0.05)
+    wait_for_import(admin, job_path)
     report = admin.get(f"{job_path}/rejected.csv")
     assert report.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(report.text, newline="")))

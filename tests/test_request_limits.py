@@ -249,25 +249,18 @@ def test_a_household_behind_one_address_still_counts_a_few(
 def test_the_staff_csv_upload_keeps_its_own_larger_limit(
     app: Flask, client: FlaskClient, db_session: Session
 ) -> None:
-    import io
 
-    from tests.helpers.html import csrf_token
-    from tests.subscribers.test_staff_views import signed_in, wait_until_done
+    from tests.subscribers.factories import upload_import, wait_for_import
+    from tests.subscribers.test_staff_views import signed_in
 
     signed_in(client, db_session, role="editor")
-    page = client.get("/staff/subscribers/import")
     # Long names: past the app-wide limit in a few thousand rows.
     rows = "".join(f"reader{n}@example.org,Reader {n} {'x' * 150}\n" for n in range(8_000))
     body = ("email,name\n" + rows).encode()
     assert len(body) > app.config["MAX_CONTENT_LENGTH"]
-    response = client.post(
-        "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO(body), "list.csv")},
-        content_type="multipart/form-data",
-    )
+    response = upload_import(client, body)
     assert response.status_code == 303
-    data = wait_until_done(client, response.headers["Location"])
+    data = wait_for_import(client, response.headers["Location"])
     assert data["status"] == "finished" and data["created"] == 8_000
 
 
@@ -296,7 +289,8 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     from urllib.parse import urlencode
 
     from tests.helpers.html import csrf_token
-    from tests.subscribers.test_staff_views import signed_in, wait_until_done
+    from tests.subscribers.factories import wait_for_import
+    from tests.subscribers.test_staff_views import signed_in
 
     token = csrf_token(client.get("/en/subscribe").text)
     form = urlencode({"csrf_token": token, "email": "chunked@example.org", "name": "Chunk",
@@ -321,5 +315,5 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     upload = chunked_post(client, "/staff/subscribers/import", multipart,
                           f"multipart/form-data; boundary={boundary}")
     assert upload.status_code == 303, upload.status_code
-    data = wait_until_done(client, upload.headers["Location"])
+    data = wait_for_import(client, upload.headers["Location"])
     assert data["status"] == "finished" and data["created"] == 8_000

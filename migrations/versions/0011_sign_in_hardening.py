@@ -1,14 +1,15 @@
-"""sign-in hardening: (filled in by the sign-in work)
+"""sign-in hardening: no schema change
 
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07 11:00:00
+
+Reserved for the work of issue 12, which then needed no new column (sign-in attempts and
+view slots use existing tables). Kept, empty, because databases upgraded since already
+record this revision.
 """
 
 from collections.abc import Sequence
-
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
 
 revision: str = "0011"
 down_revision: str | None = "0010"

@@ -1,14 +1,15 @@
-"""views one client cannot pump: (filled in by the beacon work)
+"""views one client cannot pump: no schema change
 
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-07 11:00:00
+
+Reserved for the work of issue 12, which then needed no new column (sign-in attempts and
+view slots use existing tables). Kept, empty, because databases upgraded since already
+record this revision.
 """
 
 from collections.abc import Sequence
-
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
 
 revision: str = "0012"
 down_revision: str | None = "0011"

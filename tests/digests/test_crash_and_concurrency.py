@@ -5,10 +5,8 @@ message in flight when the worker was killed)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,34 +16,10 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from tests.digests.factories import approved_issue, issue_in, statuses
+from tests.helpers.processes import cli
 from tests.helpers.smtp import SmtpSink
 from webapp.core.clock import FrozenClock
 from webapp.digests.models import IssueStatus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli(app: Flask, tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    """`readership ARGS` in its own process, on the test's database and SMTP sink."""
-    values = {
-        **os.environ,
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "SMTP_URL": app.config["SMTP_URL"],
-        "MAIL_FROM": app.config["MAIL_FROM"],
-        "BASE_URL": app.config["BASE_URL"],
-        "MAILBOX_DIR": str(tmp_path / "mailbox"),
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    code = "import sys; from webapp.cli import main; sys.argv[0] = 'readership'; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=values,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
 
 
 def received(sink: SmtpSink) -> Counter[str]:

@@ -29,7 +29,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from tests.digests.factories import approved_issue, issue_in, statuses
-from tests.digests.test_crash_and_concurrency import cli
+from tests.helpers.processes import cli
 from tests.helpers.smtp import SinkHandler, free_port
 from webapp.core.clock import FrozenClock
 from webapp.digests.models import IssueStatus

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import time
 from datetime import UTC, datetime
@@ -113,6 +114,31 @@ def one_email_to(sink: SmtpSink, address: str, count: int = 1) -> ReceivedMessag
             return messages[count - 1]
         time.sleep(0.02)
     raise AssertionError(f"expected {count} emails to {address}, got {len(sink.to(address))}")
+
+
+def upload_import(
+    client: FlaskClient, body: bytes, *, filename: str = "list.csv", file_format: str = "auto",
+    language: str = "en",
+) -> TestResponse:
+    """Start an import from the staff page as staff do (the page's form, its CSRF token)."""
+    page = client.get("/staff/subscribers/import")
+    return client.post(
+        "/staff/subscribers/import",
+        data={"csrf_token": csrf_token(page.text), "format": file_format, "language": language,
+              "file": (io.BytesIO(body), filename)},
+        content_type="multipart/form-data",
+    )
+
+
+def wait_for_import(client: FlaskClient, job_path: str) -> dict[str, Any]:
+    """Poll an import's progress until it is done; its last progress answer."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        data = client.get(f"{job_path}/progress.json").get_json()
+        if data["done"]:
+            return dict(data)
+        time.sleep(0.05)
+    raise AssertionError("the import did not finish")
 
 
 def path_of(url: str) -> str:

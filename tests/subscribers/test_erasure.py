@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import time
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -15,7 +13,14 @@ from tests.helpers.html import csrf_token, first_url_containing
 from tests.helpers.smtp import SmtpSink
 from tests.staff.factories import force_login, make_staff
 from tests.subscribers.erasure_support import traces
-from tests.subscribers.factories import get_subscriber, one_email_to, path_of, sign_up
+from tests.subscribers.factories import (
+    get_subscriber,
+    one_email_to,
+    path_of,
+    sign_up,
+    upload_import,
+    wait_for_import,
+)
 from webapp.staff.models import AuditLog
 from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import Subscriber
@@ -41,21 +46,8 @@ def test_erasure_removes_the_person_everywhere(
     staff = make_staff(db_session, role="admin")
     db_session.commit()
     force_login(client, db_session, staff)
-    upload = client.get("/staff/subscribers/import")
-    started = client.post(
-        "/staff/subscribers/import",
-        data={
-            "csrf_token": csrf_token(upload.text),
-            "format": "auto",
-            "language": "en",
-            "file": (
-                io.BytesIO(f"email,name\n{ADDRESS},{NAME}\n{ADDRESS},Again\n".encode()),
-                "list.csv",
-            ),
-        },
-        content_type="multipart/form-data",
-    )
-    _wait_for_import(client, started.headers["Location"])
+    started = upload_import(client, f"email,name\n{ADDRESS},{NAME}\n{ADDRESS},Again\n".encode())
+    assert wait_for_import(client, started.headers["Location"])["rejected"] == 1
     from webapp.subscribers.services import record_soft_bounce
 
     record_soft_bounce(
@@ -96,17 +88,6 @@ def test_erasure_removes_the_person_everywhere(
     sign_up(client, ADDRESS)
     again = get_subscriber(db_session, ADDRESS)
     assert again is not None and again.id != subscriber_id
-
-
-def _wait_for_import(client: FlaskClient, job_path: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        data = client.get(f"{job_path}/progress.json").get_json()
-        if data and data["done"]:
-            assert data["rejected"] == 1
-            return
-        time.sleep(0.05)
-    raise AssertionError("import did not finish")
 
 
 def test_only_erasers_may_erase(client: FlaskClient, db_session: Session) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from tests.helpers.html import csrf_token
 from tests.staff.factories import force_login, make_staff
-from tests.subscribers.factories import event_kinds, get_subscriber, make_subscriber
+from tests.subscribers.factories import (
+    event_kinds,
+    get_subscriber,
+    make_subscriber,
+    upload_import,
+    wait_for_import,
+)
 from webapp.staff.models import AuditLog
 
 DATA = Path(__file__).parent / "data"
@@ -170,34 +175,18 @@ def test_export_download_is_audited_and_permissioned(
     assert client.post("/staff/subscribers/export", data={"status": ""}).status_code == 400
 
 
-def wait_until_done(client: FlaskClient, job_path: str) -> dict[str, object]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        data = client.get(f"{job_path}/progress.json").get_json()
-        if data["done"]:
-            return data
-        time.sleep(0.05)
-    raise AssertionError("the import did not finish")
-
-
 def test_upload_runs_in_the_background_with_progress_and_report(
     client: FlaskClient, db_session: Session
 ) -> None:
     signed_in(client, db_session, role="editor")
-    page = client.get("/staff/subscribers/import")
-    assert page.status_code == 200
-    response = client.post(
-        "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO((DATA / "rejects.csv").read_bytes()), "list.csv")},
-        content_type="multipart/form-data",
-    )
+    assert client.get("/staff/subscribers/import").status_code == 200
+    response = upload_import(client, (DATA / "rejects.csv").read_bytes())
     assert response.status_code == 303
     job_path = response.headers["Location"]
     progress_page = client.get(job_path)
     assert progress_page.status_code == 200
     assert "import_progress.js" in progress_page.text and "<script>" not in progress_page.text
-    data = wait_until_done(client, job_path)
+    data = wait_for_import(client, job_path)
     assert data["status"] == "finished" and data["created"] == 2 and data["rejected"] == 7
     assert data["percent"] == 100
     report_page = client.get(job_path).text
@@ -213,14 +202,8 @@ def test_upload_of_a_non_utf8_file_fails_with_a_message(
     client: FlaskClient, db_session: Session
 ) -> None:
     signed_in(client, db_session)
-    page = client.get("/staff/subscribers/import")
-    response = client.post(
-        "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO((DATA / "latin1.csv").read_bytes()), "latin1.csv")},
-        content_type="multipart/form-data",
-    )
-    data = wait_until_done(client, response.headers["Location"])
+    response = upload_import(client, (DATA / "latin1.csv").read_bytes(), filename="latin1.csv")
+    data = wait_for_import(client, response.headers["Location"])
     assert data["status"] == "failed" and "UTF-8" in str(data["error"])
     assert "UTF-8" in client.get(response.headers["Location"]).text
 
@@ -236,14 +219,8 @@ def test_too_large_upload_is_413_and_nothing_starts(
     from webapp.subscribers.models import ImportJob
 
     signed_in(client, db_session)
-    page = client.get("/staff/subscribers/import")
     big = b"email\n" + b"".join(f"u{i}@example.com\n".encode() for i in range(500))
-    response = client.post(
-        "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": "auto", "language": "en",
-              "file": (io.BytesIO(big), "big.csv")},
-        content_type="multipart/form-data",
-    )
+    response = upload_import(client, big, filename="big.csv")
     assert response.status_code == 413
     assert "too large" in response.text
     assert db_session.scalars(select(ImportJob)).first() is None
