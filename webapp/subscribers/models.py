@@ -337,6 +337,12 @@ class ImportJob(Base):
     requested_format: Mapped[str] = mapped_column(String(20), default="auto")
     #: Format found from the header row (NULL until read).
     detected_format: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: Text encoding asked for: "auto" (detected) or a codec name chosen by staff.
+    requested_encoding: Mapped[str] = mapped_column(
+        String(40), default="auto", server_default="auto"
+    )
+    #: Text encoding the file was read in (NULL until read).
+    encoding: Mapped[str | None] = mapped_column(String(40), nullable=True)
     #: Language given to rows that name none.
     default_language: Mapped[str] = mapped_column(String(8))
     #: Who started it (NULL for the command line).
@@ -361,6 +367,8 @@ class ImportJob(Base):
     unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
     #: Rows refused (see `rejections`).
     rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Rows imported with a date set to the import time (in the future or unreadable).
+    dates_clamped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: Why the whole import failed (not UTF-8, no email column...), NULL otherwise.
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
