@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import Base
@@ -29,6 +29,11 @@ class Feed(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: Why the last import failed (shown to staff); empty after a success.
     last_error: Mapped[str] = mapped_column(Text, default="")
+    #: What the last import skipped or kept without a date, counted by reason
+    #: (`feeds.ENTRY_NOTES`), for the staff page.
+    last_import_notes: Mapped[dict[str, int]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
