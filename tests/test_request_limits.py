@@ -289,7 +289,7 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     from urllib.parse import urlencode
 
     from tests.helpers.html import csrf_token
-    from tests.subscribers.factories import wait_for_import
+    from tests.subscribers.factories import start_previewed_import, wait_for_import
     from tests.subscribers.test_staff_views import signed_in
 
     token = csrf_token(client.get("/en/subscribe").text)
@@ -315,5 +315,6 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     upload = chunked_post(client, "/staff/subscribers/import", multipart,
                           f"multipart/form-data; boundary={boundary}")
     assert upload.status_code == 303, upload.status_code
+    start_previewed_import(client, upload.headers["Location"])
     data = wait_for_import(client, upload.headers["Location"])
     assert data["status"] == "finished" and data["created"] == 8_000

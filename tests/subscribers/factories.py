@@ -118,16 +118,33 @@ def one_email_to(sink: SmtpSink, address: str, count: int = 1) -> ReceivedMessag
 
 def upload_import(
     client: FlaskClient, body: bytes, *, filename: str = "list.csv", file_format: str = "auto",
-    language: str = "en",
+    language: str = "en", start: bool = True,
 ) -> TestResponse:
-    """Start an import from the staff page as staff do (the page's form, its CSRF token)."""
+    """Start an import from the staff page as staff do (the page's form, its CSRF token):
+    upload, then (unless `start` is false) press "Start" on the preview page. The answer
+    is the upload's (its Location is the job page)."""
     page = client.get("/staff/subscribers/import")
-    return client.post(
+    response = client.post(
         "/staff/subscribers/import",
         data={"csrf_token": csrf_token(page.text), "format": file_format, "language": language,
               "file": (io.BytesIO(body), filename)},
         content_type="multipart/form-data",
     )
+    if start and response.status_code == 303:
+        start_previewed_import(client, response.headers["Location"])
+    return response
+
+
+def start_previewed_import(
+    client: FlaskClient, job_path: str, *, encoding: str = "auto", action: str = "start"
+) -> TestResponse:
+    """Press a button of an import's preview page ("start", or "preview" again) with an
+    encoding; nothing happens when the import is not waiting for it."""
+    page = client.get(job_path)
+    if 'value="start"' not in page.text and action == "start":
+        return page  # failed already (nothing to start), or started
+    return client.post(f"{job_path}/start", data={
+        "csrf_token": csrf_token(page.text), "encoding": encoding, "action": action})
 
 
 def wait_for_import(client: FlaskClient, job_path: str) -> dict[str, Any]:

@@ -25,8 +25,10 @@ def test_import_command_reports_counts_and_rejections(
     result = runner.invoke(main, ["subscribers", "import", str(DATA / "rejects.csv"),
                                   "--language", "ru", "--report", str(report)])
     assert result.exit_code == 0, result.output
-    assert "2 added, 0 changed, 0 already on the list, 7 rejected" in result.output
-    assert "line 8: bad_date date@example.com" in result.output
+    assert "Encoding: utf-8 (detected)." in result.output
+    assert "3 added, 0 changed, 0 already on the list, 6 rejected" in result.output
+    assert "line 7: unknown_language lang@example.com" in result.output
+    assert "1 rows had a date in the future or unreadable" in result.output
     assert report.read_text(encoding="utf-8").splitlines()[0] == "line,email,reason"
     assert get_subscriber(db_session, "good@example.com").language == "en"  # from the file
 
@@ -41,7 +43,10 @@ def test_import_command_with_explicit_format_and_failures(
                                  "--format", "substack"])
     assert wrong.exit_code == 1 and "ghost export" in wrong.output
     latin = runner.invoke(main, ["subscribers", "import", str(DATA / "latin1.csv")])
-    assert latin.exit_code == 1 and "not UTF-8" in latin.output
+    assert latin.exit_code == 0 and "Encoding: cp1252 (detected)." in latin.output
+    unknown = runner.invoke(main, ["subscribers", "import", str(DATA / "latin1.csv"),
+                                   "--encoding", "no-such-codec"])
+    assert unknown.exit_code == 2 and "Unknown text encoding" in unknown.output
     bad_language = runner.invoke(main, ["subscribers", "import", str(DATA / "ghost.csv"),
                                         "--language", "xx"])
     assert bad_language.exit_code == 2
@@ -123,3 +128,19 @@ def test_demo_with_a_given_password_and_no_staff_hint(
                                   "--password", "a long demo password"])
     assert loaded.exit_code == 0, loaded.output
     assert "demo@readership.local / a long demo password" in loaded.output
+
+
+def test_import_command_reads_the_encoding_it_is_told(
+    runner: FlaskCliRunner, db_session: Session, tmp_path: Path
+) -> None:
+    koi8 = tmp_path / "koi8.csv"
+    koi8.write_bytes("email,name\nolga@example.com,Ольга Орлова\n".encode("koi8-r"))
+    # Read as windows-1251 (wrong, but asked for): the bytes decode, to other letters.
+    forced = runner.invoke(main, ["subscribers", "import", str(koi8), "--encoding", "cp1251"])
+    assert forced.exit_code == 0 and "Encoding: cp1251 (as asked)." in forced.output
+    assert get_subscriber(db_session, "olga@example.com").name != "Ольга Орлова"
+    db_session.query(Subscriber).delete()
+    db_session.commit()
+    right = runner.invoke(main, ["subscribers", "import", str(koi8), "--encoding", "KOI8-R"])
+    assert right.exit_code == 0 and "Encoding: koi8-r (as asked)." in right.output
+    assert get_subscriber(db_session, "olga@example.com").name == "Ольга Орлова"

@@ -107,20 +107,24 @@ def test_rejected_rows_are_reported_with_line_and_reason(
 ) -> None:
     job = run(db_session, clock, DATA / "rejects.csv", batch_size=2)
     assert job.status == "finished"
-    assert job.created_count == 2
+    assert job.created_count == 3
     assert rejections(job) == [
         (3, "", "missing_email"),
         (4, "not-an-email", "bad_email"),
         (5, "good@example.com", "duplicate_in_file"),
         (6, "weird@example.com", "unknown_status"),
         (7, "lang@example.com", "unknown_language"),
-        (8, "date@example.com", "bad_date"),
         (9, "multi line@example.com", "bad_email"),
     ]
+    # An unreadable date ("yesterday") is the import time, counted, and the row imported.
+    assert job.dates_clamped == 1
+    assert as_utc(get_subscriber(db_session, "date@example.com").created_at) == clock.now()
     assert get_subscriber(db_session, "last@example.com").status == "pending"
+    # Every record is counted once: added, changed, already there or rejected.
+    assert job.processed_rows == job.total_rows == 9 == job.created_count + job.rejected_count
     report = csv_io.rejections_csv(job)
     assert report.splitlines()[0] == "line,email,reason"
-    assert "8,date@example.com,bad_date" in report
+    assert "7,lang@example.com,unknown_language" in report
 
 
 def test_people_who_left_stay_gone_whatever_the_file_says(
@@ -187,13 +191,12 @@ def test_export_by_status(db_session: Session) -> None:
     assert "b@example.com" in out.getvalue() and "a@example.com" not in out.getvalue()
 
 
-def test_non_utf8_file_is_refused_before_anything_is_written(
+def test_a_legacy_8_bit_file_is_read_in_its_detected_encoding(
     db_session: Session, clock: FrozenClock
 ) -> None:
     job = run(db_session, clock, DATA / "latin1.csv")
-    assert job.status == "failed"
-    assert "not UTF-8" in job.error
-    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    assert job.status == "finished" and job.encoding == "cp1252"
+    assert get_subscriber(db_session, "zoe@example.com").name == "Zoé Café"
 
 
 @pytest.mark.parametrize(

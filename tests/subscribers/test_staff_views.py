@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.helpers.html import csrf_token
@@ -20,10 +20,12 @@ from tests.subscribers.factories import (
     event_kinds,
     get_subscriber,
     make_subscriber,
+    start_previewed_import,
     upload_import,
     wait_for_import,
 )
 from webapp.staff.models import AuditLog
+from webapp.subscribers.models import Subscriber
 
 DATA = Path(__file__).parent / "data"
 
@@ -187,10 +189,10 @@ def test_upload_runs_in_the_background_with_progress_and_report(
     assert progress_page.status_code == 200
     assert "import_progress.js" in progress_page.text and "<script>" not in progress_page.text
     data = wait_for_import(client, job_path)
-    assert data["status"] == "finished" and data["created"] == 2 and data["rejected"] == 7
-    assert data["percent"] == 100
+    assert data["status"] == "finished" and data["created"] == 3 and data["rejected"] == 6
+    assert data["percent"] == 100 and data["encoding"] == "utf-8" and data["dates_clamped"] == 1
     report_page = client.get(job_path).text
-    assert "bad_date" in report_page and "rejected.csv" in report_page
+    assert "unknown_language" in report_page and "rejected.csv" in report_page
     report = client.get(f"{job_path}/rejected.csv")
     assert report.mimetype == "text/csv"
     assert report.text.splitlines()[1] == "3,,missing_email"
@@ -198,14 +200,40 @@ def test_upload_runs_in_the_background_with_progress_and_report(
     assert get_subscriber(db_session, "good@example.com").status == "confirmed"
 
 
-def test_upload_of_a_non_utf8_file_fails_with_a_message(
+def test_staff_see_the_encoding_and_first_rows_before_anything_is_written(
     client: FlaskClient, db_session: Session
 ) -> None:
     signed_in(client, db_session)
-    response = upload_import(client, (DATA / "latin1.csv").read_bytes(), filename="latin1.csv")
+    body = "email,name\nolga@example.com,Ольга Орлова\nivan@example.com,Иван\n"
+    response = upload_import(client, body.encode("cp1251"), filename="excel.csv", start=False)
+    job_path = response.headers["Location"]
+    page = client.get(job_path).text
+    assert "<strong>cp1251</strong> (detected)" in page and "Ольга Орлова" in page
+    assert 'value="start"' in page and "readership" in page
+    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    # Staff choose another encoding and preview again: the page reads the file in it.
+    start_previewed_import(client, job_path, encoding="koi8-r", action="preview")
+    page = client.get(job_path).text
+    assert "<strong>koi8-r</strong> (chosen)" in page and "Ольга Орлова" not in page
+    start_previewed_import(client, job_path, encoding="cp1251")
+    data = wait_for_import(client, job_path)
+    assert data["status"] == "finished" and data["encoding"] == "cp1251" and data["created"] == 2
+    assert get_subscriber(db_session, "olga@example.com").name == "Ольга Орлова"
+    # A second "Start" starts nothing.
+    assert client.post(f"{job_path}/start", data={
+        "csrf_token": csrf_token(page), "encoding": "auto", "action": "start"}).status_code == 303
+    assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 2
+
+
+def test_a_file_that_cannot_be_imported_fails_at_upload_with_a_message(
+    client: FlaskClient, db_session: Session
+) -> None:
+    signed_in(client, db_session)
+    response = upload_import(client, b"name,phone\nAnn,123\n", start=False)
     data = wait_for_import(client, response.headers["Location"])
-    assert data["status"] == "failed" and "UTF-8" in str(data["error"])
-    assert "UTF-8" in client.get(response.headers["Location"]).text
+    assert data["status"] == "failed" and "No email column" in str(data["error"])
+    page = client.get(response.headers["Location"]).text
+    assert "No email column" in page and 'value="start"' not in page
 
 
 @pytest.fixture

@@ -31,17 +31,27 @@ _SHOWN_REJECTIONS = 20
               help="Language for rows that name none (default: the first configured).")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               default=None, help="Write every rejected row (line, email, reason) to this CSV.")
-def import_command(fmt: str, file: Path, language: str | None, report: Path | None) -> None:
-    """Import subscribers from FILE (ours, Substack, Ghost or Mailchimp CSV)."""
+@click.option("--encoding", default=None, metavar="NAME",
+              help="Read the file in this encoding (e.g. cp1251, koi8-r, utf-16) instead of "
+                   "the detected one.")
+def import_command(fmt: str, file: Path, language: str | None, report: Path | None,
+                   encoding: str | None) -> None:
+    """Import subscribers from FILE (ours, Substack, Ghost, Mailchimp or listmonk CSV)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     languages = tuple(app.config["LANGUAGES"])
     if language is not None and language not in languages:
         raise click.BadParameter(f"choose one of {', '.join(languages)}", param_hint="--language")
+    if encoding is not None:
+        try:
+            encoding = csv_io.check_encoding(encoding)
+        except csv_io.ImportFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--encoding") from None
     clock = get_clock(app)
     with get_database(app).session() as session:
         job = csv_io.start_import(
             session, filename=file.name, requested_format=fmt,
             default_language=language or languages[0], now=clock.now(),
+            requested_encoding=encoding or "auto",
         )
         session.commit()
         with tqdm(total=0, unit="rows", desc="Importing", file=sys.stderr,
@@ -56,11 +66,15 @@ def import_command(fmt: str, file: Path, language: str | None, report: Path | No
                               progress=progress)
         if job.status == ImportStatus.FAILED:
             raise click.ClickException(job.error or "the import failed")
+        click.echo(f"Encoding: {job.encoding} ({'as asked' if encoding else 'detected'}).")
         click.echo(
             f"Import {job.id} ({job.detected_format}): {job.created_count} added, "
             f"{job.updated_count} changed, {job.unchanged_count} already on the list, "
             f"{job.rejected_count} rejected."
         )
+        if job.dates_clamped:
+            click.echo(f"  {job.dates_clamped} rows had a date in the future or unreadable: "
+                       "set to the import time.")
         if job.rejected_count:
             for rejection in job.rejections[:_SHOWN_REJECTIONS]:
                 click.echo(f"  line {rejection.line}: {rejection.reason} {rejection.value}")

@@ -4,16 +4,23 @@ Export writes our own format (`EXPORT_COLUMNS`), UTF-8 with a byte-order mark so
 spreadsheet programs show non-Latin names right, through the one CSV writer of every export
 (`webapp.core.csv_out`: a cell a spreadsheet would run as a formula gets a leading `'`).
 Import reads our own format (so an export restores the list, statuses and dates included,
-and names and addresses without that quote) and the exports of Substack, Ghost and
-Mailchimp (subscribed, unsubscribed and cleaned lists), recognised by their header row.
+and names and addresses without that quote) and the exports of Substack, Ghost, Mailchimp
+(subscribed, unsubscribed, cleaned and "all contacts") and listmonk, recognised by their
+header row. Statuses come from values, never from which columns exist.
 
 Import rules:
 
-* The file must be UTF-8 (a byte-order mark is fine); anything else is refused as a
-  whole, before a single row is written.
-* The delimiter is found with `csv.Sniffer` and checked against the header row.
-* Every row is checked; a refused row is reported with its line number and a reason
-  (`RejectReason`) and the rest is imported.
+* The encoding is UTF-8 (with or without a byte-order mark), UTF-16/32 with a mark, or a
+  legacy 8-bit encoding found by charset-normalizer; staff see it (and the first rows
+  decoded) before the import starts, and can choose another.
+* The delimiter is the one of , ; tab | that makes an email column of the header.
+* Every record is checked; a refused one is reported with its line number and a reason
+  (`RejectReason`) and the rest is imported. A malformed record (unterminated quote,
+  wrong number of cells, NUL byte, over `MAX_RECORD_CHARS`) costs its first line only:
+  reading resumes at the next physical line, so created + updated + unchanged + rejected
+  is always the number of records (data lines, blank lines aside).
+* A date in the future or unreadable is set to the import time and counted
+  (`ImportJob.dates_clamped`).
 * Addresses are deduplicated within the file (later copies are refused as duplicates)
   and against the list: people who are unsubscribed or bounced here stay so whatever the
   file says; an unsubscribe or bounce in the file is applied to people on the list;
@@ -25,11 +32,11 @@ Import rules:
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import enum
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +45,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
@@ -77,7 +84,6 @@ EXPORT_COLUMNS = (
 )
 #: Rows written per transaction during an import.
 BATCH_SIZE = 2000
-_SAMPLE_BYTES = 64 * 1024
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 
@@ -89,6 +95,7 @@ class CsvFormat(enum.StrEnum):
     SUBSTACK = "substack"
     GHOST = "ghost"
     MAILCHIMP = "mailchimp"
+    LISTMONK = "listmonk"
 
 
 class RejectReason(enum.StrEnum):
@@ -99,9 +106,15 @@ class RejectReason(enum.StrEnum):
     DUPLICATE = "duplicate_in_file"
     UNKNOWN_STATUS = "unknown_status"
     UNKNOWN_LANGUAGE = "unknown_language"
-    BAD_DATE = "bad_date"
+    BAD_DATE = "bad_date"  # no longer given (dates are clamped); kept for old reports
     BAD_VALUE = "bad_value"
+    NOT_SUBSCRIBED = "not_subscribed"
     MALFORMED = "malformed_row"
+    UNTERMINATED_QUOTE = "unterminated_quote"
+    WRONG_FIELD_COUNT = "wrong_field_count"
+    NUL_BYTE = "nul_byte"
+    TOO_LONG = "row_too_long"
+    UNDECODABLE = "undecodable_text"
 
 
 class ImportFileError(ValueError):
@@ -178,47 +191,105 @@ def export_subscribers(
 
 # --- Reading the file -------------------------------------------------------------------
 
+#: Byte-order marks, longest first (a UTF-32 LE mark starts like a UTF-16 LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+#: The legacy encodings charset-normalizer chooses among. Left free, it calls a short
+#: windows-1251 list "cp1125" and a KOI8-R one "cp932"; these are what Excel and old
+#: exports write for the readers we serve (Russian, Western European).
+_LEGACY_ENCODINGS = ("cp1251", "koi8_r", "cp1252", "cp866", "mac_cyrillic", "iso8859_5")
+_DETECTION_BYTES = 1 << 20
+#: A record longer than this is refused: no subscriber row needs it, and an unclosed quote
+#: would otherwise read the rest of the file into one cell.
+MAX_RECORD_CHARS = 1_000_000
+#: A quoted cell may span lines (a note with line breaks), but not more than this many.
+MAX_RECORD_LINES = 200
+#: Undecodable bytes under `surrogateescape` (only a forced or legacy encoding has them).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_LOOKS_LIKE_EMAIL = re.compile(r"^\s*\"?[^@\s\",;]+@[^@\s\",;]+\.[^@\s\",;]+\"?\s*$")
 
-def check_utf8(path: Path) -> int:
-    """Raise `ImportFileError` unless the file is UTF-8; returns its number of lines."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 0
-    offset = 0
-    last_byte = b"\n"
+
+def check_encoding(name: str) -> str:
+    """The canonical codec name for `name` ("utf-8" for UTF-8 with or without a BOM);
+    raises `ImportFileError` for a name Python does not know or a non-text codec."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise ImportFileError(f"Unknown text encoding “{name[:40]}”.") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ImportFileError(f"“{name[:40]}” is not a text encoding.")
+    return "utf-8" if info.name in {"utf-8", "utf-8-sig"} else info.name
+
+
+def detect_encoding(path: Path) -> str:
+    """The file's text encoding: from its byte-order mark, else UTF-8 when every byte is
+    valid UTF-8, else the best legacy 8-bit encoding by charset-normalizer."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        for bom, name in _BOMS:
+            if head.startswith(bom):
+                return name
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        sample = b""
+        try:
+            while chunk := handle.read(1 << 20):
+                if not sample:
+                    sample = chunk[:_DETECTION_BYTES]
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+    import charset_normalizer  # here: most files are UTF-8, and the CLI starts faster
+
+    best = charset_normalizer.from_bytes(sample, cp_isolation=list(_LEGACY_ENCODINGS)).best()
+    if best is None:
+        raise ImportFileError(
+            "The file’s text encoding cannot be recognised. Save it as “CSV UTF-8”, "
+            "or choose its encoding."
+        )
+    return check_encoding(best.encoding)
+
+
+def _count_lines(path: Path) -> int:
+    """Physical lines in the file (an estimate of its rows, for the progress bar)."""
+    lines, last = 0, b"\n"
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise ImportFileError(
-                    f"The file is not UTF-8 text (byte {offset + exc.start + 1}). "
-                    "Save it as “CSV UTF-8” and upload it again."
-                ) from exc
             lines += chunk.count(b"\n")
-            offset += len(chunk)
-            last_byte = chunk[-1:]
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise ImportFileError("The file is not UTF-8 text (it ends mid-character).") from exc
-    return lines + (0 if last_byte == b"\n" else 1)
+            last = chunk[-1:]
+    return lines + (0 if last == b"\n" else 1)
 
 
 def _normalise_header(cell: str) -> str:
     return cell.strip().strip("\ufeff").strip().lower()
 
 
+_EMAIL_COLUMNS = ("email", "email address", "email_address", "e-mail")
+
+
 def detect_format(header: Sequence[str]) -> CsvFormat | None:
     """The export a header row comes from, or None when it has no email column."""
     names = {_normalise_header(cell) for cell in header}
-    if "email address" in names:
-        return CsvFormat.MAILCHIMP
-    if "email" not in names:
+    if not names & set(_EMAIL_COLUMNS):
         return None
+    if {"optin_time", "confirm_time", "leid", "euid", "member_rating"} & names:
+        return CsvFormat.MAILCHIMP
     if "active_subscription" in names or "email_disabled" in names:
         return CsvFormat.SUBSTACK
-    if "subscribed_to_emails" in names or {"complimentary_plan", "stripe_customer_id"} <= names:
+    if {"subscribed_to_emails", "subscribed"} & names or {
+        "complimentary_plan", "stripe_customer_id"} <= names:
         return CsvFormat.GHOST
+    if "attributes" in names:
+        return CsvFormat.LISTMONK
+    if "email address" in names:
+        return CsvFormat.MAILCHIMP  # a trimmed Mailchimp export: its address column
     return CsvFormat.READERSHIP
 
 
@@ -229,53 +300,186 @@ class _Dialect(csv.Dialect):
     skipinitialspace = False
     lineterminator = "\r\n"
     quoting = csv.QUOTE_MINIMAL
-    strict = False
+    strict = True
 
 
-def _dialect_for(sample: str) -> type[csv.Dialect]:
-    """The delimiter from `csv.Sniffer`, checked against the header row (the sniffer can
-    pick a character that merely appears in the data)."""
-    first_line = sample.splitlines()[0] if sample else ""
-    candidates: list[str] = []
-    with contextlib.suppress(csv.Error):
-        candidates.append(csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter)
-    candidates += [",", ";", "\t", "|"]
-    for delimiter in candidates:
-        header = next(csv.reader([first_line], delimiter=delimiter), [])
-        if detect_format(header) is not None:
-            return type("Sniffed", (_Dialect,), {"delimiter": delimiter})
-    return _Dialect
+def _split_header(line: str) -> tuple[str, list[str]]:
+    """(delimiter, cells) of the header line: the delimiter among , ; tab | that shows an
+    email column, splitting into the most columns (a name may hold the others)."""
+    found: list[tuple[int, str, list[str]]] = []
+    for delimiter in (",", ";", "\t", "|"):
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter, strict=False), [])
+        except csv.Error:
+            continue
+        if detect_format(cells) is not None:
+            found.append((len(cells), delimiter, cells))
+    if not found:
+        raise ImportFileError(
+            "No email column found in the header row "
+            "(expected “email” or Mailchimp’s “Email Address”)."
+        )
+    _, delimiter, cells = max(found, key=lambda item: item[0])
+    return delimiter, cells
+
+
+@dataclass(slots=True)
+class Record:
+    """One record of the file: its first physical line and its cells, or why it was
+    refused (`problem`) with the start of its text (`raw`) for the report."""
+
+    line: int
+    cells: list[str] | None
+    problem: RejectReason | None = None
+    raw: str = ""
+
+
+class _Lines:
+    """Physical lines (any of CR, LF, CRLF ends) with their numbers; lines read ahead can
+    be handed back, so reading resumes right after a refused record's first line."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._back: list[str] = []
+        self.number = 0
+
+    def take(self) -> str | None:
+        line = self._back.pop() if self._back else next(self._lines, None)
+        if line is not None:
+            self.number += 1
+        return line
+
+    def give_back(self, lines: Sequence[str]) -> None:
+        self._back.extend(reversed(lines))
+        self.number -= len(lines)
+
+
+class _RecordReader:
+    """Splits the lines after the header into records.
+
+    A line without a quote is split as it is (most lines; csv would do the same, slower).
+    A line with an open quote takes the following lines until the quote closes; that
+    record is kept only when it closes within `MAX_RECORD_LINES`/`MAX_RECORD_CHARS`, has
+    the header's width, and no line it swallowed looks like a row of its own. Otherwise
+    its first line is refused and reading resumes at the next physical line: an
+    unterminated quote costs one row, reported, never the rows after it.
+    """
+
+    def __init__(self, lines: _Lines, dialect: type[csv.Dialect], width: int,
+                 email_index: int, check_decoding: bool) -> None:
+        self.lines = lines
+        self.dialect = dialect
+        self.delimiter = str(dialect.delimiter)
+        self.width = width
+        self.email_index = email_index
+        self.check_decoding = check_decoding
+
+    def __iter__(self) -> Iterator[Record]:
+        lines = self.lines
+        while (line := lines.take()) is not None:
+            start = lines.number
+            if '"' not in line:
+                record = self._record(start, line.rstrip("\r\n"), None)
+            else:
+                record = self._quoted(start, line)
+            if record is not None:
+                yield record
+
+    def _record(self, start: int, text: str, cells: list[str] | None) -> Record | None:
+        """The record for `text` (cells already parsed for quoted text); None if blank."""
+        problem = None
+        if len(text) > MAX_RECORD_CHARS:
+            problem = RejectReason.TOO_LONG
+        elif "\x00" in text:
+            problem = RejectReason.NUL_BYTE
+        elif self.check_decoding and _UNDECODABLE.search(text):
+            problem = RejectReason.UNDECODABLE
+        else:
+            if cells is None:
+                cells = text.split(self.delimiter)
+            if all(not cell.strip() for cell in cells):
+                return None  # a blank line, or only separators: not a row
+            if len(cells) != self.width:
+                # A trailing empty cell or two (a stray separator) is harmless.
+                if len(cells) < self.width or any(c.strip() for c in cells[self.width:]):
+                    problem = RejectReason.WRONG_FIELD_COUNT
+                else:
+                    del cells[self.width:]
+        if problem is not None:
+            return Record(start, None, problem, _clean(text[:300], 300))
+        return Record(start, cells)
+
+    def _quoted(self, start: int, first: str) -> Record | None:
+        parts = [first]
+        quotes = first.count('"')
+        size = len(first)
+        while quotes % 2 and len(parts) < MAX_RECORD_LINES and size <= MAX_RECORD_CHARS:
+            more = self.lines.take()
+            if more is None:
+                break
+            parts.append(more)
+            quotes += more.count('"')
+            size += len(more)
+        problem = None
+        cells: list[str] | None = None
+        if size > MAX_RECORD_CHARS:
+            problem = RejectReason.TOO_LONG
+        elif quotes % 2 or any(self._looks_like_a_row(part) for part in parts[1:]):
+            problem = RejectReason.UNTERMINATED_QUOTE
+        elif "\x00" in first or (len(parts) > 1 and any("\x00" in part for part in parts)):
+            problem = RejectReason.NUL_BYTE
+        else:
+            try:
+                reader = csv.reader(parts, self.dialect)
+                cells = next(reader)
+                if reader.line_num != len(parts):
+                    problem = RejectReason.MALFORMED
+            except (csv.Error, StopIteration):
+                problem = RejectReason.MALFORMED
+        if problem is not None:
+            self.lines.give_back(parts[1:])
+            return Record(start, None, problem, _clean(first[:300], 300))
+        return self._record(start, "".join(parts).rstrip("\r\n"), cells)
+
+    def _looks_like_a_row(self, line: str) -> bool:
+        """A swallowed line that is a row of its own: no quote, the header's width, an
+        address where the email column is."""
+        if '"' in line:
+            return False
+        cells = line.rstrip("\r\n").split(self.delimiter)
+        return (len(cells) == self.width
+                and _LOOKS_LIKE_EMAIL.match(cells[self.email_index]) is not None)
 
 
 @dataclass
 class _Source:
-    """An open CSV file: its header, format and rows with their line numbers."""
+    """An open CSV file: its encoding, header, format and records."""
 
     format: CsvFormat
+    encoding: str
     header: list[str]
-    rows: Iterator[tuple[int, list[str] | None]]
+    records: Iterator[Record]
     handle: IO[str]
 
 
-def open_csv(path: Path, requested: str = "auto") -> _Source:
-    """Open `path` for import: check the format against the header (`ImportFileError`)."""
-    handle = path.open("r", encoding="utf-8-sig", newline="")
+def open_csv(path: Path, requested: str = "auto", encoding: str | None = None) -> _Source:
+    """Open `path` for import in `encoding` (detected when None): check the format against
+    the header (`ImportFileError`); the caller closes `handle`."""
+    encoding = check_encoding(encoding) if encoding else detect_encoding(path)
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding
+    # surrogateescape: a byte the encoding cannot decode refuses its row, not the file.
+    handle = path.open("r", encoding=codec, errors="surrogateescape", newline="")
     try:
-        sample = handle.read(_SAMPLE_BYTES)
-        handle.seek(0)
-        reader = csv.reader(handle, dialect=_dialect_for(sample))
+        lines = _Lines(iter(handle))
         try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportFileError("The file is empty.") from None
-        except csv.Error as exc:
-            raise ImportFileError(f"The header row cannot be read: {exc}.") from exc
+            first = lines.take()
+        except UnicodeError as exc:
+            raise ImportFileError(f"The file cannot be read as {encoding}: {exc}.") from exc
+        if first is None or not first.strip("\ufeff\r\n \t"):
+            raise ImportFileError("The file is empty.")
+        delimiter, header = _split_header(first.rstrip("\r\n"))
         detected = detect_format(header)
-        if detected is None:
-            raise ImportFileError(
-                "No email column found in the header row "
-                "(expected “email” or Mailchimp’s “Email Address”)."
-            )
+        assert detected is not None  # _split_header found an email column
         if requested != "auto" and requested != detected.value:
             # A readership-looking header may be a minimal list for any format, but a
             # recognisable export of another service must not be read as something else.
@@ -284,29 +488,36 @@ def open_csv(path: Path, requested: str = "auto") -> _Source:
                     f"The header looks like a {detected.value} export, not {requested}."
                 )
             detected = CsvFormat(requested)
-        return _Source(detected, header, _rows(reader), handle)
+        names = [_normalise_header(cell) for cell in header]
+        email_index = next(names.index(n) for n in _EMAIL_COLUMNS if n in names)
+        dialect = type("Sniffed", (_Dialect,), {"delimiter": delimiter})
+        records = _RecordReader(lines, dialect, len(header), email_index,
+                                check_decoding=encoding != "utf-8")
+        return _Source(detected, encoding, header, iter(records), handle)
     except BaseException:
         handle.close()
         raise
 
 
-def _rows(reader: Any) -> Iterator[tuple[int, list[str] | None]]:
-    """(first line number, cells) per record; cells None for a record csv cannot parse."""
-    previous_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            yield previous_end + 1, None
-            previous_end = reader.line_num
-            continue
-        start = previous_end + 1
-        previous_end = reader.line_num
-        if not cells or all(not cell.strip() for cell in cells):
-            continue
-        yield start, cells
+@dataclass
+class FilePreview:
+    """What staff see before an import starts: the encoding, format and first rows."""
+
+    encoding: str
+    detected_encoding: bool
+    format: CsvFormat
+    header: list[str]
+    rows: list[Record]
+
+
+def preview_csv(path: Path, *, requested_format: str = "auto", encoding: str | None = None,
+                rows: int = 5) -> FilePreview:
+    """The first `rows` records of `path` decoded as the import will read them; raises
+    `ImportFileError` when the file cannot be imported at all."""
+    source = open_csv(path, requested_format, encoding)
+    with source.handle:
+        first = [record for _, record in zip(range(rows), source.records, strict=False)]
+    return FilePreview(source.encoding, encoding is None, source.format, source.header, first)
 
 
 # --- Row mapping ------------------------------------------------------------------------
@@ -319,20 +530,32 @@ _IMPORTABLE_REASONS = frozenset(
 )
 #: Control characters (NUL included, which PostgreSQL text cannot hold) become spaces.
 _CONTROL_TO_SPACE = {code: " " for code in [*range(32), 127]}
-
-
-def _parse_dt(text: str) -> datetime | None:
-    """An ISO 8601 time (a trailing Z or " UTC" allowed), as aware UTC; None when empty."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text.replace(" UTC", "").replace("Z", "+00:00"))
-        except ValueError:
-            raise RowRejected(RejectReason.BAD_DATE) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+#: Go's `time.Time.String()` (listmonk's export): "2024-01-02 15:04:05.123 +0530 IST".
+_GO_TIME = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)? ([+-]\d\d)(\d\d)(?: [A-Za-z0-9+-]+)?$"
+)
+#: One-column names, and first/last name columns, as exports spell them.
+_NAME_COLUMNS = ("name", "full name", "full_name", "fullname", "display name", "display_name")
+_FIRST_NAME_COLUMNS = ("first name", "first_name", "firstname", "fname", "given name")
+_LAST_NAME_COLUMNS = ("last name", "last_name", "lastname", "lname", "surname", "family name")
+#: Mailchimp's status, where an export carries it as a column.
+_MAILCHIMP_STATUS_COLUMNS = ("status", "email marketing status", "email marketing")
+_MAILCHIMP_STATUSES = {
+    "subscribed": SubscriberStatus.CONFIRMED,
+    "unsubscribed": SubscriberStatus.UNSUBSCRIBED,
+    "cleaned": SubscriberStatus.BOUNCED,
+    "pending": SubscriberStatus.PENDING,
+}
+#: Mailchimp contacts who never subscribed to marketing email: not readers to import.
+_MAILCHIMP_NOT_SUBSCRIBED = frozenset({"non-subscribed", "nonsubscribed", "transactional",
+                                       "archived"})
+#: listmonk's subscriber statuses: "blocklisted" (and "disabled") get no email.
+_LISTMONK_STATUSES = {
+    "": SubscriberStatus.CONFIRMED,
+    "enabled": SubscriberStatus.CONFIRMED,
+    "disabled": SubscriberStatus.UNSUBSCRIBED,
+    "blocklisted": SubscriberStatus.UNSUBSCRIBED,
+}
 
 
 def _parse_bool(value: str) -> bool:
@@ -353,45 +576,48 @@ def _clean(value: str, limit: int) -> str:
     return value.strip()[:limit]
 
 
+def _first_index(index: dict[str, int], names: Sequence[str]) -> int:
+    return next((index[name] for name in names if name in index), -1)
+
+
 class _Mapper:
-    """Turns a row of one format into an `ImportRow`."""
+    """Turns a row of one format into an `ImportRow`; counts the rows whose dates were
+    clamped to the import time (`clamped_rows`)."""
 
     def __init__(
-        self, fmt: CsvFormat, header: Sequence[str], languages: Sequence[str], default: str
+        self, fmt: CsvFormat, header: Sequence[str], languages: Sequence[str], default: str,
+        now: datetime,
     ) -> None:
         self.format = fmt
         self.index = {_normalise_header(name): i for i, name in enumerate(header)}
-        self.width = len(header)
-        # Rows are padded to the header's width plus one empty cell at the end, so a column
-        # the file lacks (position -1) and a short row both read as "".
+        # Rows have the header's width plus one empty cell at the end (`pad`), so a column
+        # the file lacks (position -1) reads as "".
         self.ix: dict[str, int] = defaultdict(lambda: -1, self.index)
         self.readership_columns = tuple(
             self.ix[name]
-            for name in ("name", "language", "languages", "status", "source", "created_at",
+            for name in ("language", "languages", "status", "source", "created_at",
                          "confirmed_at", "unsubscribed_at", "paused", "suppressed",
                          "suppression_reason")
         )
+        self.name_columns = (_first_index(self.index, _NAME_COLUMNS),
+                             _first_index(self.index, _FIRST_NAME_COLUMNS),
+                             _first_index(self.index, _LAST_NAME_COLUMNS))
+        self.mailchimp_status_column = _first_index(self.index, _MAILCHIMP_STATUS_COLUMNS)
         self.languages = tuple(languages)
         self.default_language = default
-        names = set(self.index)
-        self.email_column = "email address" if fmt == CsvFormat.MAILCHIMP else "email"
+        self.now = now
+        self.clamped_rows = 0
+        self._clamped = False
+        self.email_column = next(name for name in _EMAIL_COLUMNS if name in self.index)
         self.map_format = getattr(self, f"_map_{fmt.value}")
-        # Mailchimp's unsubscribed and cleaned lists are separate exports with extra columns.
-        self.mailchimp_status = (
-            SubscriberStatus.BOUNCED if "clean_time" in names
-            else SubscriberStatus.UNSUBSCRIBED if "unsub_time" in names
-            else SubscriberStatus.CONFIRMED
-        )
 
     def cell(self, cells: Sequence[str], name: str) -> str:
         """The stripped value of column `name` in a padded row ("" when absent)."""
         return cells[self.ix[name]].strip()
 
     def pad(self, cells: Sequence[str]) -> list[str]:
-        """`cells` padded to the header's width, plus the empty cell missing columns read."""
+        """`cells` plus the empty cell that missing columns read."""
         padded = list(cells)
-        if len(padded) < self.width:
-            padded.extend([""] * (self.width - len(padded)))
         padded.append("")
         return padded
 
@@ -402,6 +628,38 @@ class _Mapper:
         if code not in self.languages:
             raise RowRejected(RejectReason.UNKNOWN_LANGUAGE)
         return code
+
+    def name(self, cells: Sequence[str]) -> str:
+        """The one name column when it has a value, else first and last name joined."""
+        whole, first, last = self.name_columns
+        name = cells[whole].strip()
+        if not name:
+            name = f"{cells[first].strip()} {cells[last].strip()}"
+        if self.format == CsvFormat.READERSHIP:
+            name = unescape_cell(name)
+        return _clean(name, 200)
+
+    def date(self, text: str) -> datetime | None:
+        """An ISO 8601 time (a trailing Z or " UTC", or Go's format, allowed) as aware UTC;
+        None when empty. A date in the future or unreadable becomes the import time (a
+        reader's history cannot start later than now) and is counted."""
+        text = text.strip()
+        if not text:
+            return None
+        go_time = _GO_TIME.match(text)
+        if go_time:
+            text = (f"{go_time[1]}{(go_time[2] or '')[:7]}"
+                    f"{go_time[3]}:{go_time[4]}")
+        try:
+            parsed = datetime.fromisoformat(text.replace(" UTC", "").replace("Z", "+00:00"))
+        except ValueError:
+            self._clamped = True
+            return self.now
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed > self.now:
+            self._clamped = True
+            return self.now
+        return parsed
 
     def map(self, line: int, cells: Sequence[str]) -> ImportRow:
         cells = self.pad(cells)
@@ -415,7 +673,10 @@ class _Mapper:
         except InvalidEmail:
             raise RowRejected(RejectReason.BAD_EMAIL) from None
         row = ImportRow(line=line, email=email)
+        self._clamped = False
         self.map_format(row, cells)
+        if self._clamped:
+            self.clamped_rows += 1
         if not row.languages:
             row.languages = [row.language]
         if row.created_at is None:
@@ -424,9 +685,9 @@ class _Mapper:
 
     def _map_readership(self, row: ImportRow, cells: Sequence[str]) -> None:
         # The hot path of a large import (and of restoring an export): plain indexing.
-        (name, language, languages, status_, source, created_at, confirmed_at,
+        (language, languages, status_, source, created_at, confirmed_at,
          unsubscribed_at, paused, suppressed, reason_) = self.readership_columns
-        row.name = _clean(unescape_cell(cells[name].strip()), 200)
+        row.name = self.name(cells)
         row.language = self.language(cells[language])
         extra = cells[languages]
         if extra.strip():
@@ -439,9 +700,9 @@ class _Mapper:
             raise RowRejected(RejectReason.UNKNOWN_STATUS)
         row.status = status
         row.source = _SOURCES.get(cells[source].strip().lower(), SubscriberSource.IMPORT)
-        row.created_at = _parse_dt(cells[created_at].strip())
-        row.confirmed_at = _parse_dt(cells[confirmed_at].strip())
-        row.unsubscribed_at = _parse_dt(cells[unsubscribed_at].strip())
+        row.created_at = self.date(cells[created_at])
+        row.confirmed_at = self.date(cells[confirmed_at])
+        row.unsubscribed_at = self.date(cells[unsubscribed_at])
         row.paused = _parse_bool(cells[paused].strip())
         if _parse_bool(cells[suppressed].strip()) or status == SubscriberStatus.BOUNCED:
             reason = cells[reason_].strip().lower()
@@ -452,9 +713,11 @@ class _Mapper:
             )
 
     def _map_substack(self, row: ImportRow, cells: Sequence[str]) -> None:
-        row.name = _clean(self.cell(cells, "name"), 200)
+        # `active_subscription` and `expiry` are about paying, not about email: only
+        # `email_disabled` says the reader gets none.
+        row.name = self.name(cells)
         row.language = self.language(self.cell(cells, "language"))
-        created = _parse_dt(self.cell(cells, "created_at"))
+        created = self.date(self.cell(cells, "created_at"))
         row.created_at = row.opt_in_at = created
         if _parse_bool(self.cell(cells, "email_disabled")):
             row.status = SubscriberStatus.UNSUBSCRIBED
@@ -463,7 +726,10 @@ class _Mapper:
             row.confirmed_at = created
 
     def _map_ghost(self, row: ImportRow, cells: Sequence[str]) -> None:
-        row.name = _clean(self.cell(cells, "name"), 200)
+        # A Ghost member gets newsletters unless `subscribed_to_emails` (older exports:
+        # `subscribed`) is false or the member was deleted; `complimentary_plan`, tiers and
+        # Stripe ids are about paid access and change nothing here.
+        row.name = self.name(cells)
         language = self.cell(cells, "language")
         if not language:
             # Bilingual Ghost sites often keep the language as a label ("ru", "lang:ru").
@@ -473,10 +739,10 @@ class _Mapper:
                     language = code
                     break
         row.language = self.language(language)
-        created = _parse_dt(self.cell(cells, "created_at"))
-        deleted = _parse_dt(self.cell(cells, "deleted_at"))
+        created = self.date(self.cell(cells, "created_at"))
+        deleted = self.date(self.cell(cells, "deleted_at"))
         row.created_at = row.opt_in_at = created
-        subscribed = self.cell(cells, "subscribed_to_emails")
+        subscribed = self.cell(cells, "subscribed_to_emails") or self.cell(cells, "subscribed")
         if deleted is not None or not _parse_bool(subscribed or "true"):
             row.status = SubscriberStatus.UNSUBSCRIBED
             row.unsubscribed_at = deleted
@@ -485,20 +751,66 @@ class _Mapper:
             row.confirmed_at = created
 
     def _map_mailchimp(self, row: ImportRow, cells: Sequence[str]) -> None:
-        first, last = self.cell(cells, "first name"), self.cell(cells, "last name")
-        row.name = _clean(f"{first} {last}", 200)
+        # The status comes from values: a status column where the export has one, else a
+        # CLEAN_TIME (cleaned: bounced) or an UNSUB_TIME (unsubscribed). The columns alone
+        # say nothing: an "all contacts" export has UNSUB_* columns, empty for subscribers.
+        row.name = self.name(cells)
         row.language = self.language(self.cell(cells, "language"))
-        opt_in = _parse_dt(self.cell(cells, "optin_time"))
-        confirmed = _parse_dt(self.cell(cells, "confirm_time"))
+        opt_in = self.date(self.cell(cells, "optin_time"))
+        confirmed = self.date(self.cell(cells, "confirm_time"))
         row.opt_in_at = opt_in or confirmed
         row.created_at = opt_in or confirmed
         row.confirmed_at = confirmed or opt_in
-        row.status = self.mailchimp_status
+        cleaned_at = self.date(self.cell(cells, "clean_time"))
+        unsubscribed_at = self.date(self.cell(cells, "unsub_time"))
+        stated = cells[self.mailchimp_status_column].strip().lower()
+        if stated in _MAILCHIMP_NOT_SUBSCRIBED:
+            raise RowRejected(RejectReason.NOT_SUBSCRIBED)
+        if stated:
+            if stated not in _MAILCHIMP_STATUSES:
+                raise RowRejected(RejectReason.UNKNOWN_STATUS)
+            row.status = _MAILCHIMP_STATUSES[stated]
+        elif cleaned_at is not None:
+            row.status = SubscriberStatus.BOUNCED
+        elif unsubscribed_at is not None:
+            row.status = SubscriberStatus.UNSUBSCRIBED
+        else:
+            row.status = SubscriberStatus.CONFIRMED
         if row.status == SubscriberStatus.UNSUBSCRIBED:
-            row.unsubscribed_at = _parse_dt(self.cell(cells, "unsub_time"))
+            row.unsubscribed_at = unsubscribed_at
         elif row.status == SubscriberStatus.BOUNCED:
             row.suppression_reason = SuppressionReason.HARD_BOUNCE.value
-            row.suppressed_at = _parse_dt(self.cell(cells, "clean_time"))
+            row.suppressed_at = cleaned_at
+
+    def _map_listmonk(self, row: ImportRow, cells: Sequence[str]) -> None:
+        # listmonk's import file is email,name,attributes (JSON); its export adds uuid,
+        # status, created_at, updated_at. The language may sit in the attributes.
+        row.name = self.name(cells)
+        attributes_text = self.cell(cells, "attributes")
+        language = ""
+        if attributes_text:
+            try:
+                attributes = json.loads(attributes_text)
+            except ValueError:
+                raise RowRejected(RejectReason.BAD_VALUE) from None
+            if not isinstance(attributes, dict):
+                raise RowRejected(RejectReason.BAD_VALUE)
+            for key in ("language", "lang", "locale"):
+                value = attributes.get(key)
+                if isinstance(value, str) and value.strip().lower() in self.languages:
+                    language = value
+                    break
+        row.language = self.language(language or self.cell(cells, "language"))
+        status = _LISTMONK_STATUSES.get(self.cell(cells, "status").lower())
+        if status is None:
+            raise RowRejected(RejectReason.UNKNOWN_STATUS)
+        row.status = status
+        created = self.date(self.cell(cells, "created_at"))
+        row.created_at = row.opt_in_at = created
+        if status == SubscriberStatus.CONFIRMED:
+            row.confirmed_at = created
+        else:
+            row.unsubscribed_at = self.date(self.cell(cells, "updated_at"))
 
 
 # --- Import -----------------------------------------------------------------------------
@@ -524,12 +836,14 @@ def start_import(
     default_language: str,
     now: datetime,
     staff_user_id: int | None = None,
+    requested_encoding: str = "auto",
 ) -> ImportJob:
     """Create the `ImportJob` row for a file about to be imported (the caller commits)."""
     job = ImportJob(
         status=ImportStatus.QUEUED,
         filename=filename[:255],
         requested_format=requested_format,
+        requested_encoding=requested_encoding,
         default_language=default_language,
         staff_user_id=staff_user_id,
         created_at=now,
@@ -552,20 +866,23 @@ def run_import(
     """Import `path` into the list under `job`, committing after every batch.
 
     Unlike other services this one commits: progress lives in the job row and each batch
-    is durable on its own. A file-level problem (not UTF-8, no email column) marks the job
-    failed before any subscriber is written; an unexpected error marks it failed after
-    rolling back the batch in flight. `progress(processed, total)` is called per batch.
+    is durable on its own. A file-level problem (encoding unknown, no email column) marks
+    the job failed before any subscriber is written; an unexpected error marks it failed
+    after rolling back the batch in flight. `progress(processed, total)` is called per
+    batch; `total` is estimated from the line count until the end, then exact.
     """
     change_import_status(job, ImportStatus.RUNNING, now=now())
     session.commit()
+    encoding = None if job.requested_encoding in ("", "auto") else job.requested_encoding
     try:
-        job.total_rows = max(check_utf8(path) - 1, 0)
-        source = open_csv(path, job.requested_format)
+        source = open_csv(path, job.requested_format, encoding)
+        job.total_rows = max(_count_lines(path) - 1, 0)
     except ImportFileError as exc:
         return _fail(session, job, str(exc), now())
     except OSError as exc:
         return _fail(session, job, f"The file cannot be read: {exc.strerror}.", now())
     job.detected_format = source.format.value
+    job.encoding = source.encoding
     session.commit()
     try:
         with source.handle:
@@ -577,6 +894,26 @@ def run_import(
     change_import_status(job, ImportStatus.FINISHED, now=now())
     session.commit()
     return job
+
+
+def refuse_import(session: Session, job: ImportJob, message: str, at: datetime) -> ImportJob:
+    """Mark a queued import failed with `message` for staff, before it reads a row."""
+    return _fail(session, job, message, at)
+
+
+def claim_import(session: Session, job: ImportJob, *, requested_encoding: str,
+                 now: datetime) -> bool:
+    """Claim a queued import for one run, with the encoding staff chose; False when it was
+    claimed already (a second click on "Start" starts nothing)."""
+    claimed = session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job.id, ImportJob.status == ImportStatus.QUEUED,
+               ImportJob.started_at.is_(None))
+        .values(started_at=now, requested_encoding=requested_encoding)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    session.refresh(job)
+    return bool(claimed)
 
 
 def _fail(session: Session, job: ImportJob, message: str, at: datetime) -> ImportJob:
@@ -596,14 +933,16 @@ def _import_rows(
     batch_size: int,
 ) -> None:
     default = job.default_language if job.default_language in languages else languages[0]
-    mapper = _Mapper(source.format, source.header, languages, default)
+    mapper = _Mapper(source.format, source.header, languages, default, now())
     seen: set[str] = set()
     batch: list[ImportRow] = []
     counts = _Counts()
-    for line, cells in source.rows:
+    for record in source.records:
         counts.processed += 1
+        line, cells = record.line, record.cells
         if cells is None:
-            counts.rejected.append((line, "", RejectReason.MALFORMED.value))
+            problem = record.problem or RejectReason.MALFORMED
+            counts.rejected.append((line, record.raw, problem.value))
         else:
             try:
                 row = mapper.map(line, cells)
@@ -617,10 +956,13 @@ def _import_rows(
                     seen.add(row.email)
                     batch.append(row)
         if len(batch) >= batch_size or len(counts.rejected) >= batch_size:
+            job.dates_clamped = mapper.clamped_rows
             _flush(session, job, batch, counts, now())
             batch = []
             if progress:
-                progress(job.processed_rows, job.total_rows)
+                progress(job.processed_rows, max(job.total_rows, job.processed_rows))
+    job.dates_clamped = mapper.clamped_rows
+    job.total_rows = counts.processed  # the estimate counted lines; now the records are known
     _flush(session, job, batch, counts, now())
     if progress:
         progress(job.processed_rows, job.total_rows)

@@ -183,7 +183,7 @@ class EraseForm(FlaskForm):
             raise ValidationError(_l("That is not this subscriber's address."))
 
 
-IMPORT_FORMATS = ("auto", "readership", "substack", "ghost", "mailchimp")
+IMPORT_FORMATS = ("auto", "readership", "substack", "ghost", "mailchimp", "listmonk")
 
 
 class ImportForm(FlaskForm):
@@ -202,9 +202,38 @@ class ImportForm(FlaskForm):
                 ("substack", "Substack"),
                 ("ghost", "Ghost"),
                 ("mailchimp", "Mailchimp"),
+                ("listmonk", "listmonk"),
             ]
         )
         self.language.choices = language_choices(languages)
+
+
+#: Encodings staff can choose for an import (any Python codec works on the command line).
+IMPORT_ENCODINGS = (
+    ("utf-8", "UTF-8"),
+    ("utf-16", "UTF-16"),
+    ("cp1251", "Windows-1251"),
+    ("koi8-r", "KOI8-R"),
+    ("cp866", "CP866 (DOS)"),
+    ("mac-cyrillic", "Mac Cyrillic"),
+    ("cp1252", "Windows-1252"),
+    ("latin-1", "ISO-8859-1"),
+    ("cp1250", "Windows-1250"),
+)
+
+
+class ImportStartForm(FlaskForm):
+    """The preview page's form: the encoding to read the file in, then preview or start."""
+
+    encoding = SelectField(_l("Text encoding"), validate_choice=True)
+    action = SelectField(validate_choice=True)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.encoding.choices = choices(
+            [("auto", _l("Detect automatically"))] + list(IMPORT_ENCODINGS)
+        )
+        self.action.choices = choices([("preview", "preview"), ("start", "start")])
 
 
 class ExportForm(FlaskForm):

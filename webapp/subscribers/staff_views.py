@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -43,6 +42,7 @@ from webapp.subscribers.forms import (
     EraseForm,
     ExportForm,
     ImportForm,
+    ImportStartForm,
     StatusActionForm,
     SubscriberFilterForm,
     source_label,
@@ -286,10 +286,17 @@ def _run_in_background(app: Flask, job_id: int, path: Path) -> threading.Thread:
     return thread
 
 
+def _upload_path(app: Flask, job_id: int) -> Path:
+    """Where an uploaded file waits for its import (named by the job: nothing from the
+    request goes into a path)."""
+    return _import_dir(app) / f"job-{job_id}.csv"
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @requires(Permission.SUBSCRIBERS_MANAGE)
 def import_upload() -> Any:
-    """Upload a CSV; the import runs in the background and this redirects to its progress."""
+    """Upload a CSV; this redirects to its preview (encoding, format, first rows), where
+    staff start the import, which then runs in the background."""
     languages = current_app.config["LANGUAGES"]
     form = ImportForm(languages=languages)
     session = get_session()
@@ -301,8 +308,6 @@ def import_upload() -> Any:
     if not form.validate_on_submit():
         return render_template("staff/subscribers/import.html", form=form, recent=recent), 422
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    path = _import_dir(app) / f"{secrets.token_hex(16)}.csv"
-    form.file.data.save(path)
     staff = current_staff()
     now = utcnow()
     job = csv_io.start_import(
@@ -310,13 +315,20 @@ def import_upload() -> Any:
         requested_format=form.format.data or "auto", default_language=form.language.data,
         now=now, staff_user_id=staff.id if staff else None,
     )
+    path = _upload_path(app, job.id)
+    form.file.data.save(path)
     record_audit(
         session, actor=staff, action="subscribers.import", target_type="subscriber_import",
         target_id=job.id, details={"filename": job.filename, "format": job.requested_format},
         ip=client_ip(), now=now,
     )
     session.commit()
-    _run_in_background(app, job.id, path)
+    try:
+        csv_io.preview_csv(path, requested_format=job.requested_format)
+    except csv_io.ImportFileError as exc:
+        # Nothing to preview or start: the job page says why.
+        csv_io.refuse_import(session, job, str(exc), utcnow())
+        path.unlink(missing_ok=True)
     return redirect(url_for(".import_progress", job_id=job.id), code=303)
 
 
@@ -327,14 +339,57 @@ def _job_or_404(job_id: int) -> ImportJob:
     return job
 
 
+def _preview(job: ImportJob) -> tuple[csv_io.FilePreview | None, str | None]:
+    """The queued import's file as it will be read, or why it cannot be."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    path = _upload_path(app, job.id)
+    if not path.exists():
+        return None, _("The uploaded file is gone (the server restarted?). Upload it again.")
+    encoding = None if job.requested_encoding == "auto" else job.requested_encoding
+    try:
+        return csv_io.preview_csv(path, requested_format=job.requested_format,
+                                  encoding=encoding), None
+    except csv_io.ImportFileError as exc:
+        return None, str(exc)
+
+
 @bp.get("/import/<int:job_id>")
 @requires(Permission.SUBSCRIBERS_MANAGE)
 def import_progress(job_id: int) -> str:
-    """The import's live progress (polled by a static script) and, when done, its report."""
+    """A queued import's preview (encoding, format, first rows decoded) with its start
+    button; then its live progress (polled by a static script) and, when done, its report."""
     job = _job_or_404(job_id)
     rejections = job.rejections[:200] if job.status == ImportStatus.FINISHED else []
+    preview, preview_error, start_form = None, None, None
+    if job.status == ImportStatus.QUEUED and job.started_at is None:
+        preview, preview_error = _preview(job)
+        start_form = ImportStartForm(data={"encoding": job.requested_encoding})
     return render_template("staff/subscribers/import_progress.html", job=job,
-                           rejections=rejections)
+                           rejections=rejections, preview=preview,
+                           preview_error=preview_error, start_form=start_form)
+
+
+@bp.post("/import/<int:job_id>/start")
+@requires(Permission.SUBSCRIBERS_MANAGE)
+def import_start(job_id: int) -> Any:
+    """Preview again in the chosen encoding, or start the import in it (once)."""
+    job = _job_or_404(job_id)
+    form = ImportStartForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    if job.status != ImportStatus.QUEUED or job.started_at is not None:
+        return redirect(url_for(".import_progress", job_id=job.id), code=303)
+    if form.action.data == "preview":
+        job.requested_encoding = form.encoding.data
+        session.commit()
+        return redirect(url_for(".import_progress", job_id=job.id), code=303)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    path = _upload_path(app, job.id)
+    if path.exists() and csv_io.claim_import(session, job, requested_encoding=form.encoding.data,
+                                             now=utcnow()):
+        _run_in_background(app, job.id, path)
+    return redirect(url_for(".import_progress", job_id=job.id), code=303)
 
 
 def job_progress(job: ImportJob) -> dict[str, Any]:
@@ -351,6 +406,8 @@ def job_progress(job: ImportJob) -> dict[str, Any]:
         "unchanged": job.unchanged_count,
         "rejected": job.rejected_count,
         "format": job.detected_format,
+        "encoding": job.encoding,
+        "dates_clamped": job.dates_clamped,
         "error": job.error,
     }
 

@@ -14,7 +14,7 @@
       .then(function (data) {
         bar.value = data.percent;
         bar.textContent = data.percent + "%";
-        ["status", "processed", "total", "created", "updated", "unchanged", "rejected", "format"].forEach(function (name) {
+        ["status", "processed", "total", "created", "updated", "unchanged", "rejected", "format", "encoding", "dates_clamped"].forEach(function (name) {
           set(name, data[name]);
         });
         var error = box.querySelector('[data-field="error"]');
