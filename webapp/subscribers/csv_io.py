@@ -334,6 +334,12 @@ class Record:
     raw: str = ""
 
 
+def _report_text(text: str) -> str:
+    """The start of a refused record, storable: no control characters, and a byte that
+    could not be decoded shown as U+FFFD."""
+    return _clean(_UNDECODABLE.sub("\ufffd", text[:300]), 300)
+
+
 class _Lines:
     """Physical lines (any of CR, LF, CRLF ends) with their numbers; lines read ahead can
     be handed back, so reading resumes right after a refused record's first line."""
@@ -406,7 +412,7 @@ class _RecordReader:
                 else:
                     del cells[self.width:]
         if problem is not None:
-            return Record(start, None, problem, _clean(text[:300], 300))
+            return Record(start, None, problem, _report_text(text))
         return Record(start, cells)
 
     def _quoted(self, start: int, first: str) -> Record | None:
@@ -438,7 +444,7 @@ class _RecordReader:
                 problem = RejectReason.MALFORMED
         if problem is not None:
             self.lines.give_back(parts[1:])
-            return Record(start, None, problem, _clean(first[:300], 300))
+            return Record(start, None, problem, _report_text(first))
         return self._record(start, "".join(parts).rstrip("\r\n"), cells)
 
     def _looks_like_a_row(self, line: str) -> bool:
@@ -465,6 +471,7 @@ class _Source:
 def open_csv(path: Path, requested: str = "auto", encoding: str | None = None) -> _Source:
     """Open `path` for import in `encoding` (detected when None): check the format against
     the header (`ImportFileError`); the caller closes `handle`."""
+    forced = bool(encoding)
     encoding = check_encoding(encoding) if encoding else detect_encoding(path)
     codec = "utf-8-sig" if encoding == "utf-8" else encoding
     # surrogateescape: a byte the encoding cannot decode refuses its row, not the file.
@@ -492,7 +499,8 @@ def open_csv(path: Path, requested: str = "auto", encoding: str | None = None) -
         email_index = next(names.index(n) for n in _EMAIL_COLUMNS if n in names)
         dialect = type("Sniffed", (_Dialect,), {"delimiter": delimiter})
         records = _RecordReader(lines, dialect, len(header), email_index,
-                                check_decoding=encoding != "utf-8")
+                                # detect_encoding said UTF-8 only after decoding it all
+                                check_decoding=forced or encoding != "utf-8")
         return _Source(detected, encoding, header, iter(records), handle)
     except BaseException:
         handle.close()
