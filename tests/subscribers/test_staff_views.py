@@ -211,6 +211,9 @@ def test_staff_see_the_encoding_and_first_rows_before_anything_is_written(
     assert "<strong>cp1251</strong> (detected)" in page and "Ольга Орлова" in page
     assert 'value="start"' in page and "readership" in page
     assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    russian = client.get(job_path, headers={"Accept-Language": "ru"}).text
+    assert "Проверьте файл перед импортом" in russian and "(определена)" in russian
+    assert "Посмотреть в этой кодировке" in russian
     # Staff choose another encoding and preview again: the page reads the file in it.
     start_previewed_import(client, job_path, encoding="koi8-r", action="preview")
     page = client.get(job_path).text
