@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from jobs.registry import Job, register
-from webapp.articles.feeds import fetch_feed, import_all_feeds
+from webapp.articles.feeds import configured_fetcher, import_all_feeds
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 
@@ -15,7 +15,7 @@ def run_import_articles(app: Flask) -> str:
     with get_database(app).session() as session:
         results = import_all_feeds(
             session,
-            fetcher=fetch_feed,
+            fetcher=configured_fetcher(app.config),
             languages=tuple(app.config["LANGUAGES"]),
             now=get_clock(app).now(),
         )

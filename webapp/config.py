@@ -86,6 +86,7 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("DIGEST_PAUSE_FAILURE_RATE", float),
         ("DIGEST_PAUSE_MIN_FINISHED", int),
         ("SUBSCRIBER_IMPORT_MAX_BYTES", int),
+        ("FEED_FETCH_DEADLINE_SECONDS", float),
     ):
         if env.get(name):
             config[name] = convert(env[name])

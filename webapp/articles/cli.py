@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from webapp.articles.feeds import add_feed, fetch_feed, import_feed_row
+from webapp.articles.feeds import add_feed, configured_fetcher, import_feed_row
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 
@@ -28,7 +28,9 @@ def import_feed_command(url: str, language: str, once: bool) -> None:
     now = get_clock(app).now()
     with get_database(app).session() as session:
         feed = add_feed(session, url, language, now=now)
-        result = import_feed_row(session, feed, fetcher=fetch_feed, languages=languages, now=now)
+        result = import_feed_row(
+            session, feed, fetcher=configured_fetcher(app.config), languages=languages, now=now
+        )
         if once:
             session.delete(feed)
         session.commit()

@@ -186,7 +186,9 @@ def get_top_reads(
         .order_by(
             Article.pinned_in_top_reads.desc(),
             total.desc(),
-            Article.published_at.desc(),
+            # Undated articles count from their import (NULLs would sort first on
+            # PostgreSQL and last on SQLite).
+            func.coalesce(Article.published_at, Article.created_at).desc(),
             Article.id.desc(),
         )
         .limit(limit)

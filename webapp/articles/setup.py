@@ -18,6 +18,9 @@ def init_app(app: Flask, csrf: Any) -> None:
 
     app.config.setdefault("TOP_READS_DAYS", 7)
     app.config.setdefault("TOP_READS_COUNT", 6)
+    # One feed fetch, redirects and body included, ends after this (a per-read timeout
+    # alone lets a server that trickles bytes hold the import for as long as it likes).
+    app.config.setdefault("FEED_FETCH_DEADLINE_SECONDS", 30.0)
     app.register_blueprint(views.bp)
     app.register_blueprint(staff_views.bp)
     # The beacon is posted by the publication's pages (another origin) and changes nothing

@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session, object_session
 from webapp.articles.feeds import (
     ImportResult,
     add_feed,
-    fetch_feed,
+    configured_fetcher,
     import_feed_row,
     is_staff_translation_key,
 )
@@ -593,6 +594,34 @@ def edit(article_id: int) -> Any:
 # --- Feeds --------------------------------------------------------------------------------
 
 
+def describe_import_notes(notes: dict[str, int]) -> str:
+    """What the feed's last import skipped and why, and how many articles it kept without a
+    date, in the staff's language ("2 entries skipped: no link (1), …; 1 date unknown")."""
+    labels = {
+        "no_link": _("no link"),
+        "no_title": _("no title"),
+        "link_too_long": _("link too long"),
+        "duplicate_link": _("same link twice"),
+        "unreadable": _("unreadable entry"),
+    }
+    reasons = [(labels.get(name, name), count) for name, count in sorted(notes.items())
+               if name != "undated" and count]
+    parts = []
+    if reasons:
+        skipped = sum(count for _label, count in reasons)
+        parts.append(
+            ngettext("%(num)d entry skipped", "%(num)d entries skipped", skipped)
+            + ": " + ", ".join(f"{label} ({count})" for label, count in reasons)
+        )
+    if notes.get("undated"):
+        parts.append(ngettext(
+            "%(num)d date unknown (listed by import time)",
+            "%(num)d dates unknown (listed by import time)",
+            notes["undated"],
+        ))
+    return "; ".join(parts)
+
+
 def _feeds_page(form: FeedForm, status: int = 200) -> Any:
     session = get_session()
     return render_template(
@@ -600,6 +629,7 @@ def _feeds_page(form: FeedForm, status: int = 200) -> Any:
         form=form,
         groups=feeds_by_language(session, _languages()),
         counts=article_counts(session),
+        describe_import_notes=describe_import_notes,
     ), status
 
 
@@ -694,7 +724,11 @@ def feed_import(feed_id: int) -> Any:
     url = feed.url
     try:
         result = import_feed_row(
-            session, feed, fetcher=fetch_feed, languages=tuple(_languages()), now=now
+            session,
+            feed,
+            fetcher=configured_fetcher(current_app.config),
+            languages=tuple(_languages()),
+            now=now,
         )
         _audit_import(session, feed_id, url, result)
         session.commit()
