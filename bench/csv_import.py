@@ -1,8 +1,8 @@
 """csv_import: the subscriber CSV import against a bare `executemany` of the same rows.
 
 The import is the real service the command line uses (`csv_io.start_import` then
-`csv_io.run_import`, exactly as `readership subscribers import` calls them): UTF-8 check,
-delimiter sniffing, format detection, per-row validation, dedupe against the file and the
+`csv_io.run_import`, exactly as `readership subscribers import` calls them): encoding detection,
+delimiter detection, format detection, per-row validation, dedupe against the file and the
 list, batched inserts committed with the job's progress. The baseline is the least any
 import could cost: one DB-API `executemany` of the very rows the import ends up storing,
 into the same table (same indexes, same connection settings) of another fresh database,

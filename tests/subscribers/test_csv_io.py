@@ -475,3 +475,25 @@ def test_one_column_names_are_read(
 ) -> None:
     run(db_session, clock, _write(tmp_path, "E-mail;Full name\nkim@example.com;Kim Lee\n"))
     assert get_subscriber(db_session, "kim@example.com").name == "Kim Lee"
+
+
+@pytest.mark.parametrize(("body", "forced"), [
+    (b"email,name\na@example.com,Ann\n", "utf-16"),  # no BOM
+    (b"\xff\xfe" + "email,name\n".encode("utf-16-le") + b"\x00\xd8a\x00", "utf-16"),  # bad pair
+    ("email,имя\na@example.com,Ann\n".encode("cp1251"), "utf-8"),  # undecodable header
+])
+def test_a_wrong_encoding_is_a_message_or_a_refused_row_never_a_crash(
+    db_session: Session, clock: FrozenClock, tmp_path: Path, body: bytes, forced: str
+) -> None:
+    path = _write(tmp_path, body)
+    try:
+        preview = csv_io.preview_csv(path, encoding=forced)
+    except csv_io.ImportFileError as exc:
+        assert str(exc)
+    else:
+        assert all(not csv_io._UNDECODABLE.search(cell) for cell in preview.header)
+    job = csv_io.start_import(db_session, filename="x.csv", requested_format="auto",
+                              default_language="en", now=clock.now(), requested_encoding=forced)
+    db_session.commit()
+    csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now)
+    assert job.status in ("finished", "failed") and (job.status == "finished" or job.error)

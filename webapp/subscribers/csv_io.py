@@ -382,7 +382,17 @@ class _RecordReader:
 
     def __iter__(self) -> Iterator[Record]:
         lines = self.lines
-        while (line := lines.take()) is not None:
+        while True:
+            try:
+                line = lines.take()
+            except UnicodeError:
+                # Past what surrogateescape can carry (a broken UTF-16 pair): the rest of
+                # the file is one refused record, reported, not a crash.
+                yield Record(lines.number + 1, None, RejectReason.UNDECODABLE,
+                             "(the rest of the file cannot be decoded)")
+                return
+            if line is None:
+                return
             start = lines.number
             if '"' not in line:
                 record = self._record(start, line.rstrip("\r\n"), None)
@@ -484,7 +494,8 @@ def open_csv(path: Path, requested: str = "auto", encoding: str | None = None) -
             raise ImportFileError(f"The file cannot be read as {encoding}: {exc}.") from exc
         if first is None or not first.strip("\ufeff\r\n \t"):
             raise ImportFileError("The file is empty.")
-        delimiter, header = _split_header(first.rstrip("\r\n"))
+        # A header byte the encoding cannot decode shows as U+FFFD (pages must render it).
+        delimiter, header = _split_header(_UNDECODABLE.sub("\ufffd", first.rstrip("\r\n")))
         detected = detect_format(header)
         assert detected is not None  # _split_header found an email column
         if requested != "auto" and requested != detected.value:
