@@ -75,7 +75,7 @@ def _config(database_url: str, smtp_url: str | None, workdir: Path) -> dict[str,
 
 def _seed(database_url: str, readers: int, workdir: Path) -> int:
     """A database with articles, `readers` confirmed readers and an approved issue."""
-    from webapp.digests.sending import approve_issue
+    from webapp.digests.services import approve_issue
 
     app = create_app(_config(database_url, None, workdir))
     database = get_database(app)
@@ -225,7 +225,7 @@ def _measure_fill(sizes: DigestSizes, workdir: Path, result: BenchResult) -> Non
 def _child(mode: str, database_url: str, smtp_url: str, readers: int, workdir: str) -> None:
     """Runs in the child: send the whole issue (engine) or the bare loop; prints JSON."""
     if mode == "engine":
-        from webapp.digests.sending import EngineSettings, Worker
+        from webapp.digests.services import EngineSettings, Worker
         from webapp.outbox.gateway import get_mailer
 
         app = create_app(_config(database_url, smtp_url, Path(workdir)))

@@ -8,7 +8,7 @@ from flask import Flask
 from jobs.registry import Job, register
 from webapp.core.clock import get_clock
 from webapp.db import get_database
-from webapp.digests.sending import Worker, engine_settings
+from webapp.digests.services import Worker, engine_settings
 from webapp.outbox.gateway import get_mailer
 from webapp.outbox.services import DeliveryCounts, deliver_pending
 

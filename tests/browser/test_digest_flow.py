@@ -18,7 +18,7 @@ from tests.staff.factories import DEFAULT_PASSWORD, make_staff
 from tests.subscribers.factories import make_subscriber
 from webapp.core.clock import FrozenClock
 from webapp.db import get_database
-from webapp.digests.sending import Worker
+from webapp.digests.services import Worker
 from webapp.outbox.gateway import get_mailer
 
 

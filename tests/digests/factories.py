@@ -91,7 +91,7 @@ def approved_issue(
     """A week of articles, `readers` confirmed English readers and this week's English issue,
     approved; returns the issue id and the readers."""
     from tests.subscribers.factories import make_subscriber
-    from webapp.digests.sending import approve_issue
+    from webapp.digests.services import approve_issue
 
     week_of_articles(session, clock.now())
     subscribers = [make_subscriber(session) for _ in range(readers)]

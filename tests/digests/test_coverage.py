@@ -21,7 +21,7 @@ from webapp.articles.models import Article
 from webapp.core.clock import FrozenClock
 from webapp.digests.building import IMPORT_OVERLAP, get_digest_settings
 from webapp.digests.models import DigestIssue, IssueArticle, IssueStatus
-from webapp.digests.sending import IssueStateError, approve_issue
+from webapp.digests.services import IssueStateError, approve_issue
 
 LANGUAGES = ("en", "ru")
 

@@ -22,7 +22,7 @@ from webapp.core.clock import FrozenClock
 from webapp.db import get_database
 from webapp.digests.building import NO_NEW_ARTICLES
 from webapp.digests.models import IssueStatus
-from webapp.digests.sending import EngineSettings, Worker, approve_issue
+from webapp.digests.services import EngineSettings, Worker, approve_issue
 from webapp.outbox.gateway import get_mailer
 
 

@@ -20,7 +20,7 @@ from webapp.core.clock import FrozenClock
 from webapp.core.leases import Lease, LeaseTerms
 from webapp.db import get_database
 from webapp.digests.models import DeliveryStatus, DigestDelivery
-from webapp.digests.sending import EngineSettings, SendCounts, Worker
+from webapp.digests.services import EngineSettings, SendCounts, Worker
 from webapp.outbox import services as outbox
 from webapp.outbox.gateway import get_mailer
 from webapp.outbox.models import OutboxMessage, OutboxStatus

@@ -234,7 +234,7 @@ def test_demo_data_has_articles_a_sent_issue_and_a_draft(
 def test_the_archive_language_switch_leads_to_the_same_week_s_issue(
     app: Flask, client: FlaskClient, db_session: Session, clock: FrozenClock
 ) -> None:
-    from webapp.digests.sending import approve_issue
+    from webapp.digests.services import approve_issue
 
     week_of_articles(db_session, clock.now(), "en")
     week_of_articles(db_session, clock.now(), "ru")

@@ -23,7 +23,7 @@ from webapp.core.leases import DEFAULT_LEASE
 from webapp.db import get_database
 from webapp.outbox import services
 from webapp.outbox.gateway import build_mailer, get_mailer
-from webapp.outbox.models import InvalidTransition, OutboxMessage, OutboxStatus, change_status
+from webapp.outbox.models import InvalidTransition, OutboxMessage, OutboxStatus
 from webapp.outbox.services import (
     MAX_ATTEMPTS,
     deliver_now,
@@ -357,14 +357,3 @@ def test_erase_by_subscriber_or_address(
     assert erase_outbox_messages(db_session) == 0
     db_session.commit()
     assert count_rows(db_session) == 1
-
-
-def test_status_moves() -> None:
-    message = OutboxMessage(id=1, status=OutboxStatus.PENDING)
-    change_status(message, OutboxStatus.SENT)
-    for target in OutboxStatus:
-        with pytest.raises(InvalidTransition):
-            change_status(message, target)
-    failed = OutboxMessage(id=2, status=OutboxStatus.FAILED)
-    change_status(failed, OutboxStatus.PENDING)
-    assert failed.status == OutboxStatus.PENDING

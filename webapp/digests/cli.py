@@ -12,17 +12,18 @@ from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.digests.building import get_digest_settings, next_slot
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
-from webapp.digests.sending import (
+from webapp.digests.services import (
     IssueStateError,
     SendCounts,
     Worker,
     approve_issue,
     engine_settings,
     issue_progress,
+    latest_issues,
     pause_issue,
     resume_issue,
+    run_build,
 )
-from webapp.digests.services import latest_issues, run_build
 from webapp.outbox.gateway import get_mailer
 
 digests_group = AppGroup("digests", help="Build, approve and send the weekly digest.")

@@ -18,7 +18,7 @@ from webapp.digests.models import (
     IssueArticle,
     IssueStatus,
 )
-from webapp.digests.sending import eligible_subscribers
+from webapp.digests.services import eligible_subscribers
 from webapp.subscribers.models import Subscriber
 
 _STORIES = [

@@ -1,4 +1,9 @@
-"""What staff and jobs do with issues: build on schedule, edit, test-send, approve."""
+"""What staff, jobs and other features do with digest issues: build on schedule, edit,
+test-send, approve, pause and resume, follow the progress, and run the sending worker.
+
+This module is the feature's public face; `building`, `content`, `lifecycle` and `worker`
+are its private parts.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,48 @@ from emails.rendering import RenderedEmail, load_translations
 from webapp.core.clock import as_utc
 from webapp.digests.building import BuildResult, build_digests, get_digest_settings
 from webapp.digests.content import compile_issue
+from webapp.digests.lifecycle import (
+    IssueStateError,
+    Progress,
+    approve_issue,
+    eligible_subscribers,
+    issue_progress,
+    pause_issue,
+    resume_issue,
+)
 from webapp.digests.models import CARRYING_STATUSES, DigestIssue, IssueStatus
-from webapp.digests.sending import approve_issue
+from webapp.digests.worker import EngineSettings, SendCounts, Worker, engine_settings
 from webapp.outbox.gateway import Mailer
 from webapp.outbox.models import OutboxMessage, OutboxStatus
+
+__all__ = [
+    "ArchiveEntry",
+    "EngineSettings",
+    "INTRO_MAX",
+    "IssueStateError",
+    "NotEditable",
+    "Progress",
+    "SUBJECT_MAX",
+    "SendCounts",
+    "Worker",
+    "approve_issue",
+    "archive_entries",
+    "drop_item",
+    "eligible_subscribers",
+    "engine_settings",
+    "is_public",
+    "issue_progress",
+    "issue_translations",
+    "latest_issues",
+    "move_item",
+    "pause_issue",
+    "preview",
+    "queue_test_send",
+    "resume_issue",
+    "run_build",
+    "same_week_issue",
+    "update_issue",
+]
 
 #: Longest subject and intro staff may write.
 SUBJECT_MAX = 200

@@ -26,21 +26,19 @@ from webapp.db import get_session
 from webapp.digests import content
 from webapp.digests.building import NO_NEW_ARTICLES, get_digest_settings, next_slot
 from webapp.digests.models import DigestIssue, IssueStatus
-from webapp.digests.sending import (
+from webapp.digests.services import (
     IssueStateError,
+    NotEditable,
     approve_issue,
+    drop_item,
     eligible_subscribers,
     issue_progress,
-    pause_issue,
-    resume_issue,
-)
-from webapp.digests.services import (
-    NotEditable,
-    drop_item,
     latest_issues,
     move_item,
+    pause_issue,
     preview,
     queue_test_send,
+    resume_issue,
     run_build,
     update_issue,
 )

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Enum, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from webapp.core.states import IllegalMove, StateMachine
 from webapp.db import Base
 
 
@@ -23,31 +24,21 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-#: The only moves between statuses; a failed message may be queued again by staff.
-_ALLOWED_MOVES: dict[OutboxStatus, frozenset[OutboxStatus]] = {
-    OutboxStatus.PENDING: frozenset({OutboxStatus.SENT, OutboxStatus.FAILED}),
-    OutboxStatus.SENT: frozenset(),
-    OutboxStatus.FAILED: frozenset({OutboxStatus.PENDING}),
-}
-
-
-class InvalidTransition(ValueError):
+class InvalidTransition(IllegalMove):
     """A status change the outbox does not allow (e.g. sent -> pending)."""
 
 
-def check_move(current: OutboxStatus, new: OutboxStatus, message_id: int | None) -> None:
-    """Raise `InvalidTransition` unless `current` -> `new` is allowed (staying pending, a
-    retry, is)."""
-    if new not in _ALLOWED_MOVES[current] and not new == current == OutboxStatus.PENDING:
-        raise InvalidTransition(f"outbox message {message_id}: {current} -> {new}")
-
-
-def change_status(message: OutboxMessage, new: OutboxStatus) -> None:
-    """Move `message` to `new`, or raise `InvalidTransition`; the one place statuses change
-    on a loaded row (the sending worker writes its results through `check_move` and one
-    conditional UPDATE)."""
-    check_move(OutboxStatus(message.status), new, message.id)
-    message.status = new
+#: The only moves between statuses: a try that fails for now stays pending (a retry); a
+#: failed message may be queued again by staff; a sent one is done.
+OUTBOX_MOVES = StateMachine(
+    "outbox message",
+    {
+        OutboxStatus.PENDING: {OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.FAILED},
+        OutboxStatus.SENT: set(),
+        OutboxStatus.FAILED: {OutboxStatus.PENDING},
+    },
+    error=InvalidTransition,
+)
 
 
 class OutboxMessage(Base):
@@ -71,7 +62,7 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(998))
     #: The whole message as sent: MIME with CRLF line ends.
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    #: pending, sent or failed; changed only through `change_status`.
+    #: pending, sent or failed; changed only through `OUTBOX_MOVES`.
     status: Mapped[OutboxStatus] = mapped_column(
         Enum(
             OutboxStatus,

@@ -26,7 +26,7 @@ from emails.senders import PermanentFailure, TemporaryFailure
 from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.outbox.gateway import Mailer
-from webapp.outbox.models import OutboxMessage, OutboxStatus, change_status, check_move
+from webapp.outbox.models import OUTBOX_MOVES, OutboxMessage, OutboxStatus
 from webapp.site.services import get_site_settings
 
 log = logging.getLogger("readership.outbox")
@@ -254,7 +254,7 @@ def _record(
 ) -> bool:
     """Write a try's result if this run still holds the row (False: another run took it over
     while this one was sending, and has the say now)."""
-    check_move(OutboxStatus(message.status), status, message.id)
+    OUTBOX_MOVES.check(OutboxStatus(message.status), status, message.id)
     written = lease.finish(session, message.id, {"status": status.value, **values})
     if not written:
         log.warning("outbox message %s: lease lost while sending; result not recorded", message.id)
@@ -378,7 +378,7 @@ def retry_failed_message(session: Session, message_id: int, now: datetime) -> Ou
     message = session.get(OutboxMessage, message_id)
     if message is None:
         raise LookupError(message_id)
-    change_status(message, OutboxStatus.PENDING)
+    OUTBOX_MOVES.move(message, OutboxStatus.PENDING)
     message.attempts = 0
     message.next_attempt_at = now
     message.claimed_by = None
