@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
@@ -21,7 +22,8 @@ from webapp.articles.models import Article
 from webapp.core.clock import FrozenClock
 from webapp.digests.building import IMPORT_OVERLAP, get_digest_settings
 from webapp.digests.models import DigestIssue, IssueArticle, IssueStatus
-from webapp.digests.services import IssueStateError, approve_issue
+from webapp.digests.services import IssueStateError, approve_issue, preview
+from webapp.outbox.gateway import get_mailer
 
 LANGUAGES = ("en", "ru")
 
@@ -206,3 +208,33 @@ def test_generated_histories_carry_every_article_once(
     # Nothing dated up to now is left behind; nothing went out as new twice.
     assert not {a for a, published in waiting.items() if published <= now}
     assert set(brought.values()) <= {1}
+
+
+def test_an_undated_article_is_carried_and_shown_like_any_other(
+    app: Flask, client: FlaskClient, db_session: Session, clock: FrozenClock
+) -> None:
+    # A CMS that writes MySQL's zero date (issue 13): the article is kept undated and still
+    # goes into the next issue once, its email and its public archive page.
+    now = clock.now()
+    feed = rss(("dated", now - timedelta(days=1))).replace(
+        b"</channel>",
+        b"<item><title>undated</title><link>https://news.example.org/en/undated</link>"
+        b"<pubDate>0000-00-00T00:00:00Z</pubDate></item></channel>",
+    )
+    result = import_feed(db_session, "https://news.example.org/feed.rss", "en",
+                         fetcher=lambda _url: feed, languages=LANGUAGES, now=now)
+    db_session.commit()
+    assert result.created == 2
+    undated = db_session.scalars(select(Article).where(Article.title == "undated")).one()
+    assert undated.published_at is None
+    first = english(app, db_session, clock)
+    assert new_in(db_session, first) == ["dated", "undated"]
+    email = preview(db_session, get_mailer(app), issue_in(db_session, first),
+                    secret=app.config["SECRET_KEY"], now=clock.now(), as_donor=False)
+    assert "undated" in email.text and "dated" in email.text
+    approve(db_session, first, clock.now())
+    page = client.get(f"/en/digest/{first}")
+    assert page.status_code == 200
+    assert "https://news.example.org/en/undated" in page.get_data(as_text=True)
+    clock.advance(days=7)
+    assert issue_in(db_session, english(app, db_session, clock)).status == IssueStatus.SKIPPED

@@ -261,7 +261,9 @@ _EARLIEST_DATE = datetime(1970, 1, 2, tzinfo=UTC)
 def _published(entry: Any) -> datetime | None:
     """The entry's date, or None when it has none or none that is a real date."""
     for name in ("published_parsed", "updated_parsed"):
-        value = entry.get(name)
+        # dict.get, not entry.get: feedparser maps a missing `updated_parsed` to
+        # `published_parsed` with a DeprecationWarning; the fallback is this loop's job.
+        value = dict.get(entry, name)
         if not value:
             continue
         try:
