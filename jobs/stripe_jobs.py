@@ -40,12 +40,12 @@ def run_reconcile(app: Flask) -> str:
 
 def run_yearly_statements(app: Flask) -> str:
     """Queue last calendar year's statement for every donor who gave (once per donor)."""
-    from webapp.donations.statements import send_yearly_statements
+    from webapp.donations.statements import queue_yearly_statements
 
     now = get_clock(app).now()
     year = int(app.config.get("STATEMENT_YEAR") or now.year - 1)
     with get_database(app).session() as session:
-        sent = send_yearly_statements(
+        sent = queue_yearly_statements(
             session, get_mailer(app), year, config=donation_config(app.config), now=now
         )
     return f"{sent} statements for {year} queued (the send-email job delivers them)"

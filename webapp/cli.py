@@ -54,9 +54,5 @@ def db_current() -> None:
     command.current(alembic_config(current_app.config["DATABASE_URL"]))
 
 
-def register_commands(group: click.Group) -> None:
-    """Feature packages add their commands here (called from `webapp.features`)."""
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()

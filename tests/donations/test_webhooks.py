@@ -444,15 +444,15 @@ def test_a_handler_failing_half_way_writes_nothing_and_the_retry_applies_once(
 
     donation = pending(db_session)
     evt = completed_event(donation)
-    real = mail.send_receipt_email
+    real = mail.queue_receipt_email
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(mail, "send_receipt_email", broken)
+    monkeypatch.setattr(mail, "queue_receipt_email", broken)
     assert se.post_event(client, evt).status_code == 500
     assert nothing_written(db_session)
-    monkeypatch.setattr(mail, "send_receipt_email", real)
+    monkeypatch.setattr(mail, "queue_receipt_email", real)
     assert se.post_event(client, evt).json["status"] == "ok"
     assert se.post_event(client, evt).json["status"] == "duplicate"
     smtp_sink.wait_for(1)

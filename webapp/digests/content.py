@@ -8,7 +8,6 @@ support block and the bulk-mail headers, with no Jinja or MJML run per person.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -295,11 +294,3 @@ def _list_id(publication: str, language: str, domain: str) -> str:
     # RFC 2919: a phrase, then <list-label.domain>; one list per language.
     phrase = " ".join(publication.replace('"', "").split()) or "Digest"
     return f'"{phrase} digest ({language})" <digest-{language}.{domain}>'
-
-
-def issue_sections(rows: Sequence[tuple[str, Article]]) -> dict[str, list[Article]]:
-    """Articles grouped by section ("top" first, then "new"), order kept."""
-    grouped: dict[str, list[Article]] = {"top": [], "new": []}
-    for section, article in rows:
-        grouped.setdefault(section, []).append(article)
-    return grouped

@@ -368,7 +368,9 @@ def record_payment(
     donation.paid_at = paid_at
     assign_receipt_number(session, donation)
     books._queued(
-        mail.send_receipt_email(session, books.mailer, donation, config=books.config, now=books.now)
+        mail.queue_receipt_email(
+            session, books.mailer, donation, config=books.config, now=books.now
+        )
     )
     if donation.wants_newsletter:
         _start_newsletter_opt_in(session, donation, books)
@@ -778,7 +780,7 @@ def _invoice_failed(
         # Stripe retries a failed renewal several times, one event each: one email.
         return f"plan {plan.id} past due (invoice known, no email)"
     books._queued(
-        mail.send_payment_failed_email(
+        mail.queue_payment_failed_email(
             session,
             books.mailer,
             plan,

@@ -29,7 +29,26 @@ def _language(donor: Donor, config: DonationConfig) -> str:
     return config.language_or_default(donor.language)
 
 
-def send_receipt_email(
+def _queue_to_donor(
+    session: Session,
+    mailer: Mailer,
+    template: str,
+    donor: Donor,
+    language: str,
+    context: dict[str, Any],
+    now: datetime,
+    *,
+    recipient: dict[str, str] | None = None,
+) -> int:
+    """Queue `template` to the donor in the caller's transaction; returns the outbox row id."""
+    message = queue_email(
+        session, mailer, template=template, to=donor.email, language=language,
+        context=context, now=now, recipient=recipient,
+    )
+    return int(message.id)
+
+
+def queue_receipt_email(
     session: Session, mailer: Mailer, donation: Donation, *, config: DonationConfig, now: datetime
 ) -> int | None:
     """Queue the receipt for a paid donation, once; returns the outbox row id, or None when
@@ -60,18 +79,11 @@ def send_receipt_email(
         "campaign_title": campaign.title(language) if campaign else "",
         "fee_covered": format_money(donation.fee_covered_minor, donation.currency, language),
     }
-    message = queue_email(
-        session,
-        mailer,
-        template="donation_receipt",
-        to=donor.email,
-        language=language,
-        context=context,
-        now=now,
-        recipient=recipient,
+    message_id = _queue_to_donor(
+        session, mailer, "donation_receipt", donor, language, context, now, recipient=recipient
     )
     donation.receipt_sent_at = now
-    return int(message.id)
+    return message_id
 
 
 def _offline_label(donation: Donation, language: str) -> str:
@@ -85,7 +97,7 @@ def _offline_label(donation: Donation, language: str) -> str:
         }.get(str(donation.offline_method or ""), _("other"))
 
 
-def send_payment_failed_email(
+def queue_payment_failed_email(
     session: Session,
     mailer: Mailer,
     plan: Plan,
@@ -107,19 +119,13 @@ def send_payment_failed_email(
         ),
         "next_attempt_on": _date(next_attempt, language),
     }
-    message = queue_email(
-        session,
-        mailer,
-        template="donation_payment_failed",
-        to=donor.email,
-        language=language,
-        context=context,
-        now=now,
+    message_id = _queue_to_donor(
+        session, mailer, "donation_payment_failed", donor, language, context, now
     )
-    return int(message.id)
+    return message_id
 
 
-def send_donor_access_email(
+def queue_donor_access_email(
     session: Session,
     mailer: Mailer,
     donor: Donor,
@@ -135,19 +141,13 @@ def send_donor_access_email(
         ),
         "link_valid_hours": int(config.donor_link_max_age.total_seconds() // 3600),
     }
-    message = queue_email(
-        session,
-        mailer,
-        template="donor_access",
-        to=donor.email,
-        language=language,
-        context=context,
-        now=now,
+    message_id = _queue_to_donor(
+        session, mailer, "donor_access", donor, language, context, now
     )
-    return int(message.id)
+    return message_id
 
 
-def send_plan_changed_email(
+def queue_plan_changed_email(
     session: Session,
     mailer: Mailer,
     plan: Plan,
@@ -166,16 +166,10 @@ def send_plan_changed_email(
         "frequency": Frequency(plan.interval).value,
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    message = queue_email(
-        session,
-        mailer,
-        template="donation_plan_changed",
-        to=donor.email,
-        language=language,
-        context=context,
-        now=now,
+    message_id = _queue_to_donor(
+        session, mailer, "donation_plan_changed", donor, language, context, now
     )
-    return int(message.id)
+    return message_id
 
 
 def kind_label(donation: Donation, language: str) -> str:
@@ -189,7 +183,7 @@ def kind_label(donation: Donation, language: str) -> str:
         }.get(Frequency(donation.frequency), _("One-time gift"))
 
 
-def send_yearly_statement_email(
+def queue_yearly_statement_email(
     session: Session,
     mailer: Mailer,
     donor: Donor,
@@ -222,13 +216,7 @@ def send_yearly_statement_email(
         "totals": [format_money(total, cur, language) for cur, total in sorted(totals.items())],
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    message = queue_email(
-        session,
-        mailer,
-        template="yearly_statement",
-        to=donor.email,
-        language=language,
-        context=context,
-        now=now,
+    message_id = _queue_to_donor(
+        session, mailer, "yearly_statement", donor, language, context, now
     )
-    return int(message.id)
+    return message_id

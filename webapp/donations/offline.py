@@ -93,5 +93,5 @@ def record_offline_gift(
     )
     receipt = None
     if gift.send_receipt:
-        receipt = mail.send_receipt_email(session, mailer, donation, config=config, now=now)
+        receipt = mail.queue_receipt_email(session, mailer, donation, config=config, now=now)
     return donation, receipt

@@ -52,7 +52,7 @@ def request_donor_access(
     if not claimed.rowcount:
         return []
     return [
-        mail.send_donor_access_email(
+        mail.queue_donor_access_email(
             session, mailer, donor, language=language, config=config, now=now
         )
     ]
@@ -172,7 +172,7 @@ def change_plan_amount(
     # about now; any older object must not bring the old amount back.
     plan.terms_at = max(as_utc(plan.terms_at or now), now)
     change.applied_at = now
-    mail.send_plan_changed_email(session, mailer, plan, change="amount", config=config, now=now)
+    mail.queue_plan_changed_email(session, mailer, plan, change="amount", config=config, now=now)
     session.commit()
     return True
 
@@ -209,7 +209,7 @@ def cancel_plan(
     change.applied_at = now
     # Stripe's own event may have cancelled the plan first; the donor asked, so confirm.
     advance_plan(plan, PlanStatus.CANCELED, state_at=now, now=now)
-    mail.send_plan_changed_email(session, mailer, plan, change="canceled", config=config, now=now)
+    mail.queue_plan_changed_email(session, mailer, plan, change="canceled", config=config, now=now)
     session.commit()
     return True
 

@@ -43,7 +43,7 @@ def statement_donations(session: Session, donor: Donor, year: int) -> list[Donat
     return [donation for donation in rows if donation.net_minor > 0]
 
 
-def send_statement(
+def queue_statement(
     session: Session, mailer: Mailer, donor: Donor, year: int, *, config: DonationConfig,
     now: datetime,
 ) -> int | None:
@@ -51,7 +51,7 @@ def send_statement(
     donations = statement_donations(session, donor, year)
     if not donations:
         return None
-    return mail.send_yearly_statement_email(
+    return mail.queue_yearly_statement_email(
         session, mailer, donor, donations, year=year, config=config, now=now
     )
 
@@ -91,11 +91,11 @@ def request_statement(
     if not claimed.rowcount:
         return StatementRequest("throttled")
     return StatementRequest(
-        "queued", send_statement(session, mailer, donor, year, config=config, now=now)
+        "queued", queue_statement(session, mailer, donor, year, config=config, now=now)
     )
 
 
-def send_yearly_statements(
+def queue_yearly_statements(
     session: Session,
     mailer: Mailer,
     year: int,
@@ -135,7 +135,7 @@ def send_yearly_statements(
                     session.add(DonorStatement(donor_id=donor_id, year=year, sent_at=now))
             except IntegrityError:
                 continue  # another run took this donor
-            if send_statement(session, mailer, donor, year, config=config, now=now) is None:
+            if queue_statement(session, mailer, donor, year, config=config, now=now) is None:
                 continue
             sent += 1
         session.commit()
