@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses
 from pathlib import Path
-from typing import cast
 
 # Python's Maildir names new files "<seconds>.M<microseconds>P<pid>Q<counter>.<host>".
 _KEY_TIME = re.compile(r"^(\d+)\.M(\d+)P\d+Q(\d+)\.")
@@ -170,7 +169,7 @@ class LocalMailbox:
             raw = box.get_bytes(key)
         except FileNotFoundError as exc:
             raise KeyError(key) from exc
-        parsed = cast(EmailMessage, BytesParser(policy=email.policy.default).parsebytes(raw))
+        parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
         html_part = parsed.get_body(preferencelist=("html",))
         text_part = parsed.get_body(preferencelist=("plain",))
         return MailboxMessage(
@@ -202,9 +201,8 @@ def _read_headers(box: mailbox.Maildir, key: str) -> EmailMessage | None:
     """The headers of message `key`, or None when it is gone."""
     try:
         with box.get_file(key) as handle:
-            return cast(
-                EmailMessage,
-                BytesHeaderParser(policy=email.policy.default).parse(handle),  # type: ignore[arg-type]
+            return (
+                BytesHeaderParser(policy=email.policy.default).parse(handle)  # type: ignore[arg-type]
             )
     except (KeyError, FileNotFoundError):
         return None

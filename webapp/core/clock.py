@@ -46,7 +46,8 @@ def init_app(app: Flask, clock: Clock | None = None) -> None:
 
 def get_clock(app: Flask | None = None) -> Clock:
     """The current app's clock."""
-    return (app or current_app).extensions["clock"]
+    clock: Clock = (app or current_app).extensions["clock"]
+    return clock
 
 
 def utcnow() -> datetime:
