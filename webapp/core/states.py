@@ -5,6 +5,12 @@ A feature writes its table once, as `StateMachine(name, {state: {next states}})`
 a loaded row's status only through `move`. Workers that change many rows with one
 conditional UPDATE take the WHERE from the same table (`sources`), so the SQL and the
 Python cannot disagree about which moves exist.
+
+Two kinds of moving function use a table. One that acts on a request (staff, a reader's
+link, a worker) raises the feature's `IllegalMove` for a move the table lacks. One that
+applies outside events in whatever order they arrive (Stripe's, for donations and plans)
+asks `allows` and ignores such a move, returning False: a late "failed" after "paid" is
+not an error, it is history already superseded.
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ class StateMachine(Generic[S]):
     def allows(self, current: S, target: S) -> bool:
         """Whether a record in `current` may move to `target`."""
         return target in self._table[current]
+
+    def both_ways(self, one: S, other: S) -> bool:
+        """Whether the table allows `one` -> `other` and back (a state and itself count).
+
+        Order-independent books (plans) decide between such peers by the events' times;
+        a move written one way only is forward and needs no tie-break."""
+        return one == other or (self.allows(one, other) and self.allows(other, one))
 
     def check(
         self, current: S, target: S, ident: Any = None, *, only_from: Iterable[S] | None = None

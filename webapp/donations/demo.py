@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.donations.models import (
+    PLAN_MOVES,
     Campaign,
     Donation,
     DonationKind,
@@ -66,7 +67,7 @@ def load_demo_donations(session: Session, *, now: datetime, donors: int = 60) ->
                         source=source, started_at=started, created_at=started,
                         current_period_end=now + timedelta(days=rng.randint(1, 30)))
             if rng.random() < 0.15:
-                plan.status = PlanStatus.CANCELED
+                PLAN_MOVES.move(plan, PlanStatus.CANCELED)
                 plan.canceled_at = started + timedelta(days=rng.randint(31, 120))
             session.add(plan)
             paid_at = started

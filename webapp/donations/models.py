@@ -8,7 +8,8 @@ The books rest on three rules, each enforced by the schema where it can be:
   then first invoice) can count a payment twice;
 * one `StripeEvent` row per Stripe event id, written in the same transaction as the
   event's effects, so an event is applied exactly once;
-* statuses move only forward (`advance_donation`, `advance_plan`).
+* statuses move only forward, by the tables `DONATION_MOVES` and `PLAN_MOVES`
+  (`advance_donation`, `advance_plan`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from webapp.core.states import IllegalMove, StateMachine
 from webapp.db import Base, search_text, str_enum
 
 
@@ -73,16 +75,30 @@ class DonationStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-#: The order of a donation's life: a status only ever moves to a higher rank, so applying
-#: the same statuses in any order ends on the same one (the highest). A late success after
-#: an expiry or failure can still happen (async methods, retries): paid ranks highest.
-DONATION_RANK: dict[DonationStatus, int] = {
-    DonationStatus.PENDING: 0,
-    DonationStatus.PROCESSING: 1,
-    DonationStatus.EXPIRED: 2,
-    DonationStatus.FAILED: 3,
-    DonationStatus.PAID: 4,
-}
+class IllegalDonationMove(IllegalMove):
+    """A donation status change that `DONATION_MOVES` does not allow."""
+
+
+#: The order of a donation's life: a status only ever moves forward (down this list), so
+#: applying the same statuses in any order ends on the same one (the furthest). A late
+#: success after an expiry or failure can still happen (async methods, retries): paid is
+#: last. `advance_donation` ignores any other move (a late "failed" after "paid").
+DONATION_MOVES = StateMachine(
+    "donation",
+    {
+        DonationStatus.PENDING: {
+            DonationStatus.PROCESSING, DonationStatus.EXPIRED, DonationStatus.FAILED,
+            DonationStatus.PAID,
+        },
+        DonationStatus.PROCESSING: {
+            DonationStatus.EXPIRED, DonationStatus.FAILED, DonationStatus.PAID,
+        },
+        DonationStatus.EXPIRED: {DonationStatus.FAILED, DonationStatus.PAID},
+        DonationStatus.FAILED: {DonationStatus.PAID},
+        DonationStatus.PAID: set(),
+    },
+    error=IllegalDonationMove,
+)
 
 
 class PlanStatus(enum.StrEnum):
@@ -96,11 +112,6 @@ class PlanStatus(enum.StrEnum):
     PAST_DUE = "past_due"
     #: Ended (by the donor, staff, or Stripe after failed retries). Final.
     CANCELED = "canceled"
-
-    @property
-    def rank(self) -> int:
-        """Order of the life cycle: a plan never moves to a lower rank."""
-        return {"incomplete": 0, "active": 1, "past_due": 1, "canceled": 2}[self.value]
 
     @property
     def precedence(self) -> int:
@@ -121,6 +132,28 @@ class PlanStatus(enum.StrEnum):
             "canceled": cls.CANCELED,
             "incomplete_expired": cls.CANCELED,
         }.get(status, cls.INCOMPLETE)
+
+
+class IllegalPlanMove(IllegalMove):
+    """A plan status change that `PLAN_MOVES` does not allow."""
+
+
+#: A plan's life cycle: it starts incomplete, pays (active) or falls behind (past due),
+#: and once cancelled it stays cancelled. Active and past due move both ways: between
+#: them (and for a repeat of the same state) the newer event wins, then `precedence`
+#: (`advance_plan`). A move written one way only (forward in the life cycle) always wins,
+#: whatever the events' times; a move not written (back to incomplete, out of cancelled)
+#: is ignored.
+PLAN_MOVES = StateMachine(
+    "plan",
+    {
+        PlanStatus.INCOMPLETE: {PlanStatus.ACTIVE, PlanStatus.PAST_DUE, PlanStatus.CANCELED},
+        PlanStatus.ACTIVE: {PlanStatus.PAST_DUE, PlanStatus.CANCELED},
+        PlanStatus.PAST_DUE: {PlanStatus.ACTIVE, PlanStatus.CANCELED},
+        PlanStatus.CANCELED: set(),
+    },
+    error=IllegalPlanMove,
+)
 
 
 class OfflineMethod(enum.StrEnum):

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
 from webapp.donations.models import (
-    DONATION_RANK,
+    DONATION_MOVES,
+    PLAN_MOVES,
     Donation,
     DonationSettings,
     DonationStatus,
@@ -109,13 +110,12 @@ def find_or_create_donor(
 
 
 def advance_donation(donation: Donation, status: DonationStatus, *, now: datetime) -> bool:
-    """Move a donation to `status` when it ranks higher (`DONATION_RANK`); False (and
+    """Move a donation to `status` when `DONATION_MOVES` allows it (forward); False (and
     nothing changes) for a step back or sideways, e.g. a late "failed" after "paid". Paying
     goes through the books (`record_payment`), which also give the receipt number."""
-    current = DonationStatus(donation.status)
-    if DONATION_RANK[status] <= DONATION_RANK[current]:
+    if not DONATION_MOVES.allows(DonationStatus(donation.status), status):
         return False
-    donation.status = status
+    DONATION_MOVES.move(donation, status)
     donation.updated_at = now
     return True
 
@@ -185,10 +185,13 @@ def earliest(current: datetime | None, candidate: datetime | None) -> datetime |
 def advance_plan(plan: Plan, status: PlanStatus, *, state_at: datetime, now: datetime) -> bool:
     """Apply a plan status that Stripe (or the donor, through us) produced at `state_at`.
 
-    The plan ends on the state with the highest (rank, time, precedence) ever applied, so
-    any order of the same states gives the same plan: once cancelled it stays cancelled;
-    between active and past due the newer wins. `started_at` and `canceled_at` are the
-    earliest times it was seen active and cancelled. Returns True when the status moved.
+    Any order of the same states gives the same plan. A move `PLAN_MOVES` lacks (out of
+    cancelled, back to incomplete) is ignored; a move it allows one way only (forward)
+    always applies; between states it allows both ways (active and past due, or a state
+    and itself) the newer event wins, then `PlanStatus.precedence` within one second.
+    `stripe_state_at` keeps the time of the state applied. `started_at` and `canceled_at`
+    are the earliest times it was seen active and cancelled. Returns True when the status
+    moved.
     """
     state_at = as_utc(state_at)
     if status == PlanStatus.CANCELED:
@@ -196,18 +199,18 @@ def advance_plan(plan: Plan, status: PlanStatus, *, state_at: datetime, now: dat
     if status == PlanStatus.ACTIVE:
         plan.started_at = earliest(plan.started_at, state_at)
     current = PlanStatus(plan.status)
-    known_at = as_utc(plan.stripe_state_at) if plan.stripe_state_at else None
-    if known_at is not None and (status.rank, state_at, status.precedence) <= (
-        current.rank,
-        known_at,
-        current.precedence,
-    ):
+    if status != current and not PLAN_MOVES.allows(current, status):
         return False
-    if known_at is None and status.rank < current.rank:
+    known_at = as_utc(plan.stripe_state_at) if plan.stripe_state_at else None
+    if (
+        known_at is not None
+        and PLAN_MOVES.both_ways(current, status)
+        and (state_at, status.precedence) <= (known_at, current.precedence)
+    ):
         return False
     plan.stripe_state_at = state_at
     plan.updated_at = now
     if status == current:
         return False
-    plan.status = status
+    PLAN_MOVES.move(plan, status)
     return True

@@ -1,7 +1,8 @@
 """Subscribers, their consent records and history, and CSV import jobs.
 
-Statuses are `StrEnum`s; each has exactly one function that moves a row between states
-(`change_status`, `change_import_status`), so the allowed moves are written down once.
+Statuses are `StrEnum`s; each has one table of allowed moves (`SUBSCRIBER_MOVES`,
+`IMPORT_MOVES`, see `webapp.core.states`) and exactly one function that moves a row between
+states through it (`change_status`, `change_import_status`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from webapp.core.states import IllegalMove, StateMachine
 from webapp.db import Base
 from webapp.db import search_text as _search_text
 from webapp.db import str_enum as _str_enum
@@ -38,25 +40,24 @@ class SubscriberStatus(enum.StrEnum):
     BOUNCED = "bounced"
 
 
-#: The only moves between statuses. Staying in the same status is always allowed (a no-op).
-STATUS_TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
-    SubscriberStatus.PENDING: frozenset(
-        {SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED}
-    ),
-    SubscriberStatus.CONFIRMED: frozenset(
-        {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED}
-    ),
-    SubscriberStatus.UNSUBSCRIBED: frozenset(
-        {SubscriberStatus.CONFIRMED, SubscriberStatus.BOUNCED}
-    ),
-    SubscriberStatus.BOUNCED: frozenset(
-        {SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED}
-    ),
-}
+class InvalidTransition(IllegalMove):
+    """A subscriber or import status change that its table does not allow."""
 
 
-class InvalidTransition(ValueError):
-    """A status change that the state machine does not allow."""
+#: The only moves between statuses. Staying in the same status is no move: `change_status`
+#: answers False and changes nothing.
+SUBSCRIBER_MOVES = StateMachine(
+    "subscriber",
+    {
+        SubscriberStatus.PENDING: {
+            SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED,
+        },
+        SubscriberStatus.CONFIRMED: {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED},
+        SubscriberStatus.UNSUBSCRIBED: {SubscriberStatus.CONFIRMED, SubscriberStatus.BOUNCED},
+        SubscriberStatus.BOUNCED: {SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED},
+    },
+    error=InvalidTransition,
+)
 
 
 class SubscriberSource(enum.StrEnum):
@@ -225,15 +226,12 @@ def change_status(subscriber: Subscriber, target: SubscriberStatus, *, now: date
     """Move `subscriber` to `target`, stamping the matching timestamp.
 
     Returns False when it already was in `target` (nothing changes), True when it moved.
-    Raises `InvalidTransition` for a move the state machine does not allow. Confirming
+    Raises `InvalidTransition` for a move `SUBSCRIBER_MOVES` does not allow. Confirming
     clears a pause; unsubscribing keeps `confirmed_at` as history.
     """
-    current = SubscriberStatus(subscriber.status)
-    if current == target:
+    if SubscriberStatus(subscriber.status) == target:
         return False
-    if target not in STATUS_TRANSITIONS[current]:
-        raise InvalidTransition(f"{current} -> {target}")
-    subscriber.status = target
+    SUBSCRIBER_MOVES.move(subscriber, target)
     if target == SubscriberStatus.CONFIRMED:
         subscriber.confirmed_at = now
         subscriber.paused = False
@@ -311,13 +309,18 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-#: The only moves between import statuses.
-IMPORT_TRANSITIONS: dict[ImportStatus, frozenset[ImportStatus]] = {
-    ImportStatus.QUEUED: frozenset({ImportStatus.RUNNING, ImportStatus.FAILED}),
-    ImportStatus.RUNNING: frozenset({ImportStatus.FINISHED, ImportStatus.FAILED}),
-    ImportStatus.FINISHED: frozenset(),
-    ImportStatus.FAILED: frozenset(),
-}
+#: The only moves between import statuses: queued, running, then finished or failed (a
+#: queued import fails when it is refused before reading a row).
+IMPORT_MOVES = StateMachine(
+    "import",
+    {
+        ImportStatus.QUEUED: {ImportStatus.RUNNING, ImportStatus.FAILED},
+        ImportStatus.RUNNING: {ImportStatus.FINISHED, ImportStatus.FAILED},
+        ImportStatus.FINISHED: set(),
+        ImportStatus.FAILED: set(),
+    },
+    error=InvalidTransition,
+)
 
 
 class ImportJob(Base):
@@ -390,11 +393,9 @@ class ImportJob(Base):
 
 
 def change_import_status(job: ImportJob, target: ImportStatus, *, now: datetime) -> None:
-    """Move an import to `target`, stamping start/finish; raises `InvalidTransition`."""
-    current = ImportStatus(job.status)
-    if target not in IMPORT_TRANSITIONS[current]:
-        raise InvalidTransition(f"{current} -> {target}")
-    job.status = target
+    """Move an import to `target` (by `IMPORT_MOVES`), stamping start/finish; raises
+    `InvalidTransition` for a move the table lacks."""
+    IMPORT_MOVES.move(job, target)
     if target == ImportStatus.RUNNING:
         job.started_at = now
     else:
