@@ -16,16 +16,25 @@ from webapp.core.states import IllegalMove, StateMachine
 from webapp.digests.lifecycle import DELIVERY_MOVES, ISSUE_MOVES, IssueStateError
 from webapp.digests.models import DeliveryStatus, IssueStatus
 from webapp.donations.models import (
+    DISPUTE_MOVES,
     DONATION_MOVES,
     PLAN_MOVES,
+    Dispute,
+    DisputeStatus,
     Donation,
     DonationStatus,
+    IllegalDisputeMove,
     IllegalDonationMove,
     IllegalPlanMove,
     Plan,
     PlanStatus,
 )
-from webapp.donations.services import advance_donation, advance_plan, earliest
+from webapp.donations.services import (
+    advance_dispute,
+    advance_donation,
+    advance_plan,
+    earliest,
+)
 from webapp.outbox.models import OUTBOX_MOVES, InvalidTransition, OutboxStatus
 from webapp.subscribers.models import (
     IMPORT_MOVES,
@@ -40,7 +49,8 @@ from webapp.subscribers.models import (
 from webapp.subscribers.models import InvalidTransition as SubscriberInvalidTransition
 
 Out, Iss, Dlv = OutboxStatus, IssueStatus, DeliveryStatus
-Don, Pl, Sub, Imp = DonationStatus, PlanStatus, SubscriberStatus, ImportStatus
+Don, Pl, Dsp = DonationStatus, PlanStatus, DisputeStatus
+Sub, Imp = SubscriberStatus, ImportStatus
 
 #: (table, the moves it must allow, the error it raises). Written out by hand on purpose:
 #: a change to a table has to change this list too.
@@ -78,6 +88,20 @@ TABLES = [
          (Pl.ACTIVE, Pl.PAST_DUE), (Pl.ACTIVE, Pl.CANCELED), (Pl.PAST_DUE, Pl.ACTIVE),
          (Pl.PAST_DUE, Pl.CANCELED)},
         IllegalPlanMove,
+    ),
+    (
+        # Open ones (warning_needs_response, warning_under_review, needs_response,
+        # under_review) go anywhere; closed ones (warning_closed, won, lost, prevented)
+        # only to another closed one.
+        DISPUTE_MOVES,
+        {(a, b) for a in (Dsp.WARNING_NEEDS_RESPONSE, Dsp.WARNING_UNDER_REVIEW,
+                          Dsp.NEEDS_RESPONSE, Dsp.UNDER_REVIEW)
+         for b in (Dsp.WARNING_NEEDS_RESPONSE, Dsp.WARNING_UNDER_REVIEW, Dsp.WARNING_CLOSED,
+                   Dsp.NEEDS_RESPONSE, Dsp.UNDER_REVIEW, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
+         if a != b}
+        | {(a, b) for a in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
+           for b in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED) if a != b},
+        IllegalDisputeMove,
     ),
     (
         SUBSCRIBER_MOVES,
@@ -254,6 +278,33 @@ def test_advance_plan_ends_the_same_in_any_order(events: list[tuple[Pl, int]]) -
     assert len(ends) == 1, ends
 
 
+#: The dispute ordering before its table, by hand: closed ones rank above open ones, then
+#: the event's time, then the order of Stripe's statuses.
+DISPUTE_CLOSED = {Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED}
+DISPUTE_PRECEDENCE = {
+    Dsp.WARNING_NEEDS_RESPONSE: 0, Dsp.WARNING_UNDER_REVIEW: 1, Dsp.WARNING_CLOSED: 2,
+    Dsp.NEEDS_RESPONSE: 3, Dsp.UNDER_REVIEW: 4, Dsp.WON: 5, Dsp.LOST: 6, Dsp.PREVENTED: 7,
+}
+
+
+def _dispute_key(status: Dsp, at: datetime) -> tuple[int, datetime, int]:
+    return (1 if status in DISPUTE_CLOSED else 0, at, DISPUTE_PRECEDENCE[status])
+
+
+@pytest.mark.parametrize("current", list(Dsp))
+@pytest.mark.parametrize("target", list(Dsp))
+def test_advance_dispute_keeps_the_rank_time_precedence_order(current: Dsp, target: Dsp) -> None:
+    for state_at in (T0 - timedelta(seconds=1), T0, T0 + timedelta(seconds=1)):
+        dispute = Dispute(id="dp_1", status=current, amount_minor=100, state_at=T0)
+        applies = _dispute_key(target, state_at) > _dispute_key(current, T0)
+        moved = advance_dispute(dispute, target, amount_minor=250, state_at=state_at)
+        case = (current, target, state_at)
+        assert moved is applies, case
+        assert (dispute.status, dispute.amount_minor, dispute.state_at) == (
+            (target, 250, state_at) if applies else (current, 100, T0)
+        ), case
+
+
 def _subscriber(status: Sub) -> Subscriber:
     return Subscriber(id=7, status=status, paused=True, paused_at=T0, confirmed_at=T0,
                       unsubscribed_at=None)
@@ -311,3 +362,4 @@ def test_the_old_exception_names_are_the_tables_errors() -> None:
     assert IMPORT_MOVES.error is SubscriberInvalidTransition
     assert issubclass(IllegalDonationMove, IllegalMove)
     assert issubclass(IllegalPlanMove, IllegalMove)
+    assert issubclass(IllegalDisputeMove, IllegalMove)

@@ -9,15 +9,17 @@ Python cannot disagree about which moves exist.
 Two kinds of moving function use a table. One that acts on a request (staff, a reader's
 link, a worker) raises the feature's `IllegalMove` for a move the table lacks. One that
 applies outside events in whatever order they arrive (Stripe's, for donations and plans)
-asks `allows` and ignores such a move, returning False: a late "failed" after "paid" is
-not an error, it is history already superseded.
+asks `allows` (or `supersedes`, where the events' times decide between peers) and ignores
+such a move, returning False: a late "failed" after "paid" is not an error, it is history
+already superseded.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 S = TypeVar("S", bound=enum.Enum)
@@ -61,9 +63,27 @@ class StateMachine(Generic[S]):
     def both_ways(self, one: S, other: S) -> bool:
         """Whether the table allows `one` -> `other` and back (a state and itself count).
 
-        Order-independent books (plans) decide between such peers by the events' times;
-        a move written one way only is forward and needs no tie-break."""
+        Order-independent books decide between such peers by the events' times
+        (`supersedes`); a move written one way only is forward and needs no tie-break."""
         return one == other or (self.allows(one, other) and self.allows(other, one))
+
+    def supersedes(
+        self, current: S, current_at: datetime | None, target: S, target_at: datetime, *,
+        precedence: Callable[[S], int],
+    ) -> bool:
+        """Whether an outside event's `target` (produced at `target_at`) replaces `current`
+        (applied from an event at `current_at`, None when unknown), so that applying the
+        same events in any order ends on the same state.
+
+        A move the table lacks never does (out of an end, or backwards). A move written one
+        way only is forward and always does, whatever the times. Between peers (`both_ways`,
+        a state and itself included) the newer event does, then the higher `precedence`
+        for two produced in the same second; with no time known, it does."""
+        if current != target and not self.allows(current, target):
+            return False
+        if current_at is None or not self.both_ways(current, target):
+            return True
+        return (target_at, precedence(target)) > (current_at, precedence(current))
 
     def check(
         self, current: S, target: S, ident: Any = None, *, only_from: Iterable[S] | None = None

@@ -8,11 +8,12 @@ Why the books end the same whatever order, duplicates or concurrency Stripe's ev
   on that insert (`DuplicateEvent`) and changes nothing; a handler that fails half way
   raises, the caller rolls back the whole transaction, and Stripe's retry starts clean.
 * Every field an event sets is a *join*: it only moves up an order that does not depend on
-  arrival. Statuses by rank, then the event's time (`advance_donation`, `advance_plan`,
-  disputes by `DisputeStatus.rank`); amounts refunded are Stripe's running totals (the
-  largest wins); dates are the earliest seen (`earliest`); subscription terms come from the
-  newest subscription object (`Plan.terms_at`). Applying the same set of events in any
-  order therefore gives the same row.
+  arrival. Statuses only forward by their tables (`DONATION_MOVES`, `PLAN_MOVES`,
+  `DISPUTE_MOVES`), then the event's time (`advance_donation`, `advance_plan`,
+  `advance_dispute`); amounts refunded are Stripe's running totals (the largest wins); dates
+  are the earliest seen (`earliest`); subscription terms come from the newest subscription
+  object (`Plan.terms_at`). Applying the same set of events in any order therefore gives
+  the same row.
 * An event about something not recorded yet (a refund before its payment, a cancellation
   before its checkout) is **parked**, never dropped: its payload is kept with the Stripe
   ids it waits for. Whatever records one of those ids announces it (`Books.announce`) and
@@ -60,6 +61,7 @@ from webapp.donations.models import (
 )
 from webapp.donations.services import (
     DonationConfig,
+    advance_dispute,
     advance_donation,
     advance_plan,
     assign_receipt_number,
@@ -924,13 +926,8 @@ def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: d
             state_at=created,
         )
         session.add(row)
-    else:
-        current = DisputeStatus(row.status)
-        if (status.rank, created, status.precedence) <= (
-            current.rank, as_utc(row.state_at), current.precedence
-        ):
-            return f"donation {donation.id} dispute {dispute_id} stays {current} (older state)"
-        row.status, row.amount_minor, row.state_at = status, amount, created
+    elif not advance_dispute(row, status, amount_minor=amount, state_at=created):
+        return f"donation {donation.id} dispute {dispute_id} stays {row.status} (older state)"
     session.flush()
     held = session.scalar(
         select(func.coalesce(func.sum(Dispute.amount_minor), 0)).where(

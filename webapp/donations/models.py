@@ -402,20 +402,40 @@ class DisputeStatus(enum.StrEnum):
         )
 
     @property
-    def rank(self) -> int:
-        """Closed disputes never reopen: a late "created" after "closed" is ignored."""
-        closed = (
-            DisputeStatus.WARNING_CLOSED,
-            DisputeStatus.WON,
-            DisputeStatus.LOST,
-            DisputeStatus.PREVENTED,
-        )
-        return 1 if self in closed else 0
-
-    @property
     def precedence(self) -> int:
         """Tie-break at the same second: a chargeback over an inquiry, review over response."""
         return list(DisputeStatus).index(self)
+
+
+class IllegalDisputeMove(IllegalMove):
+    """A dispute status change that `DISPUTE_MOVES` does not allow."""
+
+
+_OPEN_DISPUTE = (
+    DisputeStatus.WARNING_NEEDS_RESPONSE,
+    DisputeStatus.WARNING_UNDER_REVIEW,
+    DisputeStatus.NEEDS_RESPONSE,
+    DisputeStatus.UNDER_REVIEW,
+)
+_CLOSED_DISPUTE = (
+    DisputeStatus.WARNING_CLOSED,
+    DisputeStatus.WON,
+    DisputeStatus.LOST,
+    DisputeStatus.PREVENTED,
+)
+
+#: Closed disputes never reopen: a late "created" after "closed" is ignored. An open
+#: dispute may move to any other state (open ones both ways, so the newer event wins); a
+#: closed one only to another closed one (Stripe corrects an outcome), also newest first
+#: (`advance_dispute`).
+DISPUTE_MOVES = StateMachine(
+    "dispute",
+    {
+        **{state: set(DisputeStatus) - {state} for state in _OPEN_DISPUTE},
+        **{state: set(_CLOSED_DISPUTE) - {state} for state in _CLOSED_DISPUTE},
+    },
+    error=IllegalDisputeMove,
+)
 
 
 class Dispute(Base):

@@ -14,8 +14,11 @@ from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
 from webapp.donations.models import (
+    DISPUTE_MOVES,
     DONATION_MOVES,
     PLAN_MOVES,
+    Dispute,
+    DisputeStatus,
     Donation,
     DonationSettings,
     DonationStatus,
@@ -199,13 +202,9 @@ def advance_plan(plan: Plan, status: PlanStatus, *, state_at: datetime, now: dat
     if status == PlanStatus.ACTIVE:
         plan.started_at = earliest(plan.started_at, state_at)
     current = PlanStatus(plan.status)
-    if status != current and not PLAN_MOVES.allows(current, status):
-        return False
     known_at = as_utc(plan.stripe_state_at) if plan.stripe_state_at else None
-    if (
-        known_at is not None
-        and PLAN_MOVES.both_ways(current, status)
-        and (state_at, status.precedence) <= (known_at, current.precedence)
+    if not PLAN_MOVES.supersedes(
+        current, known_at, status, state_at, precedence=lambda state: state.precedence
     ):
         return False
     plan.stripe_state_at = state_at
@@ -213,4 +212,25 @@ def advance_plan(plan: Plan, status: PlanStatus, *, state_at: datetime, now: dat
     if status == current:
         return False
     PLAN_MOVES.move(plan, status)
+    return True
+
+
+def advance_dispute(
+    dispute: Dispute, status: DisputeStatus, *, amount_minor: int, state_at: datetime
+) -> bool:
+    """Apply a dispute state that Stripe produced at `state_at`, with its amount.
+
+    As for plans, any order of the same events gives the same dispute: a move
+    `DISPUTE_MOVES` lacks (a closed dispute reopening) is ignored, a one-way move (open to
+    closed) always applies, and between peers the newer event wins, then
+    `DisputeStatus.precedence`. Returns False when the stored state stays (an older one)."""
+    current = DisputeStatus(dispute.status)
+    if not DISPUTE_MOVES.supersedes(
+        current, as_utc(dispute.state_at), status, as_utc(state_at),
+        precedence=lambda state: state.precedence,
+    ):
+        return False
+    if status != current:
+        DISPUTE_MOVES.move(dispute, status)
+    dispute.amount_minor, dispute.state_at = amount_minor, state_at
     return True
