@@ -52,6 +52,7 @@ from webapp.core.clock import as_utc
 from webapp.core.csv_out import CsvWriter, unescape_cell
 from webapp.subscribers.addresses import InvalidEmail, normalise_email
 from webapp.subscribers.models import (
+    IMPORT_MOVES,
     EventActor,
     EventKind,
     ImportJob,
@@ -924,9 +925,12 @@ def claim_import(session: Session, job: ImportJob, *, requested_encoding: str,
                  now: datetime) -> bool:
     """Claim a queued import for one run, with the encoding staff chose; False when it was
     claimed already (a second click on "Start" starts nothing)."""
+    # Only an import that may still start running (by `IMPORT_MOVES`: a queued one) and
+    # that no run has taken yet.
     claimed = session.execute(
         update(ImportJob)
-        .where(ImportJob.id == job.id, ImportJob.status == ImportStatus.QUEUED,
+        .where(ImportJob.id == job.id,
+               ImportJob.status.in_(sorted(IMPORT_MOVES.sources(ImportStatus.RUNNING))),
                ImportJob.started_at.is_(None))
         .values(started_at=now, requested_encoding=requested_encoding)
     ).rowcount  # type: ignore[attr-defined]
