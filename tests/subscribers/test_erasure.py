@@ -21,8 +21,8 @@ from tests.subscribers.factories import (
     upload_import,
     wait_for_import,
 )
+from webapp.core.addresses import email_fingerprint
 from webapp.staff.models import AuditLog
-from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import Subscriber
 
 ADDRESS = "erase.me@example.com"

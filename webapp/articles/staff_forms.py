@@ -25,7 +25,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
-from webapp.subscribers.forms import choices, language_choices
+from webapp.core.forms import choices, language_choices
 
 #: Control characters never belong in a one-line value.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

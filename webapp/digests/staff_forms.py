@@ -17,8 +17,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from webapp.core.forms import choices
 from webapp.digests.services import INTRO_MAX, SUBJECT_MAX
-from webapp.subscribers.forms import choices
 
 WEEKDAYS = choices(
     [

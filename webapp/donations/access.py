@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import email_fingerprint
 from webapp.core.tokens import TokenError, TokenSigner
 from webapp.donations.models import Donor
-from webapp.subscribers.addresses import email_fingerprint
 
 PURPOSE = "donor-access"
 

@@ -14,10 +14,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from webapp.core.forms import choices, clean_name, strip_text, valid_email
 from webapp.core.money import InvalidAmount, format_money, precision, to_minor
 from webapp.donations.fees import fee_to_cover
 from webapp.donations.models import DonationSettings, Frequency
-from webapp.subscribers.forms import _clean_name, _strip, choices, valid_email
 
 #: What readers (and scripts) may send as `frequency`, and what it means.
 FREQUENCY_ALIASES = {
@@ -79,12 +79,12 @@ class DonationForm(FlaskForm):
         filters=[_frequency_filter],
         validators=[DataRequired(_l("Please choose how often you would like to give."))],
     )
-    amount = StringField(_l("Amount"), filters=[_strip])
-    custom_amount = StringField(_l("Other amount"), filters=[_strip])
+    amount = StringField(_l("Amount"), filters=[strip_text])
+    custom_amount = StringField(_l("Other amount"), filters=[strip_text])
     currency = RadioField(_l("Currency"), filters=[_upper])
     email = StringField(
         _l("Email address"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[
             DataRequired(_l("Please enter your email address: your receipt goes there.")),
             Length(max=254, message=_l("That address is too long.")),
@@ -93,7 +93,7 @@ class DonationForm(FlaskForm):
     )
     name = StringField(
         _l("Name (optional)"),
-        filters=[_clean_name],
+        filters=[clean_name],
         validators=[Optional(), Length(max=200, message=_l("Please use at most 200 characters."))],
     )
     cover_fee = BooleanField(_l("Add the card fee to my gift, so all of it reaches the newsroom"))

@@ -14,6 +14,7 @@ from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length
 
 from webapp.core.clock import utcnow
+from webapp.core.forms import strip_text, valid_email
 from webapp.core.limits import limiter
 from webapp.core.money import InvalidAmount, format_money, to_minor
 from webapp.core.tokens import TokenError
@@ -26,7 +27,6 @@ from webapp.donations.services import DonationConfig, donation_config, get_donat
 from webapp.i18n import current_language, public_route
 from webapp.outbox.gateway import get_mailer
 from webapp.outbox.services import deliver_now
-from webapp.subscribers.forms import _strip, valid_email
 
 bp = Blueprint("donor", __name__, template_folder="templates")
 
@@ -36,7 +36,7 @@ class AccessForm(FlaskForm):
 
     email = StringField(
         _l("Email address you gave with"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[
             DataRequired(_l("Please enter your email address.")),
             Length(max=254, message=_l("That address is too long.")),
@@ -50,8 +50,8 @@ class AmountForm(FlaskForm):
     """A plan's new amount. `change_token` is new on every page view: the same submission
     sent twice is one change, another submission is another."""
 
-    amount = StringField(_l("New amount"), filters=[_strip])
-    change_token = HiddenField(filters=[_strip])
+    amount = StringField(_l("New amount"), filters=[strip_text])
+    change_token = HiddenField(filters=[strip_text])
 
 
 class YearForm(FlaskForm):

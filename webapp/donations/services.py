@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import normalise_email
 from webapp.core.clock import as_utc
 from webapp.donations.models import (
     DISPUTE_MOVES,
@@ -27,7 +28,6 @@ from webapp.donations.models import (
     PlanStatus,
     ReceiptCounter,
 )
-from webapp.subscribers.addresses import normalise_email
 
 #: Flask-Limiter limits for opening a checkout, per client IP.
 DEFAULT_DONATE_RATE_LIMIT = "10 per minute;60 per hour"

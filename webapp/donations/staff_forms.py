@@ -24,6 +24,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from webapp.core.forms import choices, clean_name, strip_text, valid_email
 from webapp.core.money import InvalidAmount, to_minor
 from webapp.donations.campaigns import RESERVED_SLUGS
 from webapp.donations.models import (
@@ -32,7 +33,6 @@ from webapp.donations.models import (
     Frequency,
     OfflineMethod,
 )
-from webapp.subscribers.forms import _clean_name, _strip, choices, valid_email
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: Card fee percent: up to two decimals ("2.9", "1,5").
@@ -87,7 +87,7 @@ class DonationFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Search"), filters=[_strip], validators=[Optional(), Length(max=200)])
+    q = StringField(_l("Search"), filters=[strip_text], validators=[Optional(), Length(max=200)])
     status = SelectField(_l("Status"), default="", validate_choice=True)
     kind = SelectField(_l("Kind"), default="", validate_choice=True)
     frequency = SelectField(_l("Frequency"), default="", validate_choice=True)
@@ -146,19 +146,19 @@ class OfflineGiftForm(FlaskForm):
 
     email = StringField(
         _l("Donor email"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Enter the donor's email.")), valid_email],
     )
-    name = StringField(_l("Donor name"), filters=[_clean_name], validators=[Length(max=200)])
+    name = StringField(_l("Donor name"), filters=[clean_name], validators=[Length(max=200)])
     amount = StringField(
-        _l("Amount"), filters=[_strip], validators=[DataRequired(_l("Enter an amount."))]
+        _l("Amount"), filters=[strip_text], validators=[DataRequired(_l("Enter an amount."))]
     )
     currency = SelectField(_l("Currency"), validate_choice=True)
     received_on = DateField(_l("Date received"), validators=[DataRequired(_l("Enter a date."))])
     method = SelectField(_l("Paid by"), validate_choice=True)
     note = TextAreaField(_l("Reference or note"), validators=[Length(max=2000)])
     campaign = SelectField(_l("Campaign"), default="", validate_choice=True)
-    source = StringField(_l("Source"), filters=[_strip], validators=[Length(max=300)])
+    source = StringField(_l("Source"), filters=[strip_text], validators=[Length(max=300)])
     language = SelectField(_l("Receipt language"), validate_choice=True)
     send_receipt = BooleanField(_l("Email a receipt to the donor"))
 
@@ -217,7 +217,7 @@ class CampaignForm(FlaskForm):
     )
     goal = StringField(
         _l("Goal (optional)"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[Length(max=30)],
         description=_l("In the goal currency, e.g. 5000 or 5000.50"),
     )
@@ -295,31 +295,31 @@ class DonationSettingsForm(FlaskForm):
 
     currencies = StringField(
         _l("Currencies offered"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Offer at least one currency.")), Length(max=200)],
         description=_l("ISO codes in order, e.g. EUR USD GBP"),
     )
     minimum = StringField(
         _l("Smallest gift"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Enter the smallest gift."))],
         description=_l("The same number in every currency, in the first currency's units"),
     )
     maximum = StringField(
         _l("Largest gift"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Enter the largest gift."))],
         description=_l("Bigger gifts can be recorded as offline gifts"),
     )
     fee_percent = StringField(
         _l("Card fee, percent"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Enter the card fee percent (0 for none)."))],
         description=_l("e.g. 2.9"),
     )
     fee_fixed = StringField(
         _l("Card fee, fixed part"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Enter the fixed card fee (0 for none)."))],
         description=_l("In the first currency's units, e.g. 0.30"),
     )

@@ -48,9 +48,9 @@ from typing import IO, Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import InvalidEmail, normalise_email
 from webapp.core.clock import as_utc
 from webapp.core.csv_out import CsvWriter, unescape_cell
-from webapp.subscribers.addresses import InvalidEmail, normalise_email
 from webapp.subscribers.models import (
     IMPORT_MOVES,
     EventActor,

@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import delete, func, update
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import email_fingerprint
 from webapp.outbox.services import erase_outbox_messages
 from webapp.subscribers import mail
-from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import (
     ConsentRecord,
     EventActor,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,40 +20,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from webapp.i18n import LANGUAGE_NAMES
-from webapp.subscribers.addresses import InvalidEmail, normalise_email
+from webapp.core.forms import choices, clean_name, language_choices, strip_text, valid_email
 from webapp.subscribers.models import SubscriberSource, SubscriberStatus
-
-#: Control characters (and NUL, which PostgreSQL text cannot hold) never belong in a name.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _clean_name(value: Any) -> Any:
-    return _CONTROL.sub(" ", value).strip() if isinstance(value, str) else value
-
-
-def valid_email(form: FlaskForm, field: Field) -> None:
-    """WTForms validator: the address must pass `normalise_email`."""
-    try:
-        normalise_email(field.data or "")
-    except InvalidEmail as exc:
-        raise ValidationError(
-            _l("Please enter a valid email address, like name@example.com.")
-        ) from exc
-
-
-def choices(pairs: Sequence[tuple[str, Any]]) -> list[SelectChoice]:
-    """`SelectChoice`s from (value, label) pairs (WTForms 3.3 deprecates plain tuples)."""
-    return [SelectChoice(value, label) for value, label in pairs]
-
-
-def language_choices(languages: Sequence[str]) -> list[SelectChoice]:
-    """Options for a language menu, each named in its own language."""
-    return choices([(code, LANGUAGE_NAMES.get(code, code)) for code in languages])
 
 
 class SignupForm(FlaskForm):
@@ -62,7 +29,7 @@ class SignupForm(FlaskForm):
 
     email = StringField(
         _l("Email address"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[
             DataRequired(_l("Please enter your email address.")),
             Length(max=254, message=_l("That address is too long.")),
@@ -71,7 +38,7 @@ class SignupForm(FlaskForm):
     )
     name = StringField(
         _l("Name (optional)"),
-        filters=[_clean_name],
+        filters=[clean_name],
         validators=[Optional(), Length(max=200, message=_l("Please use at most 200 characters."))],
     )
     language = SelectField(_l("Digest language"), validate_choice=True)
@@ -142,7 +109,7 @@ class SubscriberFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Search"), filters=[_strip], validators=[Optional(), Length(max=254)])
+    q = StringField(_l("Search"), filters=[strip_text], validators=[Optional(), Length(max=254)])
     status = SelectField(_l("Status"), default="", validate_choice=True)
     language = SelectField(_l("Language"), default="", validate_choice=True)
     source = SelectField(_l("Source"), default="", validate_choice=True)
@@ -169,7 +136,7 @@ class EraseForm(FlaskForm):
 
     confirm_email = StringField(
         _l("Type the subscriber's email address to confirm"),
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(_l("Type the address to confirm.")), Length(max=254)],
     )
 

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import email_fingerprint
 from webapp.core.clock import as_utc
 from webapp.core.tokens import TokenError, TokenSigner
 from webapp.db import begin_writing, locked
-from webapp.subscribers.addresses import email_fingerprint
 from webapp.subscribers.models import Subscriber
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.core.addresses import InvalidEmail, normalise_email
 from webapp.subscribers import mail
-from webapp.subscribers.addresses import InvalidEmail, normalise_email
 from webapp.subscribers.links import (
     LinkPurpose,
     LinkTarget,

@@ -24,6 +24,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from webapp.core.addresses import keyed_hash
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.core.net import client_ip, has_unsafe_url_characters, hash_ip, is_safe_redirect
@@ -31,7 +32,6 @@ from webapp.db import get_session
 from webapp.i18n import current_language, public_route
 from webapp.site.services import get_site_settings
 from webapp.subscribers import mail, services
-from webapp.subscribers.addresses import keyed_hash
 from webapp.subscribers.forms import ConfirmForm, EmbedSignupForm, PreferencesForm, SignupForm
 from webapp.subscribers.links import LinkError, LinkProblem, LinkPurpose, resolve_link
 from webapp.subscribers.models import SubscriberSource, SubscriberStatus

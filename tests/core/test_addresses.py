@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.subscribers.addresses import InvalidEmail, normalise_email
+from webapp.core.addresses import InvalidEmail, normalise_email
 
 
 @pytest.mark.parametrize(
