@@ -10,11 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import Enum, MetaData, String, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -126,6 +127,30 @@ def locked(session: Session, stmt: Any) -> Any:
     row as it is now (without it, a stale "pending" would queue a second receipt). SQLite
     runs one writer at a time: the caller's transaction already writes (`begin_writing`)."""
     return session.scalar(stmt.with_for_update().execution_options(populate_existing=True))
+
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+def get_or_create_row(session: Session, model: type[_Row], key: int = 1) -> _Row:
+    """The row of `model` whose id is `key`, created with the model's defaults on first use
+    (the one-row settings tables). The caller commits.
+
+    Two first requests at once (two gunicorn workers on a fresh database) both find no
+    row; the one whose insert loses gets the winner's row instead of an IntegrityError.
+    """
+    row = session.get(model, key)
+    if row is None:
+        try:
+            # A savepoint, so a lost race rolls back only this insert, not the caller's work.
+            with session.begin_nested():
+                session.add(model(id=key))
+        except IntegrityError:
+            pass
+        row = session.get(model, key)
+        if row is None:  # pragma: no cover (the winner's row is committed by now)
+            raise RuntimeError(f"the {model.__name__} row {key} could not be created")
+    return row
 
 
 def init_app(app: Flask) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from webapp.articles.models import Article
 from webapp.articles.reading import get_top_reads
 from webapp.core.clock import as_utc
+from webapp.db import get_or_create_row
 from webapp.digests.models import (
     CARRYING_STATUSES,
     DigestIssue,
@@ -47,13 +48,8 @@ DEFAULT_INTRO = _(
 
 
 def get_digest_settings(session: Session) -> DigestSettings:
-    """The one settings row, created with defaults the first time."""
-    settings = session.get(DigestSettings, 1)
-    if settings is None:
-        settings = DigestSettings(id=1)
-        session.add(settings)
-        session.flush()
-    return settings
+    """The one settings row, created with defaults the first time (race-safe)."""
+    return get_or_create_row(session, DigestSettings)
 
 
 def zone_of(settings: DigestSettings) -> ZoneInfo:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core.addresses import normalise_email
 from webapp.core.clock import as_utc
+from webapp.db import get_or_create_row
 from webapp.donations.models import (
     DISPUTE_MOVES,
     DONATION_MOVES,
@@ -66,17 +67,8 @@ def donation_config(config: Mapping[str, Any]) -> DonationConfig:
 
 
 def get_donation_settings(session: Session) -> DonationSettings:
-    """The donation settings row, created with defaults on first use."""
-    settings = session.get(DonationSettings, 1)
-    if settings is None:
-        settings = DonationSettings(id=1)
-        try:
-            with session.begin_nested():
-                session.add(settings)
-        except IntegrityError:
-            settings = session.get(DonationSettings, 1)
-    assert settings is not None
-    return settings
+    """The donation settings row, created with defaults on first use (race-safe)."""
+    return get_or_create_row(session, DonationSettings)
 
 
 def find_donor(session: Session, email: str) -> Donor | None:

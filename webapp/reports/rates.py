@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.core.money import precision, to_major
+from webapp.db import get_or_create_row
 from webapp.reports.models import ExchangeRate, ReportSettings
 
 
@@ -59,13 +60,8 @@ def rate_text(rate: Decimal) -> str:
 
 
 def get_report_settings(session: Session) -> ReportSettings:
-    """The one settings row, created with defaults the first time."""
-    settings = session.get(ReportSettings, 1)
-    if settings is None:
-        settings = ReportSettings(id=1)
-        session.add(settings)
-        session.flush()
-    return settings
+    """The one settings row, created with defaults the first time (race-safe)."""
+    return get_or_create_row(session, ReportSettings)
 
 
 def load_rates(session: Session) -> Rates:

@@ -5,30 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.db import get_or_create_row
 from webapp.site.models import SiteSettings
 
 
 def get_site_settings(session: Session) -> SiteSettings:
-    """The settings row, created with defaults on first use.
-
-    Two first requests at once (two gunicorn workers on a fresh database) both find no
-    row; the one whose insert loses gets the winner's row instead of an IntegrityError.
-    """
-    settings = session.get(SiteSettings, 1)
-    if settings is None:
-        try:
-            # A savepoint, so a lost race rolls back only this insert, not the caller's work.
-            with session.begin_nested():
-                session.add(SiteSettings(id=1))
-        except IntegrityError:
-            pass
-        settings = session.get(SiteSettings, 1)
-        if settings is None:  # pragma: no cover (the winner's row is committed by now)
-            raise RuntimeError("the site settings row could not be created")
-    return settings
+    """The settings row, created with defaults on first use (race-safe: `get_or_create_row`)."""
+    return get_or_create_row(session, SiteSettings)
 
 
 def update_site_settings(
