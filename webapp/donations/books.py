@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask
@@ -125,19 +126,8 @@ class Books:
             self.announced.add(key)
 
 
+#: Applies one Stripe event's object; `HANDLERS` (at the end of this module) says which.
 Handler = Callable[[Session, dict[str, Any], Books, datetime], str]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handles(*types: str) -> Callable[[Handler], Handler]:
-    """Register a handler for Stripe event types."""
-
-    def register(handler: Handler) -> Handler:
-        for event_type in types:
-            HANDLERS[event_type] = handler
-        return handler
-
-    return register
 
 
 def apply_event(
@@ -559,7 +549,6 @@ def _ensure_plan_for(
 # --- handlers --------------------------------------------------------------------------------
 
 
-@handles("checkout.session.completed")
 def _checkout_completed(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -572,7 +561,6 @@ def _checkout_outcome(donation: Donation | None) -> str:
     return f"donation {donation.id} {donation.status}"
 
 
-@handles("checkout.session.async_payment_succeeded")
 def _checkout_settled(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -582,7 +570,6 @@ def _checkout_settled(
     )
 
 
-@handles("checkout.session.async_payment_failed", "checkout.session.expired")
 def _checkout_failed(
     session: Session, checkout: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -618,7 +605,6 @@ def _unrecorded_subscription(
     raise WaitFor("subscription not recorded yet", [wait_key("sub", subscription_id)])
 
 
-@handles("invoice.paid")
 def _invoice_paid(
     session: Session, invoice: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -755,7 +741,6 @@ def _record_failure(
     return True
 
 
-@handles("invoice.payment_failed")
 def _invoice_failed(
     session: Session, invoice: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -795,11 +780,6 @@ def _invoice_failed(
     return f"plan {plan.id} past due, donor emailed"
 
 
-@handles(
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-)
 def _subscription_changed(
     session: Session, subscription: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -878,7 +858,6 @@ def _payment_of(
     )
 
 
-@handles("charge.refunded")
 def _charge_refunded(
     session: Session, charge: dict[str, Any], books: Books, created: datetime
 ) -> str:
@@ -898,13 +877,6 @@ def _charge_refunded(
     return f"donation {donation.id} refunded {donation.refunded_minor}"
 
 
-@handles(
-    "charge.dispute.created",
-    "charge.dispute.updated",
-    "charge.dispute.closed",
-    "charge.dispute.funds_withdrawn",
-    "charge.dispute.funds_reinstated",
-)
 def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: datetime) -> str:
     intent = f.object_id(dispute.get("payment_intent"))
     charge_id = f.object_id(dispute.get("charge"))
@@ -942,6 +914,26 @@ def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: d
         donation.updated_at = books.now
     return f"donation {donation.id} dispute {status}, disputed {donation.disputed_minor}"
 
+
+#: The handler of each Stripe event type this app applies (read-only; any other type is
+#: ignored by `apply_event`).
+HANDLERS: Mapping[str, Handler] = MappingProxyType({
+    "checkout.session.completed": _checkout_completed,
+    "checkout.session.async_payment_succeeded": _checkout_settled,
+    "checkout.session.async_payment_failed": _checkout_failed,
+    "checkout.session.expired": _checkout_failed,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_failed": _invoice_failed,
+    "customer.subscription.created": _subscription_changed,
+    "customer.subscription.updated": _subscription_changed,
+    "customer.subscription.deleted": _subscription_changed,
+    "charge.refunded": _charge_refunded,
+    "charge.dispute.created": _dispute,
+    "charge.dispute.updated": _dispute,
+    "charge.dispute.closed": _dispute,
+    "charge.dispute.funds_withdrawn": _dispute,
+    "charge.dispute.funds_reinstated": _dispute,
+})
 
 #: Event types to enable on the Stripe webhook endpoint (and that reconciliation lists).
 HANDLED_EVENT_TYPES = sorted(HANDLERS)
