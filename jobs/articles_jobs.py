@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from jobs.registry import Job, register
+from jobs.registry import Job
 from webapp.articles.feeds import configured_fetcher, import_all_feeds
 from webapp.core.clock import get_clock
 from webapp.db import get_database
@@ -26,11 +26,12 @@ def run_import_articles(app: Flask) -> str:
     return f"{len(results)} feeds, {failed} with problems; " + "; ".join(lines)
 
 
-register(
+#: This module's jobs, gathered by `jobs.registry.load_jobs` (importing it registers nothing).
+JOBS: tuple[Job, ...] = (
     Job(
         "import-articles",
         "Import articles from the publication's feeds",
         "hourly",
         run_import_articles,
-    )
+    ),
 )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from jobs.registry import Job, register
+from jobs.registry import Job
 from webapp.articles.reading import purge_raw_views
 from webapp.core.clock import get_clock
 from webapp.db import get_database
@@ -29,7 +29,8 @@ def run_cleanup(app: Flask) -> str:
     )
 
 
-register(
+#: This module's jobs, gathered by `jobs.registry.load_jobs` (importing it registers nothing).
+JOBS: tuple[Job, ...] = (
     Job(
         "cleanup",
         "Expire unconfirmed signups and old raw data",
@@ -37,5 +38,5 @@ register(
         run_cleanup,
         trigger={"trigger": "cron", "hour": 3, "minute": 30},
         misfire_grace_seconds=6 * 3600,
-    )
+    ),
 )

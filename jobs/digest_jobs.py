@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from jobs.registry import Job, register
+from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.digests.services import run_build
@@ -19,7 +19,8 @@ def run_build_digests(app: Flask) -> str:
     return "; ".join(str(result) for result in results) or "no languages configured"
 
 
-register(
+#: This module's jobs, gathered by `jobs.registry.load_jobs` (importing it registers nothing).
+JOBS: tuple[Job, ...] = (
     Job(
         "build-digests",
         "Build the weekly digest issues (day, time and time zone in the digest settings)",
@@ -28,5 +29,5 @@ register(
         trigger={"trigger": "interval", "minutes": 15},
         misfire_grace_seconds=3600,
         run_at_start=True,
-    )
+    ),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask
@@ -34,31 +35,27 @@ class Job:
     run_at_start: bool = False
 
 
-JOBS: dict[str, Job] = {}
+def load_jobs() -> Mapping[str, Job]:
+    """Every job by name, read-only: the `JOBS` tuples of the job modules, in this order.
+
+    Built on each call from those constants, so importing a job module registers nothing
+    and no table is shared between callers. Two jobs with one name are a bug: `ValueError`.
+    """
+    from jobs import articles_jobs, cleanup, digest_jobs, send_email, stripe_jobs
+
+    jobs: dict[str, Job] = {}
+    for module in (articles_jobs, cleanup, digest_jobs, send_email, stripe_jobs):
+        for job in module.JOBS:
+            if job.name in jobs:
+                raise ValueError(f"two jobs are named {job.name!r}")
+            jobs[job.name] = job
+    return MappingProxyType(jobs)
 
 
-def register(job: Job) -> Job:
-    """Add a job to the registry (module import time is fine: it only fills a dict)."""
-    JOBS[job.name] = job
-    return job
-
-
-def load_jobs() -> dict[str, Job]:
-    """Import every job module so each registers itself, then return the registry."""
-    from jobs import (
-        articles_jobs,  # noqa: F401
-        cleanup,  # noqa: F401
-        digest_jobs,  # noqa: F401
-        send_email,  # noqa: F401
-        stripe_jobs,  # noqa: F401
-    )
-
-    return JOBS
-
-
-def run_job(app: Flask, name: str) -> str:
-    """Run one job by name inside an app context; returns its summary."""
-    jobs = load_jobs()
+def run_job(app: Flask, name: str, jobs: Mapping[str, Job] | None = None) -> str:
+    """Run one job by name (from `jobs`, every job by default) inside an app context;
+    returns its summary."""
+    jobs = load_jobs() if jobs is None else jobs
     if name not in jobs:
         raise KeyError(name)
     with app.app_context():

@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,10 +42,14 @@ class AlreadyRunning(Exception):
     """Another process holds the job's lock."""
 
 
-def run_locked(app: Flask, name: str, holder: str) -> str:
-    """Run job `name` once under its database lock, recording the run; raises
-    `AlreadyRunning` when another process holds the lock (nothing is run)."""
-    job = load_jobs()[name]
+def run_locked(
+    app: Flask, name: str, holder: str, jobs: Mapping[str, Job] | None = None
+) -> str:
+    """Run job `name` (from `jobs`, every job by default) once under its database lock,
+    recording the run; raises `AlreadyRunning` when another process holds the lock (nothing
+    is run)."""
+    jobs = load_jobs() if jobs is None else jobs
+    job = jobs[name]
     database = get_database(app)
     clock = get_clock(app)
     with database.session() as session:
@@ -59,7 +63,7 @@ def run_locked(app: Flask, name: str, holder: str) -> str:
         run_id = run.id
     ok, summary = False, ""
     try:
-        summary = run_job(app, name)
+        summary = run_job(app, name, jobs)
         ok = True
         return summary
     except Exception as exc:

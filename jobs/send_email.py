@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from jobs.registry import Job, register
+from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.digests.services import Worker, engine_settings
@@ -39,7 +39,8 @@ def run_send_email(app: Flask) -> str:
     return f"outbox: {total}; {digest}"
 
 
-register(
+#: This module's jobs, gathered by `jobs.registry.load_jobs` (importing it registers nothing).
+JOBS: tuple[Job, ...] = (
     Job(
         "send-email",
         "Send queued email and digest issues that are due (retries with backoff)",
@@ -49,5 +50,5 @@ register(
         misfire_grace_seconds=300,
         lease_minutes=15,
         run_at_start=True,
-    )
+    ),
 )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from jobs.registry import Job, register
+from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.donations.books import Books, books_for_app
@@ -51,7 +51,8 @@ def run_yearly_statements(app: Flask) -> str:
     return f"{sent} statements for {year} queued (the send-email job delivers them)"
 
 
-register(
+#: This module's jobs, gathered by `jobs.registry.load_jobs` (importing it registers nothing).
+JOBS: tuple[Job, ...] = (
     Job(
         "reconcile-stripe",
         "Apply Stripe events the webhook missed; settle old pending checkouts",
@@ -59,9 +60,7 @@ register(
         run_reconcile,
         trigger={"trigger": "cron", "hour": 2, "minute": 15},
         misfire_grace_seconds=6 * 3600,
-    )
-)
-register(
+    ),
     Job(
         "yearly-statements",
         "Email each donor a statement of last year's gifts (once per donor and year)",
@@ -71,5 +70,5 @@ register(
         # Late is fine (a week): the statements are for last year.
         misfire_grace_seconds=7 * 24 * 3600,
         lease_minutes=120,
-    )
+    ),
 )

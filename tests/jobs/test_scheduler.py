@@ -3,8 +3,9 @@ grace time; a database lock so two processes never run a job at once; runs recor
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs.registry import JOBS, Job, load_jobs, register
+from jobs.registry import Job, load_jobs
 from jobs.scheduler import AlreadyRunning, build_scheduler, next_run, run_locked
 from webapp.cli import main
 from webapp.scheduling.models import JobRun
@@ -29,31 +30,31 @@ def _slow(app: Flask) -> str:
 
 
 @pytest.fixture
-def slow_job() -> Iterator[str]:
+def slow_job() -> Iterator[Mapping[str, Job]]:
     started.clear()
     release_job.clear()
-    load_jobs()
-    register(Job("test-slow", "a job that waits", "never", _slow))
-    yield "test-slow"
+    yield {**load_jobs(), "test-slow": Job("test-slow", "a job that waits", "never", _slow)}
     release_job.set()
-    JOBS.pop("test-slow", None)
 
 
 def test_two_processes_never_run_a_job_at_once(
-    app: Flask, db_session: Session, slow_job: str
+    app: Flask, db_session: Session, slow_job: Mapping[str, Job]
 ) -> None:
+    jobs, slow_job_name = slow_job, "test-slow"
     results: list[str] = []
-    first = threading.Thread(target=lambda: results.append(run_locked(app, slow_job, "one")))
+    first = threading.Thread(
+        target=lambda: results.append(run_locked(app, slow_job_name, "one", jobs))
+    )
     first.start()
     assert started.wait(10)
     with pytest.raises(AlreadyRunning):
-        run_locked(app, slow_job, "two")  # the second scheduler process: nothing runs
+        run_locked(app, slow_job_name, "two", jobs)  # the second scheduler process: nothing runs
     release_job.set()
     first.join(10)
     assert results == ["slow job done"]
     # Free again once the first finished.
-    assert run_locked(app, slow_job, "two") == "slow job done"
-    runs = db_session.scalars(select(JobRun).where(JobRun.name == slow_job)).all()
+    assert run_locked(app, slow_job_name, "two", jobs) == "slow job done"
+    runs = db_session.scalars(select(JobRun).where(JobRun.name == slow_job_name)).all()
     assert len(runs) == 2 and all(run.ok and run.finished_at for run in runs)
 
 
@@ -61,15 +62,11 @@ def test_a_failed_run_is_recorded_and_the_lock_freed(app: Flask, db_session: Ses
     def broken(app: Flask) -> str:
         raise RuntimeError("feed server on fire")
 
-    load_jobs()
-    register(Job("test-broken", "fails", "never", broken))
-    try:
-        with pytest.raises(RuntimeError):
-            run_locked(app, "test-broken", "one")
-        with pytest.raises(RuntimeError):
-            run_locked(app, "test-broken", "two")  # not blocked by a lock left behind
-    finally:
-        JOBS.pop("test-broken", None)
+    jobs = {**load_jobs(), "test-broken": Job("test-broken", "fails", "never", broken)}
+    with pytest.raises(RuntimeError):
+        run_locked(app, "test-broken", "one", jobs)
+    with pytest.raises(RuntimeError):
+        run_locked(app, "test-broken", "two", jobs)  # not blocked by a lock left behind
     runs = db_session.scalars(select(JobRun).where(JobRun.name == "test-broken")).all()
     assert [run.ok for run in runs] == [False, False]
     assert "feed server on fire" in runs[0].summary
@@ -103,3 +100,15 @@ def test_jobs_list_shows_next_and_last_runs(app: Flask, runner: FlaskCliRunner) 
     assert "03:30" in cleanup and " ok: expired" in cleanup
     assert "never" in next(line for line in listing.output.splitlines()
                            if line.startswith("yearly-statements"))
+
+
+def test_the_job_table_is_read_only_and_importing_a_job_module_adds_nothing() -> None:
+    from jobs import cleanup
+
+    jobs = load_jobs()
+    assert list(jobs) == ["import-articles", "cleanup", "build-digests", "send-email",
+                          "reconcile-stripe", "yearly-statements"]
+    with pytest.raises(TypeError):
+        jobs["extra"] = jobs["cleanup"]  # type: ignore[index]
+    importlib.reload(cleanup)
+    assert list(load_jobs()) == list(jobs)
