@@ -45,12 +45,10 @@ from webapp.articles.staff_forms import (
     TopReadsActionForm,
 )
 from webapp.core.clock import as_utc, utcnow
+from webapp.core.forms import EmptyForm
 from webapp.core.net import is_safe_redirect
 from webapp.db import get_session
-from webapp.staff.audit import audit_request
-from webapp.staff.auth import requires
-from webapp.staff.forms import EmptyForm
-from webapp.staff.roles import Permission
+from webapp.staff.services import Permission, audit_request, requires
 
 bp = Blueprint(
     "articles_staff", __name__, url_prefix="/staff/articles", template_folder="templates"

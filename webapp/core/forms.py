@@ -1,4 +1,5 @@
-"""Form pieces every feature's forms share: cleaning filters, the email validator, choices."""
+"""Form pieces every feature's forms share: cleaning filters, the email validator, choices,
+the CSRF-only form of a state-changing button and the typed confirmation of an erasure."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field
+from wtforms import Field, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from webapp.core.addresses import InvalidEmail, normalise_email
 from webapp.i18n import LANGUAGE_NAMES
@@ -47,3 +48,26 @@ def choices(pairs: Sequence[tuple[str, Any]]) -> list[SelectChoice]:
 def language_choices(languages: Sequence[str]) -> list[SelectChoice]:
     """Options for a language menu, each named in its own language."""
     return choices([(code, LANGUAGE_NAMES.get(code, code)) for code in languages])
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token (buttons that change state)."""
+
+
+class EraseForm(FlaskForm):
+    """Erasure needs the address typed again."""
+
+    confirm_email = StringField(
+        _l("Type the subscriber's email address to confirm"),
+        filters=[strip_text],
+        validators=[DataRequired(_l("Type the address to confirm.")), Length(max=254)],
+    )
+
+    def __init__(self, *args: Any, expected_email: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._expected = expected_email
+
+    def validate_confirm_email(self, field: Field) -> None:
+        """The typed address must be the subscriber's (any letter case)."""
+        if (field.data or "").strip().lower() != self._expected.lower():
+            raise ValidationError(_l("That is not this subscriber's address."))

@@ -24,7 +24,7 @@ from webapp.digests.services import (
     resume_issue,
     run_build,
 )
-from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import get_mailer
 
 digests_group = AppGroup("digests", help="Build, approve and send the weekly digest.")
 

@@ -26,8 +26,7 @@ from webapp.core.money import format_money
 from webapp.digests.models import DigestIssue
 from webapp.donations.campaigns import campaign_progress
 from webapp.donations.models import Campaign
-from webapp.outbox.gateway import Mailer
-from webapp.outbox.services import site_context
+from webapp.outbox.services import Mailer, site_context
 from webapp.subscribers.links import LinkPurpose, link_url
 
 #: The per-recipient values of the digest template.

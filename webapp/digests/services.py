@@ -31,8 +31,8 @@ from webapp.digests.lifecycle import (
 )
 from webapp.digests.models import CARRYING_STATUSES, DigestIssue, IssueStatus
 from webapp.digests.worker import EngineSettings, SendCounts, Worker, engine_settings
-from webapp.outbox.gateway import Mailer
 from webapp.outbox.models import OutboxMessage, OutboxStatus
+from webapp.outbox.services import Mailer
 
 __all__ = [
     "ArchiveEntry",

@@ -43,11 +43,8 @@ from webapp.digests.services import (
     update_issue,
 )
 from webapp.digests.staff_forms import ActionForm, DigestSettingsForm, IssueForm, TestSendForm
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
-from webapp.staff.audit import audit_request
-from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission
+from webapp.outbox.services import deliver_now, get_mailer
+from webapp.staff.services import Permission, audit_request, current_staff, requires
 from webapp.subscribers.models import Subscriber
 
 bp = Blueprint(

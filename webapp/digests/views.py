@@ -12,7 +12,7 @@ from webapp.digests import content
 from webapp.digests.models import DigestIssue
 from webapp.digests.services import archive_entries, is_public, same_week_issue
 from webapp.i18n import current_language, public_route
-from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import get_mailer
 
 # The staff pages' CSS and JS are served from here: files under /staff would need a login.
 bp = Blueprint(

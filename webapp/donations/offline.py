@@ -20,9 +20,9 @@ from webapp.donations.services import (
     assign_receipt_number,
     find_or_create_donor,
 )
-from webapp.outbox.gateway import Mailer
-from webapp.staff.audit import record_audit
+from webapp.outbox.services import Mailer
 from webapp.staff.models import StaffUser
+from webapp.staff.services import record_audit
 
 
 @dataclass(frozen=True)

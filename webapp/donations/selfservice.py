@@ -18,7 +18,7 @@ from webapp.donations import mail
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
 from webapp.donations.models import Donor, Plan, PlanChange, PlanChangeKind, PlanStatus
 from webapp.donations.services import DonationConfig, advance_plan, find_donor
-from webapp.outbox.gateway import Mailer
+from webapp.outbox.services import Mailer
 
 #: At most one self-service email per address in this window, however often it is asked.
 ACCESS_RESEND_WINDOW = timedelta(minutes=5)

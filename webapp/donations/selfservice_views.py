@@ -25,8 +25,7 @@ from webapp.donations.gateway import get_gateway
 from webapp.donations.models import Donation, Donor, Plan, PlanStatus
 from webapp.donations.services import DonationConfig, donation_config, get_donation_settings
 from webapp.i18n import current_language, public_route
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
+from webapp.outbox.services import deliver_now, get_mailer
 
 bp = Blueprint("donor", __name__, template_folder="templates")
 

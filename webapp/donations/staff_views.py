@@ -50,11 +50,8 @@ from webapp.donations.staff_forms import (
     method_labels,
     status_labels,
 )
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now, erase_local_mailbox_copies
-from webapp.staff.audit import audit_request
-from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission, role_allows
+from webapp.outbox.services import deliver_now, erase_local_mailbox_copies, get_mailer
+from webapp.staff.services import Permission, audit_request, current_staff, requires, role_allows
 from webapp.subscribers.services import find_subscriber
 
 bp = Blueprint(
@@ -189,8 +186,8 @@ def donor(donor_id: int) -> Any:
 @requires(Permission.SUBSCRIBERS_ERASE)
 def erase_donor(donor_id: int) -> Any:
     """Erase a donor everywhere (subscribed or not), after the address is typed again."""
+    from webapp.core.forms import EraseForm
     from webapp.subscribers.erasure import ErasureBlocked, erase_person
-    from webapp.subscribers.forms import EraseForm
 
     session = get_session()
     person = session.get(Donor, donor_id)

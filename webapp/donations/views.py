@@ -23,8 +23,7 @@ from webapp.donations.gateway import StripeUnavailable, get_gateway
 from webapp.donations.models import Campaign, Donation, DonationStatus, Frequency
 from webapp.donations.services import donation_config, get_donation_settings
 from webapp.i18n import current_language, public_route
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
+from webapp.outbox.services import deliver_now, get_mailer
 from webapp.site.services import get_site_settings
 
 bp = Blueprint(

@@ -23,8 +23,7 @@ from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.db import get_database
 from webapp.donations.books import DuplicateEvent, apply_event, books_for_app
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
+from webapp.outbox.services import deliver_now, get_mailer
 
 log = logging.getLogger("readership.donations")
 

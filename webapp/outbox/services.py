@@ -25,9 +25,30 @@ from emails.message import build_message_bytes
 from emails.senders import PermanentFailure, TemporaryFailure
 from webapp.core.leases import Lease
 from webapp.db import Database
-from webapp.outbox.gateway import Mailer
+from webapp.outbox.gateway import Mailer, get_mailer
 from webapp.outbox.models import OUTBOX_MOVES, OutboxMessage, OutboxStatus
 from webapp.site.services import get_site_settings
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "RETRY_BASE",
+    "RETRY_CAP",
+    "deliver_now",
+    "deliver_pending",
+    "erase_local_mailbox_copies",
+    "erase_outbox_messages",
+    "get_mailer",
+    "list_outbox",
+    "outbox_counts",
+    "queue_email",
+    "retry_delay",
+    "retry_failed_message",
+    "run_permanent_failure_hooks",
+    "site_context",
+    "DeliveryCounts",
+    "Mailer",
+    "OutboxPage",
+]
 
 log = logging.getLogger("readership.outbox")
 

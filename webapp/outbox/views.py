@@ -38,8 +38,7 @@ from webapp.outbox.services import (
     retry_failed_message,
 )
 from webapp.outbox.visibility import may_read_whole_mailbox, may_see_recipient
-from webapp.staff.auth import requires, signed_in_staff
-from webapp.staff.roles import Permission
+from webapp.staff.services import Permission, requires, signed_in_staff
 
 bp = Blueprint("outbox", __name__, url_prefix="/staff", template_folder="templates")
 

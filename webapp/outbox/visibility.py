@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from email.utils import getaddresses
 
-from webapp.staff.roles import Permission, role_allows
+from webapp.staff.services import Permission, role_allows
 
 #: Outbox `purpose` (the email template) -> the permission that shows its recipient.
 #: `staff_test` is not here on purpose: it goes to a staff member, shown to that person and

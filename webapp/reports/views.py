@@ -34,9 +34,7 @@ from webapp.reports import metrics
 from webapp.reports.dashboard import Figure, build_dashboard
 from webapp.reports.rates import RateError, load_rates, parse_rate, rate_text, set_rate
 from webapp.reports.tables import REPORTS, Column, Query, Report, Table, find_report
-from webapp.staff.audit import audit_request
-from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission
+from webapp.staff.services import Permission, audit_request, current_staff, requires
 
 bp = Blueprint(
     "reports",
@@ -158,7 +156,7 @@ def _render_rates(session: Any, errors: dict[str, str] | None = None, status: in
 
 
 def _can_edit() -> bool:
-    from webapp.staff.roles import role_allows
+    from webapp.staff.services import role_allows
 
     staff = current_staff()
     return staff is not None and role_allows(staff.role, Permission.DONATIONS)
@@ -296,7 +294,7 @@ def report_chart(table: Table) -> str | None:
 def _may_see(report: Report, table: Table | None = None) -> bool:
     """True when the signed-in role may see this report, page and CSV alike: what a role may
     not download it may not see either (rows that name people need `REPORTS_PERSONAL`)."""
-    from webapp.staff.roles import role_allows
+    from webapp.staff.services import role_allows
 
     staff = current_staff()
     if staff is None:

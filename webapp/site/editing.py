@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from webapp.site.models import SiteSettings
 from webapp.site.services import get_site_settings, update_site_settings
-from webapp.staff.audit import record_audit
 from webapp.staff.models import StaffUser
+from webapp.staff.services import record_audit
 
 #: Largest logo accepted, in bytes.
 MAX_LOGO_BYTES = 512 * 1024

@@ -17,8 +17,7 @@ from webapp.core.net import client_ip
 from webapp.db import get_session
 from webapp.site import editing
 from webapp.site.services import get_site_settings
-from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission
+from webapp.staff.services import Permission, current_staff, requires
 
 bp = Blueprint("staff_settings", __name__, url_prefix="/staff/settings")
 

@@ -74,10 +74,6 @@ class TotpCodeForm(FlaskForm):
     )
 
 
-class EmptyForm(FlaskForm):
-    """A form with only the CSRF token (buttons that change state)."""
-
-
 class NewStaffForm(FlaskForm):
     """An admin adds a staff user."""
 

@@ -20,6 +20,10 @@ Every function takes the SQLAlchemy session and the time `now`; none commits but
 sign-in steps (`authenticate`, `verify_totp_login`), which commit the reserved attempt
 before checking; the caller commits the rest, so an action and its audit row land together.
 Functions that hash an IP or an address (`hash_ip`) need an app context for the secret key.
+
+This module is also the staff area's public face for the other features: their staff pages
+take access control (`requires`, `current_staff`, `Permission`) and the audit log
+(`record_audit`, `audit_request`) from here.
 """
 
 from __future__ import annotations
@@ -41,9 +45,69 @@ from sqlalchemy.orm.attributes import set_committed_value
 from webapp.core.clock import as_utc
 from webapp.core.net import hash_ip
 from webapp.db import begin_writing
-from webapp.staff.audit import record_audit
+from webapp.staff.audit import audit_request, record_audit
+from webapp.staff.auth import current_staff, requires, signed_in_staff
 from webapp.staff.models import LoginFailure, StaffSession, StaffUser
-from webapp.staff.roles import Role
+from webapp.staff.roles import Permission, Role, role_allows
+
+__all__ = [
+    "ACCOUNT_MAX_FAILURES",
+    "DEFAULT_SESSION_LIFETIME",
+    "FAILURE_WINDOW",
+    "IP_MAX_FAILURES",
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "TOTP_DIGITS",
+    "TOTP_ISSUER",
+    "TOUCH_INTERVAL",
+    "account_key",
+    "audit_request",
+    "authenticate",
+    "begin_totp_enrolment",
+    "change_own_password",
+    "change_role",
+    "check_password",
+    "configure_password_hasher",
+    "count_active_admins",
+    "create_staff_user",
+    "current_staff",
+    "delete_stale_staff_rows",
+    "disable_totp",
+    "enable_totp",
+    "generate_temporary_password",
+    "get_staff_by_email",
+    "hash_password",
+    "hash_token",
+    "invite_staff_user",
+    "list_staff",
+    "live_sessions",
+    "load_session",
+    "normalise_email",
+    "password_hasher",
+    "record_audit",
+    "requires",
+    "revoke_all_sessions",
+    "revoke_session",
+    "role_allows",
+    "set_active",
+    "set_password",
+    "sign_out_everywhere",
+    "signed_in_staff",
+    "start_session",
+    "totp_digits",
+    "totp_uri",
+    "touch_session",
+    "use_totp_code",
+    "validate_email",
+    "validate_password",
+    "validate_role",
+    "verify_totp_login",
+    "LoginOutcome",
+    "LoginResult",
+    "Permission",
+    "Role",
+    "StaffRuleError",
+]
 
 MIN_PASSWORD_LENGTH = 12
 #: Longer input is refused before hashing, so nobody can make us hash megabytes.

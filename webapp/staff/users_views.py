@@ -8,11 +8,12 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from webapp.core.clock import utcnow
+from webapp.core.forms import EmptyForm
 from webapp.core.net import client_ip
 from webapp.db import get_session
 from webapp.staff import services
 from webapp.staff.auth import current_staff, requires
-from webapp.staff.forms import EmptyForm, NewStaffForm, RoleForm
+from webapp.staff.forms import NewStaffForm, RoleForm
 from webapp.staff.models import StaffUser
 from webapp.staff.roles import Permission
 

@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from webapp.core.clock import utcnow
+from webapp.core.forms import EmptyForm
 from webapp.core.net import client_ip, is_safe_redirect
 from webapp.db import get_session
 from webapp.site.services import get_site_settings
@@ -36,7 +37,7 @@ from webapp.staff.auth import (
     requires,
     signed_in_staff,
 )
-from webapp.staff.forms import ChangePasswordForm, EmptyForm, LoginForm, TotpCodeForm, TotpLoginForm
+from webapp.staff.forms import ChangePasswordForm, LoginForm, TotpCodeForm, TotpLoginForm
 from webapp.staff.nav import staff_nav
 from webapp.staff.roles import Permission
 

@@ -92,7 +92,7 @@ def import_command(fmt: str, file: Path, language: str | None, report: Path | No
               help="Only subscribers with this status.")
 def export_command(file: Path, status: str | None) -> None:
     """Export the list to FILE in our own CSV format (re-importable)."""
-    from webapp.staff.audit import record_audit
+    from webapp.staff.services import record_audit
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     with get_database(app).session() as session:

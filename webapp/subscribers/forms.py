@@ -131,25 +131,6 @@ class StatusActionForm(FlaskForm):
     action = HiddenField(validators=[DataRequired()])
 
 
-class EraseForm(FlaskForm):
-    """Erasure needs the address typed again."""
-
-    confirm_email = StringField(
-        _l("Type the subscriber's email address to confirm"),
-        filters=[strip_text],
-        validators=[DataRequired(_l("Type the address to confirm.")), Length(max=254)],
-    )
-
-    def __init__(self, *args: Any, expected_email: str, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._expected = expected_email
-
-    def validate_confirm_email(self, field: Field) -> None:
-        """The typed address must be the subscriber's (any letter case)."""
-        if (field.data or "").strip().lower() != self._expected.lower():
-            raise ValidationError(_l("That is not this subscriber's address."))
-
-
 IMPORT_FORMATS = ("auto", "readership", "substack", "ghost", "mailchimp", "listmonk")
 
 

@@ -635,7 +635,7 @@ def staff_change_status(
     """Apply a staff action, record it in the history and the audit log; True when it changed
     something. Raises `InvalidTransition` for an action that does not apply (e.g. acting on
     an erased person)."""
-    from webapp.staff.audit import record_audit
+    from webapp.staff.services import record_audit
 
     if subscriber.erased_at is not None:
         raise InvalidTransition("erased")

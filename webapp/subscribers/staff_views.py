@@ -29,17 +29,14 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.core.clock import get_clock, utcnow
+from webapp.core.forms import EraseForm
 from webapp.core.net import client_ip
 from webapp.db import get_database, get_session
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import erase_local_mailbox_copies
-from webapp.staff.audit import record_audit
-from webapp.staff.auth import current_staff, requires
-from webapp.staff.roles import Permission, role_allows
+from webapp.outbox.services import erase_local_mailbox_copies, get_mailer
+from webapp.staff.services import Permission, current_staff, record_audit, requires, role_allows
 from webapp.subscribers import csv_io, mail, queries, services
 from webapp.subscribers.erasure import ErasureBlocked, erase_subscriber
 from webapp.subscribers.forms import (
-    EraseForm,
     ExportForm,
     ImportForm,
     ImportStartForm,
