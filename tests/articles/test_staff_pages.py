@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tests.articles import test_feeds
 from tests.helpers.html import csrf_token
 from tests.staff.factories import force_login, make_staff
-from webapp.articles import staff_views
+from webapp.articles import services as articles_services
 from webapp.articles.models import Article, ArticleViewDay, Feed
 from webapp.core.clock import FrozenClock
 from webapp.staff.models import AuditLog
@@ -259,7 +259,7 @@ def test_the_list_is_newest_first_and_paged(client: FlaskClient, db_session: Ses
     start = datetime(2026, 1, 1, tzinfo=UTC)
     made = [
         make_article(db_session, f"story-{i:03d}", published=start + timedelta(hours=i))
-        for i in range(staff_views.PAGE_SIZE + 3)
+        for i in range(articles_services.PAGE_SIZE + 3)
     ]
     db_session.commit()
     login(client, db_session)

@@ -2,14 +2,13 @@
 adding and editing an article (with its translation link), quick pin and exclude buttons,
 and the feeds (add, switch on or off, delete, import now). Every change is audit-logged.
 
-The queries and changes behind the pages are plain functions taking a `Session`; the views
+The queries and changes behind the pages are in `webapp.articles.services`; the views
 validate a form, call them, write the audit row and commit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,26 +24,36 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
-from webapp.articles.feeds import (
+from webapp.articles.models import Article, Feed
+from webapp.articles.services import (
+    MAX_ID,
+    VIEW_DAYS,
     ImportResult,
     add_feed,
+    apply_article_values,
+    article_counts,
     configured_fetcher,
+    current_top_reads,
+    feeds_by_language,
     import_feed_row,
-    is_staff_translation_key,
+    in_utc,
+    link_translation,
+    linked_translation,
+    list_articles,
+    set_top_reads_flag,
+    translation_candidates,
 )
-from webapp.articles.models import Article, ArticleViewDay, Feed
-from webapp.articles.reading import TopRead, get_top_reads
 from webapp.articles.staff_forms import (
     ArticleFilterForm,
     ArticleForm,
     FeedForm,
     TopReadsActionForm,
 )
-from webapp.core.clock import as_utc, utcnow
+from webapp.core.clock import utcnow
 from webapp.core.forms import EmptyForm
 from webapp.core.net import is_safe_redirect
 from webapp.db import get_session
@@ -54,173 +63,7 @@ bp = Blueprint(
     "articles_staff", __name__, url_prefix="/staff/articles", template_folder="templates"
 )
 
-#: Articles per page of the list.
-PAGE_SIZE = 50
-#: The list's views column counts this many days, today included.
-VIEW_DAYS = 7
-#: How many recent articles the "translation of" menu offers.
-TRANSLATION_CHOICES = 200
-#: Ids above this cannot exist (and would overflow the database's integer).
-MAX_ID = 2**31 - 1
-
-
-# --- Queries ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArticleRow:
-    """One line of the staff list."""
-
-    article: Article
-    #: Views over the last `VIEW_DAYS` days.
-    views: int
-    #: Articles with the same translation key in other languages.
-    translations: list[Article]
-
-
-@dataclass(frozen=True)
-class ArticlePage:
-    """One page of the filtered list."""
-
-    rows: list[ArticleRow]
-    total: int
-    page: int
-    pages: int
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _newest_first(stmt: Select[tuple[Article]]) -> Select[tuple[Article]]:
-    # Articles without a publication date sort by when they were added.
-    return stmt.order_by(
-        func.coalesce(Article.published_at, Article.created_at).desc(), Article.id.desc()
-    )
-
-
-def _filtered(language: str, q: str) -> Select[tuple[Article]]:
-    stmt = select(Article)
-    if language:
-        stmt = stmt.where(Article.language == language)
-    q = q.replace("\x00", "").strip().lower()
-    if q:
-        stmt = stmt.where(func.lower(Article.title).like(f"%{_escape_like(q)}%", escape="\\"))
-    return stmt
-
-
-def list_articles(
-    session: Session, *, language: str = "", q: str = "", page: int = 1, now: datetime
-) -> ArticlePage:
-    """Articles of `language` (any when empty) whose title contains `q` (case-insensitive),
-    newest published first, `PAGE_SIZE` a page, with their recent views and translations."""
-    base = _filtered(language, q)
-    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
-    articles = list(
-        session.scalars(_newest_first(base).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
-    )
-    views = recent_views(session, [a.id for a in articles], now=now)
-    partners = translations_of(session, articles)
-    rows = [ArticleRow(a, views.get(a.id, 0), partners.get(a.id, [])) for a in articles]
-    return ArticlePage(rows, total, page, pages)
-
-
-def recent_views(
-    session: Session, article_ids: list[int], *, now: datetime, days: int = VIEW_DAYS
-) -> dict[int, int]:
-    """Views of each article over the last `days` days (today included)."""
-    if not article_ids:
-        return {}
-    since = now.date() - timedelta(days=days - 1)
-    rows = session.execute(
-        select(ArticleViewDay.article_id, func.sum(ArticleViewDay.views))
-        .where(ArticleViewDay.article_id.in_(article_ids), ArticleViewDay.day >= since)
-        .group_by(ArticleViewDay.article_id)
-    )
-    return {int(article_id): int(total or 0) for article_id, total in rows}
-
-
-def translations_of(session: Session, articles: list[Article]) -> dict[int, list[Article]]:
-    """For each article, the articles sharing its translation key in other languages."""
-    keys = {a.translation_key for a in articles if a.translation_key}
-    if not keys:
-        return {}
-    by_key: dict[str, list[Article]] = {}
-    for other in session.scalars(
-        select(Article)
-        .where(Article.translation_key.in_(keys))
-        .order_by(Article.language, Article.id)
-    ):
-        by_key.setdefault(other.translation_key, []).append(other)
-    return {
-        a.id: [o for o in by_key.get(a.translation_key, []) if o.language != a.language]
-        for a in articles
-        if a.translation_key
-    }
-
-
-def linked_translation(session: Session, article: Article) -> Article | None:
-    """The article's translation (the first one, when there are several), or None."""
-    if not article.translation_key:
-        return None
-    return session.scalar(
-        select(Article)
-        .where(
-            Article.translation_key == article.translation_key,
-            Article.language != article.language,
-            Article.id != article.id,
-        )
-        .order_by(Article.language, Article.id)
-        .limit(1)
-    )
-
-
-def translation_candidates(
-    session: Session, language: str, *, exclude_id: int | None, limit: int = TRANSLATION_CHOICES
-) -> list[Article]:
-    """The most recent articles in languages other than `language`."""
-    stmt = select(Article).where(Article.language != language)
-    if exclude_id is not None:
-        stmt = stmt.where(Article.id != exclude_id)
-    return list(session.scalars(_newest_first(stmt).limit(limit)))
-
-
-def current_top_reads(
-    session: Session, languages: list[str], *, now: datetime, days: int, limit: int
-) -> list[tuple[str, list[TopRead]]]:
-    """The top reads of each language, as the public site shows them now."""
-    return [
-        (language, get_top_reads(session, language, now=now, days=days, limit=limit))
-        for language in languages
-    ]
-
-
-def feeds_by_language(session: Session, languages: list[str]) -> list[tuple[str, list[Feed]]]:
-    """Every feed, grouped by language: the configured languages first (even without feeds),
-    then any other language a feed still has."""
-    groups: dict[str, list[Feed]] = {language: [] for language in languages}
-    for feed in session.scalars(select(Feed).order_by(Feed.language, Feed.url)):
-        groups.setdefault(feed.language, []).append(feed)
-    return list(groups.items())
-
-
-def article_counts(session: Session) -> dict[int, int]:
-    """How many articles came from each feed."""
-    rows = session.execute(
-        select(Article.feed_id, func.count())
-        .where(Article.feed_id.is_not(None))
-        .group_by(Article.feed_id)
-    )
-    return {int(feed_id): int(count) for feed_id, count in rows}
-
-
-# --- Changes ------------------------------------------------------------------------------
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return as_utc(value).astimezone(UTC) if value is not None else None
+# --- Helpers of the views -----------------------------------------------------------------
 
 
 def _article_values(form: ArticleForm) -> dict[str, Any]:
@@ -238,78 +81,6 @@ def _article_values(form: ArticleForm) -> dict[str, Any]:
         "pinned_in_top_reads": bool(form.pinned_in_top_reads.data),
         "excluded_from_top_reads": bool(form.excluded_from_top_reads.data),
     }
-
-
-def apply_article_values(article: Article, values: dict[str, Any], now: datetime) -> list[str]:
-    """Write `values` onto `article`; returns the names of the fields that changed."""
-    changed = []
-    for name, value in values.items():
-        old = getattr(article, name)
-        if isinstance(old, datetime) or name == "published_at":
-            differs = _utc(old) != value
-        else:
-            differs = old != value
-        if differs:
-            setattr(article, name, value)
-            changed.append(name)
-    if changed:
-        article.updated_at = now
-    return changed
-
-
-def link_translation(
-    article: Article, other: Article | None, *, previously_linked: Article | None
-) -> bool:
-    """Make `other` the translation of `article` (both get the same key: `other`'s own, or a
-    new "staff-<id>"), or with None drop the link (`article` gets its own "article-<id>").
-    Both must have ids. Keys chosen here start with "staff-" or "article-", which feed
-    imports keep. Returns True when the link changed."""
-    if other is None:
-        if previously_linked is not None or not article.translation_key:
-            article.translation_key = f"article-{article.id}"
-        return previously_linked is not None
-    if not is_staff_translation_key(other.translation_key):
-        # A staff key, so the hourly import keeps the link; the rest of `other`'s group
-        # (translations found by the slug rule) moves with it.
-        new_key, old_key = f"staff-{other.id}", other.translation_key
-        session = object_session(other)
-        if old_key and session is not None:
-            session.execute(
-                update(Article)
-                .where(Article.translation_key == old_key)
-                .values(translation_key=new_key)
-                .execution_options(synchronize_session="fetch")
-            )
-        other.translation_key = new_key
-    if article.translation_key == other.translation_key:
-        return False
-    article.translation_key = other.translation_key
-    return True
-
-
-def set_top_reads_flag(article: Article, action: str, now: datetime) -> bool:
-    """Pin, unpin, exclude or include; pinning un-excludes and excluding unpins. Returns
-    True when something changed."""
-    before = (article.pinned_in_top_reads, article.excluded_from_top_reads)
-    pinned, excluded = before
-    if action == "pin":
-        pinned, excluded = True, False
-    elif action == "unpin":
-        pinned = False
-    elif action == "exclude":
-        pinned, excluded = False, True
-    elif action == "include":
-        excluded = False
-    else:
-        raise ValueError(f"unknown action {action!r}")
-    if (pinned, excluded) == before:
-        return False
-    article.pinned_in_top_reads, article.excluded_from_top_reads = pinned, excluded
-    article.updated_at = now
-    return True
-
-
-# --- Helpers of the views -----------------------------------------------------------------
 
 
 def _languages() -> list[str]:
@@ -420,7 +191,7 @@ def top_reads_action(article_id: int) -> Any:
 
 def _choice_label(article: Article) -> str:
     title = article.title if len(article.title) <= 90 else article.title[:89] + "…"
-    published = _utc(article.published_at)
+    published = in_utc(article.published_at)
     day = published.strftime("%Y-%m-%d") if published else "—"
     return f"{article.language} · {title} ({day})"
 
@@ -511,7 +282,7 @@ def _save_article(article: Article | None) -> Any:
     )
     if request.method == "GET":
         if article is not None:
-            published = _utc(article.published_at)
+            published = in_utc(article.published_at)
             form.published_at.data = published.replace(tzinfo=None) if published else None
             form.translation_of.data = str(linked.id) if linked is not None else ""
         return _article_page(form, article, linked=linked)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 
-from webapp.articles.reading import VIEWS_PER_ADDRESS, get_top_reads, record_view
+from webapp.articles.services import VIEWS_PER_ADDRESS, get_top_reads, record_view
 from webapp.core.clock import utcnow
 from webapp.core.limits import body_limit, limiter
 from webapp.core.net import client_ip
