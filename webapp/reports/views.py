@@ -30,10 +30,25 @@ from webapp.core.money import format_money, format_plain
 from webapp.db import get_session
 from webapp.donations.models import Campaign
 from webapp.i18n import current_language
-from webapp.reports import metrics
-from webapp.reports.dashboard import Figure, build_dashboard
-from webapp.reports.rates import RateError, load_rates, parse_rate, rate_text, set_rate
-from webapp.reports.tables import REPORTS, Column, Query, Report, Table, find_report
+from webapp.reports.services import (
+    REPORTS,
+    Column,
+    Figure,
+    Query,
+    RateError,
+    Report,
+    ReportFilter,
+    Table,
+    add_months,
+    build_dashboard,
+    find_report,
+    load_rates,
+    month_start,
+    month_starts,
+    parse_rate,
+    rate_text,
+    set_rate,
+)
 from webapp.staff.services import Permission, audit_request, current_staff, requires
 
 bp = Blueprint(
@@ -220,9 +235,9 @@ def _month_arg(name: str, default: datetime) -> tuple[datetime, str | None]:
 
 def _query() -> tuple[Query, dict[str, str]]:
     now = get_clock().now()
-    this_month = metrics.month_start(now)
+    this_month = month_start(now)
     errors: dict[str, str] = {}
-    first, error = _month_arg("from", metrics.add_months(this_month, -11))
+    first, error = _month_arg("from", add_months(this_month, -11))
     if error:
         errors["from"] = error
     last, error = _month_arg("to", this_month)
@@ -231,12 +246,12 @@ def _query() -> tuple[Query, dict[str, str]]:
     if first > last:
         errors["from"] = _("The first month comes after the last one.")
         first = last
-    if len(metrics.month_starts(first, last)) > MAX_MONTHS:
+    if len(month_starts(first, last)) > MAX_MONTHS:
         errors["from"] = _("Choose at most %(n)d months.", n=MAX_MONTHS)
-        first = metrics.add_months(last, -(MAX_MONTHS - 1))
+        first = add_months(last, -(MAX_MONTHS - 1))
     campaign = (request.values.get("campaign") or "").strip()
     currency = (request.values.get("currency") or "").strip().upper()[:3]
-    flt = metrics.ReportFilter(
+    flt = ReportFilter(
         currency=currency if currency.isalpha() else "",
         campaign_id=int(campaign) if campaign.isdigit() and len(campaign) < 10 else None,
         source=(request.values.get("source") or "").strip()[:300],
