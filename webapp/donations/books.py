@@ -60,7 +60,7 @@ from webapp.donations.models import (
     StripeEvent,
     StripeEventWait,
 )
-from webapp.donations.services import (
+from webapp.donations.records import (
     DonationConfig,
     advance_dispute,
     advance_donation,

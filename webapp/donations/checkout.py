@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from webapp.donations.gateway import CheckoutRequest, StripeGateway
 from webapp.donations.models import Campaign, Donation, DonationKind, DonationStatus, Frequency
-from webapp.donations.services import DonationConfig, find_or_create_donor
+from webapp.donations.records import DonationConfig, find_or_create_donor
 
 RESUME_PURPOSE = "donation-resume"
 

@@ -23,7 +23,7 @@ from webapp.donations.models import (
     Plan,
     PlanStatus,
 )
-from webapp.donations.services import number_unnumbered_receipts
+from webapp.donations.records import number_unnumbered_receipts
 
 FIRST_NAMES = ["Anna", "Boris", "Clara", "David", "Elena", "Felix", "Galina", "Hugo", "Irina",
                "Jonas", "Katya", "Leon", "Maria", "Nikolai", "Olga", "Pavel", "Sofia", "Timur"]

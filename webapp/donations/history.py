@@ -32,7 +32,7 @@ from webapp.donations.models import (
     PlanFailure,
     PlanStatus,
 )
-from webapp.donations.services import sync_receipt_counter
+from webapp.donations.records import sync_receipt_counter
 
 #: Rows per INSERT batch.
 BATCH = 10_000

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from webapp.core.money import format_money
 from webapp.donations.access import manage_url, request_access_url
 from webapp.donations.models import Donation, DonationKind, Donor, Frequency, Plan
-from webapp.donations.services import DonationConfig
+from webapp.donations.records import DonationConfig
 from webapp.outbox.gateway import Mailer
 from webapp.outbox.services import queue_email
 

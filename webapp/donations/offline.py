@@ -15,7 +15,7 @@ from webapp.donations.models import (
     Frequency,
     OfflineMethod,
 )
-from webapp.donations.services import (
+from webapp.donations.records import (
     DonationConfig,
     assign_receipt_number,
     find_or_create_donor,

@@ -30,7 +30,7 @@ from webapp.donations.books import (
 )
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
 from webapp.donations.models import Donation, DonationStatus, StripeEvent
-from webapp.donations.services import advance_donation
+from webapp.donations.records import advance_donation
 
 log = logging.getLogger("readership.donations")
 

@@ -17,7 +17,7 @@ from webapp.db import begin_writing, locked
 from webapp.donations import mail
 from webapp.donations.gateway import StripeGateway, StripeUnavailable
 from webapp.donations.models import Donor, Plan, PlanChange, PlanChangeKind, PlanStatus
-from webapp.donations.services import DonationConfig, advance_plan, find_donor
+from webapp.donations.records import DonationConfig, advance_plan, find_donor
 from webapp.outbox.services import Mailer
 
 #: At most one self-service email per address in this window, however often it is asked.

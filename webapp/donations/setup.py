@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
-from webapp.donations.services import (
+from webapp.donations.records import (
     DEFAULT_DONATE_EMAIL_LIMIT,
     DEFAULT_DONATE_RATE_LIMIT,
     DEFAULT_DONOR_LINK_RATE_LIMIT,

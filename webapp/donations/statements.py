@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from webapp.donations import mail
 from webapp.donations.models import Donation, DonationStatus, Donor, DonorStatement
-from webapp.donations.services import DonationConfig
+from webapp.donations.records import DonationConfig
 from webapp.outbox.services import Mailer
 
 #: Donors per transaction in the yearly run: a crash loses at most one batch of work, and
