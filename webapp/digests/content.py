@@ -24,10 +24,10 @@ from webapp.articles.models import Article
 from webapp.core.clock import as_utc
 from webapp.core.money import format_money
 from webapp.digests.models import DigestIssue
-from webapp.donations.campaigns import campaign_progress
 from webapp.donations.models import Campaign
+from webapp.donations.services import campaign_progress
 from webapp.outbox.services import Mailer, site_context
-from webapp.subscribers.links import LinkPurpose, link_url
+from webapp.subscribers.services import LinkPurpose, link_url
 
 #: The per-recipient values of the digest template.
 RECIPIENT_FIELDS = (

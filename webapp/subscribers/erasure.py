@@ -39,7 +39,7 @@ from webapp.subscribers.models import (
     SuppressionReason,
     change_status,
 )
-from webapp.subscribers.services import add_event
+from webapp.subscribers.models import add_event
 
 #: Called as hook(session, email, subscriber_id) inside the erasure transaction; the id is
 #: None when the person never subscribed (a donor erased from the donor page).

@@ -8,7 +8,9 @@ states through it (`change_status`, `change_import_status`).
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +27,9 @@ from webapp.core.states import IllegalMove, StateMachine
 from webapp.db import Base
 from webapp.db import search_text as _search_text
 from webapp.db import str_enum as _str_enum
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class SubscriberStatus(enum.StrEnum):
@@ -298,6 +303,29 @@ class SubscriberEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="events")
+
+
+def add_event(
+    session: Session,
+    subscriber: Subscriber,
+    kind: EventKind,
+    *,
+    now: datetime,
+    actor: EventActor = EventActor.SYSTEM,
+    staff_user_id: int | None = None,
+    **detail: Any,
+) -> SubscriberEvent:
+    """Append one line to the subscriber's history. `detail` must never hold the address."""
+    event = SubscriberEvent(
+        subscriber=subscriber,
+        at=now,
+        kind=kind.value,
+        actor=actor.value,
+        staff_user_id=staff_user_id,
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str),
+    )
+    session.add(event)
+    return event
 
 
 class ImportStatus(enum.StrEnum):

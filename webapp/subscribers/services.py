@@ -10,7 +10,6 @@ transaction; the caller delivers them after the commit (`webapp.subscribers.mail
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core.addresses import InvalidEmail, normalise_email
 from webapp.subscribers import mail
+from webapp.subscribers.erasure import erase_person, erase_subscriber
 from webapp.subscribers.links import (
     LinkPurpose,
     LinkTarget,
@@ -41,13 +41,16 @@ from webapp.subscribers.models import (
     SubscriberSource,
     SubscriberStatus,
     SuppressionReason,
+    add_event,
     change_status,
     pack_languages,
 )
-from webapp.subscribers.settings import ListSettings
+from webapp.subscribers.settings import ListSettings, list_settings
 
 __all__ = [
     "CONSENT_WORDING_VERSION",
+    "LinkPurpose",
+    "ListSettings",
     "ConfirmOutcome",
     "SignupOutcome",
     "SignupRequest",
@@ -55,10 +58,14 @@ __all__ = [
     "StaffAction",
     "UnsubscribeHow",
     "add_event",
+    "erase_person",
+    "erase_subscriber",
     "confirm_subscription",
     "confirm_url",
     "expire_pending_signups",
     "find_subscriber",
+    "link_url",
+    "list_settings",
     "list_unsubscribe_headers",
     "pause_subscription",
     "preferences_url",
@@ -82,29 +89,6 @@ CONSENT_WORDING_VERSION = "2026-11-v1"
 SOFT_BOUNCE_LIMIT = 3
 #: Suppression reasons a fresh double opt-in may lift (the mailbox works again).
 _LIFTED_BY_OPT_IN = frozenset({SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCES})
-
-
-def add_event(
-    session: Session,
-    subscriber: Subscriber,
-    kind: EventKind,
-    *,
-    now: datetime,
-    actor: EventActor = EventActor.SYSTEM,
-    staff_user_id: int | None = None,
-    **detail: Any,
-) -> SubscriberEvent:
-    """Append one line to the subscriber's history. `detail` must never hold the address."""
-    event = SubscriberEvent(
-        subscriber=subscriber,
-        at=now,
-        kind=kind.value,
-        actor=actor.value,
-        staff_user_id=staff_user_id,
-        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str),
-    )
-    session.add(event)
-    return event
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
