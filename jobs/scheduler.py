@@ -89,7 +89,8 @@ def make_trigger(job: Job) -> Any:
 
 def next_run(job: Job, now: datetime) -> datetime | None:
     """When the job's trigger fires next after `now`."""
-    return make_trigger(job).get_next_fire_time(None, now)
+    fire_time: datetime | None = make_trigger(job).get_next_fire_time(None, now)
+    return fire_time
 
 
 def last_runs(app: Flask) -> dict[str, JobRun]:

@@ -50,11 +50,11 @@ def language_choices(languages: Sequence[str]) -> list[SelectChoice]:
     return choices([(code, LANGUAGE_NAMES.get(code, code)) for code in languages])
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type hints
     """A form with only the CSRF token (buttons that change state)."""
 
 
-class EraseForm(FlaskForm):
+class EraseForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF ships no type hints
     """Erasure needs the address typed again."""
 
     confirm_email = StringField(

@@ -170,7 +170,8 @@ def queue_email(
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th try failed: 1, 2, 4 ... minutes, at most 6 h."""
     exponent = min(max(attempts, 1) - 1, 30)
-    return min(RETRY_BASE * (2**exponent), RETRY_CAP)
+    delay: timedelta = RETRY_BASE * (2**exponent)
+    return min(delay, RETRY_CAP)
 
 
 def deliver_now(

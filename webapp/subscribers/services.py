@@ -254,7 +254,7 @@ def _claim_send_slot(
         .values(last_confirmation_sent_at=now)
         .execution_options(synchronize_session=False)
     )
-    claimed = result.rowcount == 1  # type: ignore[attr-defined]
+    claimed: bool = result.rowcount == 1  # type: ignore[attr-defined]
     if claimed:
         subscriber.last_confirmation_sent_at = now
     return claimed
