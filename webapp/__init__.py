@@ -1,4 +1,5 @@
-"""Readership web application: `create_app()` is the one composition root."""
+"""Readership web application: `create_app()` is the one composition root (its feature
+half, every feature's `init_app` and the signals between features, is `webapp.features`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ csrf = CSRFProtect()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the application: configuration, database, gateways, blueprints, CLI."""
+    """Build the application: configuration, database, gateways, blueprints, CLI, and the
+    signals through which features react to each other."""
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(app.instance_path, config))

@@ -32,20 +32,21 @@ from webapp.outbox.services import (
     retry_delay,
     retry_failed_message,
 )
+from webapp.outbox.signals import permanent_failure
 from webapp.site.services import get_site_settings
 
 
 @pytest.fixture
 def bounces() -> Iterator[list[tuple[str, str]]]:
-    """Registers an `on_permanent_failure` hook for the test and lists its calls."""
+    """Connects a `permanent_failure` receiver for the test and lists its calls."""
     calls: list[tuple[str, str]] = []
 
-    def hook(session: Session, to_address: str, reason: str) -> None:
-        calls.append((to_address, reason))
+    def hook(_sender: object, *, session: Session, address: str, reason: str) -> None:
+        calls.append((address, reason))
 
-    services.on_permanent_failure.append(hook)
+    permanent_failure.connect(hook)
     yield calls
-    services.on_permanent_failure.remove(hook)
+    permanent_failure.disconnect(hook)
 
 
 def count_rows(session: Session) -> int:
@@ -206,18 +207,18 @@ def test_a_broken_hook_does_not_lose_the_failure(
     app: Flask, db_session: Session, smtp_sink: SmtpSink, clock: FrozenClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(session: Session, to_address: str, reason: str) -> None:
+    def broken(_sender: object, *, session: Session, address: str, reason: str) -> None:
         get_site_settings(session).postal_address = "written by a hook that then failed"
         session.flush()
         raise RuntimeError("hook bug")
 
-    services.on_permanent_failure.append(broken)
+    permanent_failure.connect(broken)
     try:
         smtp_sink.handler.reply_for["x@y.example"] = "550 5.1.1 no such user"
         message = queue(db_session, app, clock.now(), to="x@y.example")
         counts = deliver_now(get_database(app), get_mailer(app), [message.id], clock.now())
     finally:
-        services.on_permanent_failure.remove(broken)
+        permanent_failure.disconnect(broken)
     assert counts.failed == 1
     assert reload(db_session, message.id).status == OutboxStatus.FAILED
     db_session.expire_all()

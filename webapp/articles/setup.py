@@ -13,8 +13,8 @@ def init_app(app: Flask, csrf: Any) -> None:
     their nav item, and the `readership articles` commands."""
     from webapp.articles import staff_views, views
     from webapp.articles.cli import articles_group
-    from webapp.staff.nav import register_nav_item
-    from webapp.staff.roles import Permission
+    from webapp.staff.nav import add_nav_item
+    from webapp.staff.services import Permission
 
     app.config.setdefault("TOP_READS_DAYS", 7)
     app.config.setdefault("TOP_READS_COUNT", 6)
@@ -27,4 +27,4 @@ def init_app(app: Flask, csrf: Any) -> None:
     # but a counter: no CSRF token to check.
     csrf.exempt(views.view_beacon)
     app.cli.add_command(articles_group)
-    register_nav_item("articles_staff.index", _l("Articles"), Permission.ARTICLES, 40)
+    add_nav_item(app, "articles_staff.index", _l("Articles"), Permission.ARTICLES, 40)

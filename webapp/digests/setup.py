@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 def init_app(app: Flask) -> None:
     """Register the archive and staff pages, the `readership digests` commands, the staff nav
-    item, the erasure hook and this feature's configuration defaults."""
+    item and this feature's configuration defaults (its erasure and demo data are connected
+    to the subscriber signals by `webapp.features`)."""
     from webapp.digests import staff_views, views
     from webapp.digests.cli import digests_group
-    from webapp.staff.nav import register_nav_item
-    from webapp.staff.roles import Permission
-    from webapp.subscribers.erasure import register_erasure_hook
+    from webapp.staff.nav import add_nav_item
+    from webapp.staff.services import Permission
 
     # Messages per second per worker (0: as fast as the server takes them).
     app.config.setdefault("DIGEST_SEND_RATE", 0)
@@ -26,18 +26,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(staff_views.bp)
     app.cli.add_command(digests_group)
-    register_nav_item("digests_staff.index", _l("Digest"), Permission.DIGESTS, 30)
-    register_erasure_hook(erase_deliveries)
-    from webapp.subscribers.demo import EXTRA_DEMO_LOADERS
-
-    if _demo_digest not in EXTRA_DEMO_LOADERS:
-        EXTRA_DEMO_LOADERS.append(_demo_digest)
-
-
-def _demo_digest(session: Session, *, now: object) -> str:
-    from webapp.digests.demo import load_demo_digest
-
-    return load_demo_digest(session, now=now)  # type: ignore[arg-type]
+    add_nav_item(app, "digests_staff.index", _l("Digest"), Permission.DIGESTS, 30)
 
 
 def erase_deliveries(session: Session, email: str, subscriber_id: int | None) -> None:

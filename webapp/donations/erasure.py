@@ -15,11 +15,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from webapp.donations.models import Donation, Donor, Plan, PlanStatus
-from webapp.subscribers.erasure import ErasureBlocked
+from webapp.subscribers.signals import ErasureBlocked
 
 
 def erase_donor(session: Session, email: str, _subscriber_id: int | None) -> None:
-    """Pseudonymise the donor with this address (an `ErasureHook`)."""
+    """Pseudonymise the donor with this address (run on the `erasing` signal of
+    `webapp.subscribers.signals`, connected in `webapp.features`); raises `ErasureBlocked`
+    while one of their regular gifts is still running."""
     donor = session.scalar(select(Donor).where(Donor.email == email.lower()))
     if donor is None:
         return

@@ -16,7 +16,8 @@ from webapp.donations.records import (
 
 def init_app(app: Flask, csrf: Any) -> None:
     """Build the Stripe gateway, register the public, self-service, webhook and staff
-    blueprints and the staff nav item; fill in this feature's configuration defaults."""
+    blueprints and the staff nav item; fill in this feature's configuration defaults (its
+    erasure and demo data are connected to the subscriber signals by `webapp.features`)."""
     from webapp.donations import gateway, selfservice_views, staff_views, views, webhooks
 
     app.config.setdefault("DONATE_RATE_LIMIT", DEFAULT_DONATE_RATE_LIMIT)
@@ -33,22 +34,10 @@ def init_app(app: Flask, csrf: Any) -> None:
     app.register_blueprint(webhooks.bp)
     # The webhook is authenticated by its Stripe signature, not a CSRF token.
     csrf.exempt(webhooks.bp)
-    from webapp.donations.erasure import erase_donor
-    from webapp.subscribers.erasure import register_erasure_hook
+    from webapp.staff.nav import add_nav_item
+    from webapp.staff.services import Permission
 
-    register_erasure_hook(erase_donor)
-    from webapp.subscribers.demo import EXTRA_DEMO_LOADERS
-
-    if _demo_donations not in EXTRA_DEMO_LOADERS:
-        EXTRA_DEMO_LOADERS.append(_demo_donations)
-    from webapp.subscribers.demo import HISTORY_LOADERS
-
-    if _demo_history not in HISTORY_LOADERS:
-        HISTORY_LOADERS.append(_demo_history)
-    from webapp.staff.nav import register_nav_item
-    from webapp.staff.roles import Permission
-
-    register_nav_item("donations_staff.index", _l("Donations"), Permission.DONATIONS, 15)
+    add_nav_item(app, "donations_staff.index", _l("Donations"), Permission.DONATIONS, 15)
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -76,17 +65,3 @@ def _register_template_helpers(app: Flask) -> None:
     app.add_template_global(format_plain, "format_plain")
     app.add_template_global(format_others, "format_others")
 
-
-def _demo_donations(session: Any, *, now: Any) -> str:
-    from webapp.donations.demo import load_demo_donations
-
-    added = load_demo_donations(session, now=now)
-    return f"{added} donors with their gifts" if added else ""
-
-
-def _demo_history(session: Any, *, donors: int, donations: int, now: Any, progress: Any) -> str:
-    from webapp.donations.history import generate_history
-
-    return str(
-        generate_history(session, donors=donors, donations=donations, now=now, progress=progress)
-    )

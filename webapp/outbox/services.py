@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.outbox.gateway import Mailer, get_mailer
 from webapp.outbox.models import OUTBOX_MOVES, OutboxMessage, OutboxStatus
+from webapp.outbox.signals import permanent_failure
 from webapp.site.services import get_site_settings
 
 __all__ = [
@@ -58,13 +59,6 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 #: After this many tries that failed temporarily the message is given up (about a day).
 MAX_ATTEMPTS = 12
-
-#: Called as `hook(session, to_address, reason)` when a server refuses an address for good
-#: (5xx). Runs inside the delivery transaction, in a savepoint: a hook that raises is logged
-#: and its changes are rolled back, the failure is still recorded. The same function
-#: registered twice is called once.
-on_permanent_failure: list[Callable[[Session, str, str], None]] = []
-
 
 @dataclass
 class DeliveryCounts:
@@ -197,8 +191,8 @@ def deliver_pending(
     """Send up to `limit` messages that are due, oldest first, over one connection.
 
     4xx replies and connection problems: retried after `retry_delay`, given up as failed
-    after `MAX_ATTEMPTS` tries. 5xx: failed at once, and every `on_permanent_failure` hook
-    is called. When the server is unreachable (or answers 421) the run stops and the rest of
+    after `MAX_ATTEMPTS` tries. 5xx: failed at once, and the `permanent_failure` signal
+    is sent. When the server is unreachable (or answers 421) the run stops and the rest of
     its batch waits for the next retry as well.
     """
     lease = _lease(database, mailer, now)
@@ -324,14 +318,15 @@ def _fail(session: Session, lease: Lease, message: OutboxMessage, reason: str) -
 
 
 def run_permanent_failure_hooks(session: Session, address: str, reason: str) -> None:
-    """Call every `on_permanent_failure` hook once, each in a savepoint (outbox and digest
-    deliveries both use it)."""
-    for hook in dict.fromkeys(on_permanent_failure):
+    """Send `permanent_failure`: call each of its receivers once, in the order they were
+    connected, each in its own savepoint (outbox and digest deliveries both use it)."""
+    # Not `permanent_failure.send`: that would stop at the first receiver that raises.
+    for receiver in permanent_failure.receivers_for(None):
         try:
             with session.begin_nested():
-                hook(session, address, reason)
-        except Exception:  # a broken hook must not lose the failure just recorded
-            log.exception("on_permanent_failure hook %r failed", hook)
+                receiver(None, session=session, address=address, reason=reason)
+        except Exception:  # a broken receiver must not lose the failure just recorded
+            log.exception("permanent_failure receiver %r failed", receiver)
 
 
 # --- Staff pages and erasure ---------------------------------------------------------------

@@ -7,8 +7,8 @@ from flask_babel import lazy_gettext as _l
 
 from webapp.outbox import gateway
 from webapp.outbox.views import bp
-from webapp.staff.nav import register_nav_item
-from webapp.staff.roles import Permission
+from webapp.staff.nav import add_nav_item
+from webapp.staff.services import Permission
 
 
 def init_app(app: Flask) -> None:
@@ -16,4 +16,4 @@ def init_app(app: Flask) -> None:
     gateway.init_app(app)
     app.register_blueprint(bp)
     # One section for both pages (they link to each other), so the bar stays short.
-    register_nav_item("outbox.mailbox", _l("Email"), Permission.OUTBOX, order=80)
+    add_nav_item(app, "outbox.mailbox", _l("Email"), Permission.OUTBOX, order=80)

@@ -12,8 +12,8 @@ def init_app(app: Flask) -> None:
     """Register the report pages, their assets, the nav item, and make the supporter
     dashboard the staff start page for roles that see reports."""
     from webapp.reports import views
-    from webapp.staff.nav import register_nav_item
-    from webapp.staff.roles import Permission
+    from webapp.staff.nav import add_nav_item
+    from webapp.staff.services import Permission
 
     app.register_blueprint(views.bp)
     # Assets outside /staff: a stylesheet or script needs no login.
@@ -25,15 +25,14 @@ def init_app(app: Flask) -> None:
             static_url_path="/reports/assets",
         )
     )
-    register_nav_item("reports.dashboard", _l("Reports"), Permission.REPORTS, 12)
+    add_nav_item(app, "reports.dashboard", _l("Reports"), Permission.REPORTS, 12)
     app.extensions["staff_dashboard"] = _start_page
 
 
 def _start_page() -> Any:
     """The supporter dashboard for roles that see reports; None for the others."""
     from webapp.reports.views import render_dashboard
-    from webapp.staff.auth import current_staff
-    from webapp.staff.roles import Permission, role_allows
+    from webapp.staff.services import Permission, current_staff, role_allows
 
     staff = current_staff()
     if staff is None or not role_allows(staff.role, Permission.REPORTS):

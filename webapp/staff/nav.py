@@ -1,8 +1,8 @@
-"""The staff navigation: features register their sections; each user sees what they may open.
+"""The staff navigation: features add their sections; each user sees what they may open.
 
-`register_nav_item` is called from a feature's registration in `webapp.features` (not at
-import time). Registering the same endpoint again replaces the earlier entry, so building
-several apps in one process (tests) does not duplicate items.
+Each app has its own `Nav`, made by the staff feature's `init_app` and kept in
+`app.extensions["staff.nav"]`; a feature's `init_app` adds its section with
+`add_nav_item(app, ...)`. Adding the same endpoint again replaces the earlier entry.
 """
 
 from __future__ import annotations
@@ -45,29 +45,54 @@ class NavLink:
     active: bool
 
 
-_ITEMS: dict[str, NavItem] = {}
+#: Where an app keeps its `Nav`.
+EXTENSION_KEY = "staff.nav"
 
 
-def register_nav_item(endpoint: str, label: Any, permission: Permission, order: int = 100) -> None:
-    """Show a link to `endpoint` to staff whose role has `permission`.
+class Nav:
+    """One app's staff bar: the sections the features added, by endpoint."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, NavItem] = {}
+
+    def add(self, endpoint: str, label: Any, permission: Permission, order: int = 100) -> None:
+        """Show a link to `endpoint` to staff whose role has `permission` (an item with the
+        same endpoint is replaced)."""
+        self._items[endpoint] = NavItem(endpoint, label, permission, order)
+
+    def items(self) -> list[NavItem]:
+        """Every item in display order."""
+        return sorted(self._items.values(), key=lambda item: (item.order, item.endpoint))
+
+
+def get_nav(app: Flask | None = None) -> Nav:
+    """The `Nav` of `app` (default: the current app); `KeyError` before staff's `init_app`."""
+    nav: Nav = (app or current_app).extensions[EXTENSION_KEY]
+    return nav
+
+
+def add_nav_item(
+    app: Flask, endpoint: str, label: Any, permission: Permission, order: int = 100
+) -> None:
+    """Show a link to `endpoint` in `app`'s staff bar to staff whose role has `permission`.
 
     `label` should be `lazy_gettext(...)` so it is translated when shown.
     """
-    _ITEMS[endpoint] = NavItem(endpoint, label, permission, order)
+    get_nav(app).add(endpoint, label, permission, order)
 
 
-def nav_items() -> list[NavItem]:
-    """Every registered item in display order."""
-    return sorted(_ITEMS.values(), key=lambda item: (item.order, item.endpoint))
+def nav_items(app: Flask | None = None) -> list[NavItem]:
+    """Every item of `app` (default: the current app) in display order."""
+    return get_nav(app).items()
 
 
-def _is_active(item: NavItem) -> bool:
+def _is_active(item: NavItem, items: list[NavItem]) -> bool:
     if request.endpoint == item.endpoint:
         return True
     current = request.blueprint or ""
     # Nested blueprints ("staff.users") belong to their own section, not to "staff".
     return bool(item.blueprint) and current == item.blueprint and not any(
-        other.endpoint == request.endpoint for other in _ITEMS.values()
+        other.endpoint == request.endpoint for other in items
     )
 
 
@@ -81,17 +106,19 @@ def staff_nav() -> list[NavLink]:
     if staff is None:
         return []
     links = []
-    for item in nav_items():
+    items = nav_items()
+    for item in items:
         if item.endpoint not in current_app.view_functions:
             continue
         if not role_allows(staff.role, item.permission):
             continue
         links.append(
-            NavLink(item.endpoint, str(item.label), url_for(item.endpoint), _is_active(item))
+            NavLink(item.endpoint, str(item.label), url_for(item.endpoint), _is_active(item, items))
         )
     return links
 
 
 def init_app(app: Flask) -> None:
-    """Expose `staff_nav()` to templates."""
+    """Give `app` its (empty) `Nav` and expose `staff_nav()` to templates."""
+    app.extensions[EXTENSION_KEY] = Nav()
     app.add_template_global(staff_nav, "staff_nav")

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
 from webapp.staff import auth, nav
 from webapp.staff.roles import Permission
 
+#: Where an app keeps the publication-name lookup (the TOTP issuer shown in authenticator apps).
+PUBLICATION_NAME_KEY = "staff.publication_name"
 
-def init_app(app: Flask) -> None:
-    """Register the staff blueprints, hooks, navigation items and `readership staff`."""
-    from webapp.site import staff_views as settings_views
+
+def _no_publication_name(session: Session) -> str:
+    return ""
+
+
+def init_app(app: Flask, *, publication_name: Callable[[Session], str] | None = None) -> None:
+    """Register the staff blueprints, hooks, navigation (the app's `Nav`, with the staff
+    sections) and `readership staff`. `publication_name(session)` names the publication in
+    authenticator apps (the composition root passes the site's; "" falls back to
+    `TOTP_ISSUER`), so staff needs nothing from the features built on it."""
     from webapp.staff import audit_views, cli, users_views, views
     from webapp.staff.services import configure_password_hasher
 
@@ -23,17 +34,16 @@ def init_app(app: Flask) -> None:
         time_cost=app.config.get("ARGON2_TIME_COST"),
         memory_cost=app.config.get("ARGON2_MEMORY_COST"),
     )
+    app.extensions[PUBLICATION_NAME_KEY] = publication_name or _no_publication_name
     auth.init_app(app)
     nav.init_app(app)
     app.add_template_filter(format_utc, "utc")
     app.register_blueprint(views.bp)
     app.register_blueprint(users_views.bp)
     app.register_blueprint(audit_views.bp)
-    app.register_blueprint(settings_views.bp)
-    nav.register_nav_item("staff.dashboard", _l("Dashboard"), Permission.DASHBOARD, order=0)
-    nav.register_nav_item("staff_users.index", _l("Staff"), Permission.STAFF, order=900)
-    nav.register_nav_item("staff_audit.index", _l("Audit log"), Permission.AUDIT, order=910)
-    nav.register_nav_item("staff_settings.edit", _l("Settings"), Permission.SETTINGS, order=920)
+    nav.add_nav_item(app, "staff.dashboard", _l("Dashboard"), Permission.DASHBOARD, order=0)
+    nav.add_nav_item(app, "staff_users.index", _l("Staff"), Permission.STAFF, order=900)
+    nav.add_nav_item(app, "staff_audit.index", _l("Audit log"), Permission.AUDIT, order=910)
     app.cli.add_command(cli.staff_cli)
 
 

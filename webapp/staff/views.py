@@ -27,7 +27,6 @@ from webapp.core.clock import utcnow
 from webapp.core.forms import EmptyForm
 from webapp.core.net import client_ip, is_safe_redirect
 from webapp.db import get_session
-from webapp.site.services import get_site_settings
 from webapp.staff import services
 from webapp.staff.auth import (
     PENDING_TOTP_KEY,
@@ -40,6 +39,7 @@ from webapp.staff.auth import (
 from webapp.staff.forms import ChangePasswordForm, LoginForm, TotpCodeForm, TotpLoginForm
 from webapp.staff.nav import staff_nav
 from webapp.staff.roles import Permission
+from webapp.staff.setup import PUBLICATION_NAME_KEY
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -213,7 +213,8 @@ def _render_account(status: int = 200, **forms: Any) -> tuple[str, int]:
     now = utcnow()
     enrolment = None
     if user.totp_secret and not user.totp_enabled:
-        issuer = get_site_settings(get_session()).publication_name or services.TOTP_ISSUER
+        publication_name = current_app.extensions[PUBLICATION_NAME_KEY]
+        issuer = publication_name(get_session()) or services.TOTP_ISSUER
         uri = services.totp_uri(user, user.totp_secret, issuer=issuer)
         enrolment = {"secret": user.totp_secret, "qr": _qr_svg(uri)}
     context = {

@@ -16,6 +16,7 @@ from webapp.db import get_database
 from webapp.subscribers import csv_io, demo
 from webapp.subscribers.forms import IMPORT_FORMATS
 from webapp.subscribers.models import ImportStatus, SubscriberStatus
+from webapp.subscribers.signals import loading_demo, loading_demo_history
 
 subscribers_group = AppGroup("subscribers", help="Import and export the subscriber list (CSV).")
 
@@ -147,15 +148,17 @@ def demo_command(
             session, count=count, now=now, languages=tuple(app.config["LANGUAGES"]),
             site_url=site.site_url, base_url=app.config["BASE_URL"],
         )
-        extras = [loader(session, now=now) for loader in demo.EXTRA_DEMO_LOADERS]
-        if donors and demo.HISTORY_LOADERS:
+        extras = [text for _, text in loading_demo.send(app, session=session, now=now)]
+        if donors and loading_demo_history.receivers:
             session.commit()
             with tqdm(total=donors + donations, unit="rows", desc="History", file=sys.stderr,
                       disable=None, dynamic_ncols=True) as bar:
                 extras += [
-                    loader(session, donors=donors, donations=max(donations, donors), now=now,
-                           progress=bar.update)
-                    for loader in demo.HISTORY_LOADERS
+                    text
+                    for _, text in loading_demo_history.send(
+                        app, session=session, donors=donors, donations=max(donations, donors),
+                        now=now, progress=bar.update,
+                    )
                 ]
         new_password = None
         if get_staff_by_email(session, demo.DEMO_STAFF_EMAIL) is None:

@@ -10,7 +10,6 @@ import hashlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,14 +29,8 @@ from webapp.subscribers.models import (
 )
 
 DEMO_STAFF_EMAIL = "demo@readership.local"
-
-#: Other features' demo data: each is called as loader(session, now=now) inside the demo
-#: transaction and returns a short description of what it added ("" for nothing).
-EXTRA_DEMO_LOADERS: list[Any] = []
-#: A generator of a large donation history (`readership demo --donors N --donations M`),
-#: called as loader(session, donors=N, donations=M, now=now, progress=callable) and returning
-#: a short description; registered by the donations feature.
-HISTORY_LOADERS: list[Any] = []
+# Other features' demo data comes through the `loading_demo` and `loading_demo_history`
+# signals of `webapp.subscribers.signals` (connected in `webapp.features`).
 DEMO_SPAN = timedelta(days=548)  # about 18 months
 
 _EN_FIRST = ["Alice", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Harry", "Isla", "Jack",

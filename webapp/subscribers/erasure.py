@@ -9,8 +9,10 @@ What happens to a subscriber who is erased:
   are emptied, and one "erased" event is added;
 * outbox messages to the address or for the subscriber are scrubbed;
 * rejected rows of past CSV imports that show the address are deleted;
-* features that keep personal data elsewhere (donations, digest deliveries) register an
-  `ErasureHook` with `register_erasure_hook`; each is called in the same transaction;
+* features that keep personal data elsewhere (donations, digest deliveries) receive the
+  `erasing` signal (`webapp.subscribers.signals`, connected in `webapp.features`); each
+  receiver runs in the same transaction, in the order they were connected, and one that
+  raises `ErasureBlocked` stops the erasure;
 * the audit log gets one entry whose details name the person only by a keyed hash of the
   address (so a repeated request can be checked against it without keeping the address).
 """
@@ -18,7 +20,6 @@ What happens to a subscriber who is erased:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,25 +38,18 @@ from webapp.subscribers.models import (
     SubscriberEvent,
     SubscriberStatus,
     SuppressionReason,
+    add_event,
     change_status,
 )
-from webapp.subscribers.models import add_event
+from webapp.subscribers.signals import ErasureBlocked, erasing
 
-#: Called as hook(session, email, subscriber_id) inside the erasure transaction; the id is
-#: None when the person never subscribed (a donor erased from the donor page).
-ErasureHook = Callable[[Session, str, int | None], None]
+__all__ = ["ErasureBlocked", "erase_person", "erase_subscriber"]
 
 
-class ErasureBlocked(ValueError):
-    """Erasing now would lose something the person still relies on (a regular gift that
-    Stripe goes on charging); the message says what to do first. Nothing was changed."""
-_HOOKS: list[ErasureHook] = []
-
-
-def register_erasure_hook(hook: ErasureHook) -> None:
-    """Have `hook` scrub another feature's tables whenever a subscriber is erased."""
-    if hook not in _HOOKS:
-        _HOOKS.append(hook)
+def _send_erasing(session: Session, email: str, subscriber_id: int | None) -> None:
+    # `send` calls the receivers one after the other and lets an exception (ErasureBlocked)
+    # through, so the caller's rollback undoes everything done so far.
+    erasing.send(None, session=session, email=email, subscriber_id=subscriber_id)
 
 
 def erase_subscriber(
@@ -69,7 +63,7 @@ def erase_subscriber(
 ) -> str:
     """Erase the person behind `subscriber` everywhere; returns the hash kept in the audit
     log. Raises `ValueError` when the subscriber was erased already. The caller commits."""
-    from webapp.staff.audit import record_audit
+    from webapp.staff.services import record_audit
 
     if subscriber.erased_at is not None:
         raise ValueError("already erased")
@@ -83,8 +77,7 @@ def erase_subscriber(
             func.lower(ImportRejection.value).contains(email, autoescape=True)
         )
     )
-    for hook in list(_HOOKS):
-        hook(session, email, subscriber_id)
+    _send_erasing(session, email, subscriber_id)
     session.execute(delete(ConsentRecord).where(ConsentRecord.subscriber_id == subscriber_id))
     session.execute(
         update(SubscriberEvent)
@@ -124,7 +117,7 @@ def erase_person(
     """Erase everything about `email`, whether or not the person ever subscribed (a donor
     who only gave); returns the hash kept in the audit log. Raises `ErasureBlocked` (and
     changes nothing) when a feature must not let go yet. The caller commits."""
-    from webapp.staff.audit import record_audit
+    from webapp.staff.services import record_audit
     from webapp.subscribers.services import find_subscriber
 
     subscriber = find_subscriber(session, email)
@@ -137,8 +130,7 @@ def erase_person(
             func.lower(ImportRejection.value).contains(email, autoescape=True)
         )
     )
-    for hook in list(_HOOKS):
-        hook(session, email, None)
+    _send_erasing(session, email, None)
     record_audit(
         session, actor=staff, action="subscribers.erase", target_type="person",
         details={"email_hash": fingerprint}, ip=ip, now=now,

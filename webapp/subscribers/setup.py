@@ -11,8 +11,9 @@ from webapp.subscribers.settings import DEFAULT_IMPORT_MAX_BYTES, DEFAULT_SUBSCR
 
 
 def init_app(app: Flask, csrf: Any) -> None:
-    """Register the public and staff blueprints, CLI commands, the staff nav item and the
-    outbox's bounce hook; fill in this feature's configuration defaults."""
+    """Register the public and staff blueprints, CLI commands and the staff nav item; fill in
+    this feature's configuration defaults (the outbox's bounces reach it through the
+    `permanent_failure` signal, connected by `webapp.features`)."""
     from webapp.subscribers import cli, staff_views, views
 
     app.config.setdefault("SUBSCRIBE_RATE_LIMIT", DEFAULT_SUBSCRIBE_RATE_LIMIT)
@@ -24,21 +25,13 @@ def init_app(app: Flask, csrf: Any) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, staff_views.limit_import_upload)
     app.cli.add_command(cli.subscribers_group)
     app.cli.add_command(cli.demo_command)
-    _register_nav()
-    _register_bounce_hook()
+    _register_nav(app)
 
 
-def _register_nav() -> None:
-    from webapp.staff.nav import register_nav_item
-    from webapp.staff.roles import Permission
+def _register_nav(app: Flask) -> None:
+    from webapp.staff.nav import add_nav_item
+    from webapp.staff.services import Permission
 
-    register_nav_item("subscribers_staff.index", _l("Subscribers"), Permission.SUBSCRIBERS_VIEW, 20)
-
-
-def _register_bounce_hook() -> None:
-    from webapp.outbox import services as outbox
-    from webapp.subscribers.services import suppress_on_permanent_failure
-
-    # A list shared by every app in the process: add the hook once.
-    if suppress_on_permanent_failure not in outbox.on_permanent_failure:
-        outbox.on_permanent_failure.append(suppress_on_permanent_failure)
+    add_nav_item(
+        app, "subscribers_staff.index", _l("Subscribers"), Permission.SUBSCRIBERS_VIEW, 20
+    )
