@@ -94,18 +94,7 @@ def generate_history(
     campaign_ids = [c for c in session.scalars(select(Campaign.id))]
     tick = progress or (lambda _n: None)
 
-    donor_rows: list[dict[str, Any]] = []
-    for offset in range(donors):
-        created = _seasonal_moment(rng, start, now)
-        donor_rows.append(
-            {
-                "id": first_donor + offset,
-                "email": f"donor{first_donor + offset}@history.example",
-                "name": f"Demo Donor {first_donor + offset}",
-                "language": "ru" if rng.random() < 0.3 else "en",
-                "created_at": created,
-            }
-        )
+    donor_rows = [_donor_row(rng, first_donor + offset, start, now) for offset in range(donors)]
     _insert(session, Donor, donor_rows, tick)
 
     # Plans: about a third of donors, fewer if their renewals would exceed the budget.
@@ -119,46 +108,69 @@ def generate_history(
 
     rows = payments
     remaining = max(0, donations - len(rows))
-    for _ in range(remaining):
-        donor = donor_rows[rng.randrange(len(donor_rows))]
-        paid = _seasonal_moment(rng, donor["created_at"], now)
-        currency = _currency(rng)
-        amount = rng.choice(ONE_TIME_AMOUNTS)
-        offline = rng.random() < 0.02
-        roll = rng.random()
-        status = (
-            DonationStatus.FAILED
-            if roll < 0.01
-            else DonationStatus.EXPIRED
-            if roll < 0.015
-            else DonationStatus.PAID
-        )
-        refunded = amount if status == DonationStatus.PAID and rng.random() < 0.02 else 0
-        disputed = (
-            amount if status == DonationStatus.PAID and not refunded and rng.random() < 0.003 else 0
-        )
-        rows.append(
-            {
-                "donor_id": donor["id"],
-                "kind": DonationKind.OFFLINE if offline else DonationKind.ONE_TIME,
-                "status": status,
-                "frequency": Frequency.ONE_TIME,
-                "amount_minor": amount,
-                "currency": currency,
-                "refunded_minor": refunded,
-                "disputed_minor": disputed,
-                "campaign_id": rng.choice(campaign_ids)
-                if campaign_ids and rng.random() < 0.2
-                else None,
-                "source": rng.choice(SOURCES),
-                "language": donor["language"],
-                "offline_method": OfflineMethod.BANK_TRANSFER if offline else None,
-                "paid_at": paid if status == DonationStatus.PAID else None,
-                "created_at": paid,
-            }
-        )
+    rows.extend(_one_time_row(rng, donor_rows, campaign_ids, now) for _ in range(remaining))
     rng.shuffle(rows)
-    # Receipt numbers follow the payments, as the books give them.
+    _number_receipts(session, rows)
+    _insert(session, Donation, rows, tick)
+    sync_receipt_counter(session)
+    session.commit()
+    return HistoryResult(donors, len(plans), len(rows))
+
+
+def _donor_row(rng: random.Random, donor_id: int, start: datetime, now: datetime) -> dict[str, Any]:
+    created = _seasonal_moment(rng, start, now)
+    return {
+        "id": donor_id,
+        "email": f"donor{donor_id}@history.example",
+        "name": f"Demo Donor {donor_id}",
+        "language": "ru" if rng.random() < 0.3 else "en",
+        "created_at": created,
+    }
+
+
+def _one_time_row(
+    rng: random.Random, donor_rows: list[dict[str, Any]], campaign_ids: list[int], now: datetime
+) -> dict[str, Any]:
+    """One one-time or offline gift by a random donor (refunds and disputes now and then)."""
+    donor = donor_rows[rng.randrange(len(donor_rows))]
+    paid = _seasonal_moment(rng, donor["created_at"], now)
+    currency = _currency(rng)
+    amount = rng.choice(ONE_TIME_AMOUNTS)
+    offline = rng.random() < 0.02
+    roll = rng.random()
+    status = (
+        DonationStatus.FAILED
+        if roll < 0.01
+        else DonationStatus.EXPIRED
+        if roll < 0.015
+        else DonationStatus.PAID
+    )
+    refunded = amount if status == DonationStatus.PAID and rng.random() < 0.02 else 0
+    disputed = (
+        amount if status == DonationStatus.PAID and not refunded and rng.random() < 0.003 else 0
+    )
+    return {
+        "donor_id": donor["id"],
+        "kind": DonationKind.OFFLINE if offline else DonationKind.ONE_TIME,
+        "status": status,
+        "frequency": Frequency.ONE_TIME,
+        "amount_minor": amount,
+        "currency": currency,
+        "refunded_minor": refunded,
+        "disputed_minor": disputed,
+        "campaign_id": rng.choice(campaign_ids)
+        if campaign_ids and rng.random() < 0.2
+        else None,
+        "source": rng.choice(SOURCES),
+        "language": donor["language"],
+        "offline_method": OfflineMethod.BANK_TRANSFER if offline else None,
+        "paid_at": paid if status == DonationStatus.PAID else None,
+        "created_at": paid,
+    }
+
+
+def _number_receipts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Receipt numbers follow the payments, as the books give them."""
     first_receipt = int(session.scalar(select(func.max(Donation.receipt_seq))) or 0) + 1
     paid_rows = [row for row in rows if row["status"] == DonationStatus.PAID]
     paid_rows.sort(key=lambda row: row["paid_at"])
@@ -166,10 +178,6 @@ def generate_history(
         row["receipt_seq"] = number
     for row in rows:
         row.setdefault("receipt_seq", None)
-    _insert(session, Donation, rows, tick)
-    sync_receipt_counter(session)
-    session.commit()
-    return HistoryResult(donors, len(plans), len(rows))
 
 
 def _plans(
