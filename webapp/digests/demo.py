@@ -67,7 +67,18 @@ def load_demo_digest(session: Session, *, now: datetime) -> str:
     """Add the demo articles and issues once; returns what was added ("" when present)."""
     if session.scalar(select(func.count()).select_from(Article)):
         return ""
-    rng = random.Random(7)
+    _add_demo_articles(session, random.Random(7), now)
+    session.flush()
+    # This week's drafts stand for this week's slot, so the scheduler does not build again.
+    slot = latest_slot(get_digest_settings(session), now)
+    for language in ("en", "ru"):
+        _add_demo_issues(session, language, slot, now)
+    session.flush()
+    return f"{len(_STORIES) * 2} articles with views and 4 digest issues"
+
+
+def _add_demo_articles(session: Session, rng: random.Random, now: datetime) -> None:
+    """Each story in both languages, with a week of views that favours the newest."""
     for number, (slug, title_en, title_ru, section_en, section_ru) in enumerate(_STORIES):
         published = now - timedelta(days=number * 2 + 1, hours=rng.randint(0, 8))
         for language, title, section in (
@@ -94,66 +105,62 @@ def load_demo_digest(session: Session, *, now: datetime) -> str:
                         article_id=article.id, day=(now - timedelta(days=day)).date(), views=views
                     )
                 )
+
+
+def _add_demo_issues(session: Session, language: str, slot: datetime, now: datetime) -> None:
+    """Last week's issue, sent to every reader, and this week's draft."""
+    articles = list(
+        session.scalars(
+            select(Article.id)
+            .where(Article.language == language)
+            .order_by(Article.published_at.desc())
+        )
+    )
+    last_week = DigestIssue(
+        language=language,
+        status=IssueStatus.SENT,
+        subject="Last week at a glance" if language == "en" else "Прошлая неделя коротко",
+        intro="",
+        items=[{"article_id": i, "section": "new"} for i in articles[4:]],
+        created_at=now - timedelta(days=7),
+        approved_at=now - timedelta(days=7),
+        finished_at=now - timedelta(days=7, minutes=-20),
+    )
+    session.add(last_week)
     session.flush()
-    issues = 0
-    # This week's drafts stand for this week's slot, so the scheduler does not build again.
-    slot = latest_slot(get_digest_settings(session), now)
-    for language in ("en", "ru"):
-        articles = list(
-            session.scalars(
-                select(Article.id)
-                .where(Article.language == language)
-                .order_by(Article.published_at.desc())
-            )
-        )
-        last_week = DigestIssue(
-            language=language,
-            status=IssueStatus.SENT,
-            subject="Last week at a glance" if language == "en" else "Прошлая неделя коротко",
-            intro="",
-            items=[{"article_id": i, "section": "new"} for i in articles[4:]],
-            created_at=now - timedelta(days=7),
-            approved_at=now - timedelta(days=7),
-            finished_at=now - timedelta(days=7, minutes=-20),
-        )
-        session.add(last_week)
-        session.flush()
-        for article_id in articles[4:]:
-            # What a sent issue carried is not offered as new again.
-            session.add(IssueArticle(issue_id=last_week.id, article_id=article_id, section="new"))
-        readers = list(session.scalars(select(Subscriber.id).where(eligible_subscribers(language))))
-        for subscriber_id in readers:
-            session.add(
-                DigestDelivery(
-                    issue_id=last_week.id,
-                    subscriber_id=subscriber_id,
-                    status=DeliveryStatus.SENT,
-                    attempts=1,
-                    next_attempt_at=last_week.created_at,
-                    sent_at=last_week.finished_at,
-                )
-            )
-        last_week.recipients = len(readers)
+    for article_id in articles[4:]:
+        # What a sent issue carried is not offered as new again.
+        session.add(IssueArticle(issue_id=last_week.id, article_id=article_id, section="new"))
+    readers = list(session.scalars(select(Subscriber.id).where(eligible_subscribers(language))))
+    for subscriber_id in readers:
         session.add(
-            DigestIssue(
-                language=language,
-                status=IssueStatus.DRAFT,
-                subject="This week: sanctions, river towns and the budget"
-                if language == "en"
-                else "На этой неделе: санкции, города на реке и бюджет",
-                intro="Here is what we published this week, and what readers read most."
-                if language == "en"
-                else "Вот что мы опубликовали на этой неделе.",
-                items=[{"article_id": i, "section": "top"} for i in articles[:2]]
-                + [{"article_id": i, "section": "new"} for i in articles[2:4]],
-                created_at=now,
-                new_since=last_week.created_at,
-                slot=slot,
+            DigestDelivery(
+                issue_id=last_week.id,
+                subscriber_id=subscriber_id,
+                status=DeliveryStatus.SENT,
+                attempts=1,
+                next_attempt_at=last_week.created_at,
+                sent_at=last_week.finished_at,
             )
         )
-        issues += 2
-    session.flush()
-    return f"{len(_STORIES) * 2} articles with views and {issues} digest issues"
+    last_week.recipients = len(readers)
+    session.add(
+        DigestIssue(
+            language=language,
+            status=IssueStatus.DRAFT,
+            subject="This week: sanctions, river towns and the budget"
+            if language == "en"
+            else "На этой неделе: санкции, города на реке и бюджет",
+            intro="Here is what we published this week, and what readers read most."
+            if language == "en"
+            else "Вот что мы опубликовали на этой неделе.",
+            items=[{"article_id": i, "section": "top"} for i in articles[:2]]
+            + [{"article_id": i, "section": "new"} for i in articles[2:4]],
+            created_at=now,
+            new_since=last_week.created_at,
+            slot=slot,
+        )
+    )
 
 
 def _lede(language: str) -> str:
