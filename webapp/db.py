@@ -140,17 +140,21 @@ def get_or_create_row(session: Session, model: type[_Row], key: int = 1) -> _Row
     row; the one whose insert loses gets the winner's row instead of an IntegrityError.
     """
     row = session.get(model, key)
-    if row is None:
-        try:
-            # A savepoint, so a lost race rolls back only this insert, not the caller's work.
-            with session.begin_nested():
-                session.add(model(id=key))
-        except IntegrityError:
-            pass
+    if row is not None:
+        return row
+    created = model(id=key)
+    try:
+        # A savepoint, so a lost race rolls back only this insert, not the caller's work.
+        with session.begin_nested():
+            session.add(created)
+    except IntegrityError:
         row = session.get(model, key)
         if row is None:  # pragma: no cover (the winner's row is committed by now)
-            raise RuntimeError(f"the {model.__name__} row {key} could not be created")
-    return row
+            raise RuntimeError(f"the {model.__name__} row {key} could not be created") from None
+        return row
+    # The object just added, not a second look-up: should the caller roll back, it keeps
+    # its values (it becomes transient) instead of pointing at a row that never was.
+    return created
 
 
 def init_app(app: Flask) -> None:
