@@ -24,6 +24,7 @@ from tests.subscribers.factories import event_kinds, get_subscriber, make_subscr
 from webapp import create_app, features
 from webapp.core.clock import FrozenClock
 from webapp.core.signals import OrderedSignal
+from webapp.db import get_database
 from webapp.donations.models import Donor
 from webapp.outbox.signals import permanent_failure
 from webapp.site.services import get_site_settings
@@ -154,8 +155,8 @@ def test_a_blocking_receiver_stops_the_erasure_with_nothing_changed(
 def test_more_apps_in_one_process_connect_each_receiver_once_in_order(
     app: Flask, app_config: dict[str, Any], db_session: Session,
 ) -> None:
-    create_app(app_config)
-    create_app(app_config)
+    for _ in range(2):
+        get_database(create_app(app_config)).engine.dispose()
     features.connect_signals()
     assert {
         "permanent_failure": receivers(permanent_failure),
@@ -196,6 +197,7 @@ def test_an_ordered_signal_calls_receivers_in_the_order_first_connected() -> Non
 
 def test_each_app_has_its_own_staff_nav(app: Flask, app_config: dict[str, Any]) -> None:
     other = create_app(app_config)
+    get_database(other).engine.dispose()
     assert get_nav(app) is not get_nav(other)
     endpoints = [item.endpoint for item in get_nav(app).items()]
     assert endpoints == [item.endpoint for item in get_nav(other).items()]
