@@ -11,6 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    String,
     and_,
     func,
     insert,
@@ -68,13 +71,17 @@ DELIVERY_MOVES = StateMachine(
 # --- Issue life cycle ------------------------------------------------------------------------
 
 
-def eligible_subscribers(language: str) -> Any:
-    """The condition a subscriber meets to get an issue in `language`."""
+def eligible_subscribers(language: str | SQLColumnExpression[str]) -> ColumnElement[bool]:
+    """The one "wants this digest" rule: the condition a subscriber meets to get an issue in
+    `language` (confirmed, not suppressed, not paused, and the language among theirs).
+
+    `language` is a code (approval selects the recipients by it) or a column holding one
+    (the worker asks it again of each delivery's issue right before sending)."""
     return and_(
         Subscriber.status == SubscriberStatus.CONFIRMED,
         Subscriber.suppressed.is_(False),
         Subscriber.paused.is_(False),
-        Subscriber.digest_languages.like(f"%,{language},%"),
+        Subscriber.digest_languages.like(literal("%,", String) + language + ",%"),
     )
 
 

@@ -33,21 +33,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from emails.senders import PermanentFailure, Sender, TemporaryFailure
-from webapp.core.clock import as_utc
 from webapp.core.leases import Lease
 from webapp.db import Database
 from webapp.digests.content import IssueEmail, compile_issue
-from webapp.digests.lifecycle import finish_done_issues, pause_issue
+from webapp.digests.lifecycle import eligible_subscribers, finish_done_issues, pause_issue
 from webapp.digests.models import (
     DeliveryStatus,
     DigestDelivery,
     DigestIssue,
     IssueStatus,
 )
-from webapp.donations.models import Donation, DonationStatus, Donor, Plan, PlanStatus
+from webapp.donations.models import Donor, current_donor_condition
 from webapp.outbox import services as outbox
 from webapp.outbox.gateway import Mailer
-from webapp.subscribers.models import Subscriber, SubscriberStatus
+from webapp.subscribers.models import Subscriber
 
 log = logging.getLogger("readership.digests")
 
@@ -206,7 +205,7 @@ class Worker:
         """
         with self.database.session() as session, _Prebuilder() as prebuilt:
             donors = _donor_emails(session, ids, self.now())
-            readers: dict[int, tuple[int, str, _Subscriber | None]] = {}
+            readers: dict[int, tuple[int, _Subscriber | None]] = {}
             sending: set[int] = set()
             checked_at = -STATUS_CHECK_EVERY
             failures_seen = -1
@@ -222,11 +221,11 @@ class Worker:
                 if reader is None:
                     lease.forget(delivery_id)  # the lease ran out and another run took it
                     continue
-                issue_id, delivery_language, subscriber = reader
+                issue_id, subscriber = reader
                 if issue_id not in sending:
                     self._release(session, lease, [delivery_id])
                     continue
-                if subscriber is None or not _still_wants(subscriber, delivery_language):
+                if subscriber is None or not subscriber.wants_issue:
                     if self._record(session, lease, delivery_id, DeliveryStatus.SKIPPED, None):
                         self.counts.skipped += 1
                     continue
@@ -285,7 +284,7 @@ class Worker:
         prebuilt: _Prebuilder,
         ids: list[int],
         position: int,
-        readers: dict[int, tuple[int, str, _Subscriber | None]],
+        readers: dict[int, tuple[int, _Subscriber | None]],
         sending: set[int],
         donors: set[str],
     ) -> None:
@@ -295,9 +294,9 @@ class Worker:
             return
         next_id = ids[position + 1]
         reader = readers.get(next_id)
-        if reader is None or reader[0] not in sending or reader[2] is None:
+        if reader is None or reader[0] not in sending or reader[1] is None:
             return
-        prebuilt.ahead(next_id, self._builder(session, reader[0], reader[2], donors))
+        prebuilt.ahead(next_id, self._builder(session, reader[0], reader[1], donors))
 
     def _pace(self, started: float) -> None:
         rate = self.settings.rate_per_second
@@ -460,39 +459,38 @@ class _Subscriber:
     id: int
     email: str
     name: str
-    status: str
-    suppressed: bool
-    paused: bool
-    digest_languages: str
+    #: Still meets `eligible_subscribers` for the delivery's issue, as of this reading.
+    wants_issue: bool
 
 
 def _readers(
     session: Session, ids: list[int], token: str
-) -> dict[int, tuple[int, str, _Subscriber | None]]:
-    """Issue, language and the subscriber's current state of the rows this run still holds
-    (the subscriber is None once erased)."""
+) -> dict[int, tuple[int, _Subscriber | None]]:
+    """Issue and the subscriber's current state of the rows this run still holds (the
+    subscriber is None once erased)."""
     rows = session.execute(
         select(
             DigestDelivery.id,
             DigestIssue.id,
-            DigestIssue.language,
             Subscriber.id,
             Subscriber.email,
             Subscriber.name,
-            Subscriber.status,
-            Subscriber.suppressed,
-            Subscriber.paused,
-            Subscriber.digest_languages,
+            # The very condition approval selected by, asked again at the reader's turn.
+            eligible_subscribers(DigestIssue.language),
         )
         .select_from(DigestDelivery)
         .join(DigestIssue, DigestIssue.id == DigestDelivery.issue_id)
         .outerjoin(Subscriber, Subscriber.id == DigestDelivery.subscriber_id)
         .where(DigestDelivery.id.in_(ids), DigestDelivery.claimed_by == token)
     )
-    found: dict[int, tuple[int, str, _Subscriber | None]] = {}
-    for delivery_id, issue_id, language, *values in rows:
-        subscriber = _Subscriber(*values) if values[0] is not None else None
-        found[int(delivery_id)] = (int(issue_id), str(language), subscriber)
+    found: dict[int, tuple[int, _Subscriber | None]] = {}
+    for delivery_id, issue_id, subscriber_id, email, name, wants in rows:
+        subscriber = (
+            _Subscriber(subscriber_id, email, name, bool(wants))
+            if subscriber_id is not None
+            else None
+        )
+        found[int(delivery_id)] = (int(issue_id), subscriber)
     return found
 
 
@@ -509,19 +507,6 @@ def _sending_issues(session: Session, issue_ids: set[int]) -> set[int]:
     )
 
 
-def _still_wants(subscriber: _Subscriber, language: str) -> bool:
-    return (
-        subscriber.status == SubscriberStatus.CONFIRMED
-        and not subscriber.suppressed
-        and not subscriber.paused
-        and f",{language}," in (subscriber.digest_languages or "")
-    )
-
-
-#: A donor for the support block: an active recurring plan, or a paid gift in this window.
-DONOR_WINDOW = timedelta(days=365)
-
-
 def _donor_emails(session: Session, delivery_ids: list[int], now: datetime) -> set[str]:
     """Addresses among these deliveries' subscribers that belong to current donors."""
     emails = (
@@ -529,22 +514,8 @@ def _donor_emails(session: Session, delivery_ids: list[int], now: datetime) -> s
         .join(DigestDelivery, DigestDelivery.subscriber_id == Subscriber.id)
         .where(DigestDelivery.id.in_(delivery_ids))
     )
-    active_plan = (
-        select(Plan.id)
-        .where(Plan.donor_id == Donor.id, Plan.status.in_([PlanStatus.ACTIVE, PlanStatus.PAST_DUE]))
-        .exists()
-    )
-    recent_gift = (
-        select(Donation.id)
-        .where(
-            Donation.donor_id == Donor.id,
-            Donation.status == DonationStatus.PAID,
-            Donation.paid_at >= as_utc(now) - DONOR_WINDOW,
-        )
-        .exists()
-    )
     return set(
         session.scalars(
-            select(Donor.email).where(Donor.email.in_(emails), active_plan | recent_gift)
+            select(Donor.email).where(Donor.email.in_(emails), current_donor_condition(now))
         )
     )

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import as_utc
-from webapp.donations.models import Campaign, Donation, DonationStatus
+from webapp.donations.models import Campaign, Donation, DonationStatus, net_amount
 
 RESERVED_SLUGS = frozenset({"manage", "thanks"})
 
@@ -42,7 +42,7 @@ class CampaignProgress:
 
 def campaign_progress(session: Session, campaign: Campaign) -> CampaignProgress:
     """Totals of the paid gifts to `campaign`."""
-    net = Donation.amount_minor - Donation.refunded_minor - Donation.disputed_minor
+    net = net_amount(Donation)
     rows = session.execute(
         select(Donation.currency, func.coalesce(func.sum(net), 0))
         .where(Donation.campaign_id == campaign.id, Donation.status == DonationStatus.PAID)

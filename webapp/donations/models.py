@@ -15,12 +15,13 @@ The books rest on three rules, each enforced by the schema where it can be:
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -28,9 +29,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
+    select,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from webapp.core.clock import as_utc
 from webapp.core.states import IllegalMove, StateMachine
 from webapp.db import Base, search_text, str_enum
 
@@ -277,9 +283,23 @@ class Plan(Base):
     donations: Mapped[list[Donation]] = relationship(back_populates="plan")
 
 
+def net_amount(row: Any) -> Any:
+    """The one definition of a gift's net amount: its amount less what was refunded and what
+    is under dispute. `row` is a `Donation` (an int comes back), the `Donation` class, an alias
+    or any row with its columns (an SQL expression: reports, the summary triggers)."""
+    return row.amount_minor - row.refunded_minor - row.disputed_minor
+
+
+def paid_condition(row: Any) -> ColumnElement[bool]:
+    """The one "counts as paid" rule, in SQL: the money arrived (status paid) and the gift has
+    its payment time. `row` is the `Donation` class, an alias or any row with its columns (the
+    summary triggers' OLD and NEW); `Donation.counts_as_paid` is the same rule."""
+    return and_(row.status == DonationStatus.PAID, row.paid_at.is_not(None))
+
+
 class Donation(Base):
     """One payment (or one attempt at one): a one-time gift, one payment of a plan, or an
-    offline gift. Reports count `status == paid` at `net_minor`."""
+    offline gift. Reports count the gifts that `counts_as_paid` at their `net_amount`."""
 
     __tablename__ = "donations"
     __table_args__ = (
@@ -361,13 +381,50 @@ class Donation(Base):
 
     @property
     def net_minor(self) -> int:
-        """What the publication keeps: the amount less refunds and disputes (never negative)."""
-        return max(self.amount_minor - self.refunded_minor - self.disputed_minor, 0)
+        """What the publication keeps: the net amount (`net_amount`), never negative."""
+        return max(int(net_amount(self)), 0)
+
+    @hybrid_property
+    def counts_as_paid(self) -> bool:
+        """True when the gift counts as money received (`paid_condition`, here in Python)."""
+        return self.status == DonationStatus.PAID and self.paid_at is not None
+
+    @counts_as_paid.inplace.expression
+    @classmethod
+    def _counts_as_paid_expression(cls) -> ColumnElement[bool]:
+        return paid_condition(cls)
 
     @property
     def receipt_number(self) -> str:
         """The number printed on receipts and statements; empty until the gift is paid."""
         return f"R-{self.receipt_seq:06d}" if self.receipt_seq else ""
+
+
+#: A current donor has a plan in one of these statuses (past due: Stripe is still retrying)...
+CURRENT_DONOR_PLAN_STATUSES = (PlanStatus.ACTIVE, PlanStatus.PAST_DUE)
+#: ...or a gift that counts as paid within this window.
+CURRENT_DONOR_WINDOW = timedelta(days=365)
+
+
+def current_donor_condition(now: datetime) -> ColumnElement[bool]:
+    """The one "current donor" rule, in SQL on `Donor` (the README's glossary): an active or
+    past-due plan, or a gift that counts as paid (`paid_condition`) in the
+    `CURRENT_DONOR_WINDOW` up to `now`. The digest thanks current donors in its support block."""
+    plan = (
+        select(Plan.id)
+        .where(Plan.donor_id == Donor.id, Plan.status.in_(CURRENT_DONOR_PLAN_STATUSES))
+        .exists()
+    )
+    recent_gift = (
+        select(Donation.id)
+        .where(
+            Donation.donor_id == Donor.id,
+            paid_condition(Donation),
+            Donation.paid_at >= as_utc(now) - CURRENT_DONOR_WINDOW,
+        )
+        .exists()
+    )
+    return or_(plan, recent_gift)
 
 
 class ReceiptCounter(Base):

@@ -27,6 +27,7 @@ from webapp.donations.models import (
     Plan,
     PlanFailure,
     PlanStatus,
+    net_amount,
 )
 from webapp.reports.summary import (
     DonationMonthKind,
@@ -564,8 +565,8 @@ def month_windows(months: Sequence[datetime]) -> list[Window]:
 
 # --- Revenue ---------------------------------------------------------------------------------
 
-#: What a paid gift is worth: its amount less refunds and disputes.
-NET_AMOUNT = Donation.amount_minor - Donation.refunded_minor - Donation.disputed_minor
+#: What a paid gift is worth: its amount less refunds and disputes (`net_amount`, in SQL).
+NET_AMOUNT = net_amount(Donation)
 
 
 @dataclass

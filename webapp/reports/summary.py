@@ -16,19 +16,24 @@ what the reports need:
 
 Database triggers on `donations`, `plans`, `plan_failures` and `subscribers` keep them
 right on every write, whatever wrote it (the books, staff, a bulk import, a migration): a
-gift counts while its status is paid, in the month (UTC) of `paid_at`, with its current net
-amount; an update takes the old row out and puts the new one in. `rebuild` recomputes them
+gift counts while it counts as paid (`webapp.donations.models.paid_condition`, written into
+the triggers' SQL), in the month (UTC) of `paid_at`, with its current net amount
+(`net_amount`); an update takes the old row out and puts the new one in. `rebuild` recomputes them
 all from scratch (used by the migration that creates them); `tests/reports/test_summary.py`
 checks them against the rows they summarise.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, event, text
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Integer, String, event, literal_column, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base
+from webapp.donations.models import Donation, net_amount, paid_condition
 
 KEY = ("month", "kind", "currency", "campaign_id", "source", "language")
 
@@ -152,28 +157,51 @@ class SubscriberMonthPair(Base):
     subscribers: Mapped[int] = mapped_column(Integer, default=0)
 
 
-_NET = "{row}.amount_minor - {row}.refunded_minor - {row}.disputed_minor"
-_PAID = "{row}.status = 'paid' AND {row}.paid_at IS NOT NULL"
+class _Row:
+    """A donation row named in SQL text: the triggers' `OLD` and `NEW`, `rebuild`'s `d`. Its
+    columns are `Donation`'s, so the rules of `webapp.donations.models` take it as a row."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, column: str) -> ColumnElement[Any]:
+        return literal_column(f"{self.name}.{column}", Donation.__table__.c[column].type)
+
+
+def _as_sql(expression: ColumnElement[Any]) -> str:
+    # A trigger's body takes literals only, no parameters. What the rules use (-, =, AND,
+    # IS NOT NULL, quoted strings) is written the same way on SQLite and PostgreSQL.
+    return str(expression.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def _net(row: str) -> str:
+    """`net_amount` of the donation row `row`, as SQL."""
+    return _as_sql(net_amount(_Row(row)))
+
+
+def _paid(row: str) -> str:
+    """`paid_condition` of the donation row `row`, as SQL: the gifts the summaries count."""
+    return _as_sql(paid_condition(_Row(row)))
 
 
 def _take_out(dialect: str, row: str) -> list[str]:
-    net, month = _NET.format(row=row), _month_of(dialect, f"{row}.paid_at")
+    net, month = _net(row), _month_of(dialect, f"{row}.paid_at")
     return [
         f"UPDATE donation_month_totals SET net_minor = net_minor - ({net}), gifts = gifts - 1"
-        f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
+        f" WHERE {_paid(row)} AND month = {month} AND kind = {row}.kind"
         f" AND currency = {row}.currency AND campaign_id = COALESCE({row}.campaign_id, 0)"
         f" AND source = {row}.source AND language = {row}.language",
         f"UPDATE donation_month_kinds SET net_minor = net_minor - ({net}), gifts = gifts - 1"
-        f" WHERE {_PAID.format(row=row)} AND month = {month} AND kind = {row}.kind"
+        f" WHERE {_paid(row)} AND month = {month} AND kind = {row}.kind"
         f" AND currency = {row}.currency",
         f"UPDATE donation_month_amounts SET gifts = gifts - 1"
-        f" WHERE {_PAID.format(row=row)} AND month = {month} AND currency = {row}.currency"
+        f" WHERE {_paid(row)} AND month = {month} AND currency = {row}.currency"
         f" AND net_minor = {net}",
     ]
 
 
 def _put_in(dialect: str, row: str) -> list[str]:
-    net, month = _NET.format(row=row), _month_of(dialect, f"{row}.paid_at")
+    net, month = _net(row), _month_of(dialect, f"{row}.paid_at")
     qualify = "donation_month_totals." if dialect == "postgresql" else ""
     qualify_amounts = "donation_month_amounts." if dialect == "postgresql" else ""
     qualify_kinds = "donation_month_kinds." if dialect == "postgresql" else ""
@@ -181,17 +209,17 @@ def _put_in(dialect: str, row: str) -> list[str]:
         "INSERT INTO donation_month_totals"
         " (month, kind, currency, campaign_id, source, language, net_minor, gifts)"
         f" SELECT {month}, {row}.kind, {row}.currency, COALESCE({row}.campaign_id, 0),"
-        f" {row}.source, {row}.language, {net}, 1 WHERE {_PAID.format(row=row)}"
+        f" {row}.source, {row}.language, {net}, 1 WHERE {_paid(row)}"
         f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET"
         f" net_minor = {qualify}net_minor + excluded.net_minor,"
         f" gifts = {qualify}gifts + excluded.gifts",
         "INSERT INTO donation_month_kinds (month, kind, currency, net_minor, gifts)"
-        f" SELECT {month}, {row}.kind, {row}.currency, {net}, 1 WHERE {_PAID.format(row=row)}"
+        f" SELECT {month}, {row}.kind, {row}.currency, {net}, 1 WHERE {_paid(row)}"
         " ON CONFLICT (month, kind, currency) DO UPDATE SET"
         f" net_minor = {qualify_kinds}net_minor + excluded.net_minor,"
         f" gifts = {qualify_kinds}gifts + excluded.gifts",
         "INSERT INTO donation_month_amounts (month, currency, net_minor, gifts)"
-        f" SELECT {month}, {row}.currency, {net}, 1 WHERE {_PAID.format(row=row)}"
+        f" SELECT {month}, {row}.currency, {net}, 1 WHERE {_paid(row)}"
         " ON CONFLICT (month, currency, net_minor) DO UPDATE SET"
         f" gifts = {qualify_amounts}gifts + excluded.gifts",
     ]
@@ -373,8 +401,8 @@ def rebuild(connection: Connection) -> None:
     """Recompute every summary from the rows it summarises (in the caller's transaction)."""
     dialect = connection.dialect.name
     month = _month_of(dialect, "d.paid_at")
-    net = _NET.format(row="d")
-    paid = _PAID.format(row="d")
+    net = _net("d")
+    paid = _paid("d")
     for table in (
         "plan_month_deltas",
         "plan_cohort_counts",
