@@ -29,25 +29,6 @@ def _language(donor: Donor, config: DonationConfig) -> str:
     return config.language_or_default(donor.language)
 
 
-def _queue_to_donor(
-    session: Session,
-    mailer: Mailer,
-    template: str,
-    donor: Donor,
-    language: str,
-    context: dict[str, Any],
-    now: datetime,
-    *,
-    recipient: dict[str, str] | None = None,
-) -> int:
-    """Queue `template` to the donor in the caller's transaction; returns the outbox row id."""
-    message = queue_email(
-        session, mailer, template=template, to=donor.email, language=language,
-        context=context, now=now, recipient=recipient,
-    )
-    return int(message.id)
-
-
 def queue_receipt_email(
     session: Session, mailer: Mailer, donation: Donation, *, config: DonationConfig, now: datetime
 ) -> int | None:
@@ -79,11 +60,12 @@ def queue_receipt_email(
         "campaign_title": campaign.title(language) if campaign else "",
         "fee_covered": format_money(donation.fee_covered_minor, donation.currency, language),
     }
-    message_id = _queue_to_donor(
-        session, mailer, "donation_receipt", donor, language, context, now, recipient=recipient
+    message = queue_email(
+        session, mailer, template="donation_receipt", to=donor.email, language=language,
+        context=context, now=now, recipient=recipient,
     )
     donation.receipt_sent_at = now
-    return message_id
+    return message.id
 
 
 def _offline_label(donation: Donation, language: str) -> str:
@@ -119,10 +101,10 @@ def queue_payment_failed_email(
         ),
         "next_attempt_on": _date(next_attempt, language),
     }
-    message_id = _queue_to_donor(
-        session, mailer, "donation_payment_failed", donor, language, context, now
-    )
-    return message_id
+    return queue_email(
+        session, mailer, template="donation_payment_failed", to=donor.email, language=language,
+        context=context, now=now,
+    ).id
 
 
 def queue_donor_access_email(
@@ -141,10 +123,10 @@ def queue_donor_access_email(
         ),
         "link_valid_hours": int(config.donor_link_max_age.total_seconds() // 3600),
     }
-    message_id = _queue_to_donor(
-        session, mailer, "donor_access", donor, language, context, now
-    )
-    return message_id
+    return queue_email(
+        session, mailer, template="donor_access", to=donor.email, language=language,
+        context=context, now=now,
+    ).id
 
 
 def queue_plan_changed_email(
@@ -166,10 +148,10 @@ def queue_plan_changed_email(
         "frequency": Frequency(plan.interval).value,
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    message_id = _queue_to_donor(
-        session, mailer, "donation_plan_changed", donor, language, context, now
-    )
-    return message_id
+    return queue_email(
+        session, mailer, template="donation_plan_changed", to=donor.email, language=language,
+        context=context, now=now,
+    ).id
 
 
 def kind_label(donation: Donation, language: str) -> str:
@@ -216,7 +198,7 @@ def queue_yearly_statement_email(
         "totals": [format_money(total, cur, language) for cur, total in sorted(totals.items())],
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
-    message_id = _queue_to_donor(
-        session, mailer, "yearly_statement", donor, language, context, now
-    )
-    return message_id
+    return queue_email(
+        session, mailer, template="yearly_statement", to=donor.email, language=language,
+        context=context, now=now,
+    ).id
