@@ -33,7 +33,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base
-from webapp.donations.models import Donation, net_amount, paid_condition
+from webapp.donations.models import Donation, Frequency, net_amount, paid_condition
+from webapp.subscribers.models import SubscriberStatus
 
 KEY = ("month", "kind", "currency", "campaign_id", "source", "language")
 
@@ -236,12 +237,20 @@ _PLAN_KEY = "currency, campaign_id, source"
 _PLAN_COLUMNS = "plans, monthly_minor, yearly_minor, started, cancelled, churned"
 
 
+def _plan_amounts(row: str) -> tuple[str, str]:
+    """The plan row `row`'s amount as a monthly plan's and as a yearly plan's (one is 0)."""
+    yearly = f"{row}.interval = '{Frequency.YEARLY.value}'"
+    return (
+        f"(CASE WHEN {yearly} THEN 0 ELSE {row}.amount_minor END)",
+        f"(CASE WHEN {yearly} THEN {row}.amount_minor ELSE 0 END)",
+    )
+
+
 def _plan_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Add (sign 1) or take out (sign -1) one plan row's contributions."""
     started_month = _month_of(dialect, f"{row}.started_at")
     canceled_month = _month_of(dialect, f"{row}.canceled_at")
-    monthly = f"(CASE WHEN {row}.interval = 'year' THEN 0 ELSE {row}.amount_minor END)"
-    yearly = f"(CASE WHEN {row}.interval = 'year' THEN {row}.amount_minor ELSE 0 END)"
+    monthly, yearly = _plan_amounts(row)
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
     prefix = "plan_month_deltas." if dialect == "postgresql" else ""
     update = ", ".join(
@@ -302,7 +311,7 @@ def _subscriber_upserts(dialect: str, row: str, sign: int) -> list[str]:
     """Count (sign 1) or uncount (sign -1) one subscriber in its (confirmed, left) pair."""
     confirmed = f"COALESCE({_month_of(dialect, f'{row}.confirmed_at')}, '')"
     left = f"COALESCE({_month_of(dialect, f'{row}.unsubscribed_at')}, '')"
-    counted = _SUBSCRIBER_COUNTED.format(row=f"{row}.")
+    counted = _subscriber_counted(f"{row}.")
     if sign > 0:
         prefix = "subscriber_month_pairs." if dialect == "postgresql" else ""
         return [
@@ -319,10 +328,13 @@ def _subscriber_upserts(dialect: str, row: str, sign: int) -> list[str]:
     ]
 
 
-_SUBSCRIBER_COUNTED = (
-    "({row}status <> 'pending' OR {row}confirmed_at IS NOT NULL"
-    " OR {row}unsubscribed_at IS NOT NULL)"
-)
+def _subscriber_counted(prefix: str) -> str:
+    """SQL: the subscriber (columns named `prefix` + name) is in the pairs: anyone but a
+    signup that never confirmed nor left."""
+    return (
+        f"({prefix}status <> '{SubscriberStatus.PENDING.value}'"
+        f" OR {prefix}confirmed_at IS NOT NULL OR {prefix}unsubscribed_at IS NOT NULL)"
+    )
 
 
 def _triggers(dialect: str) -> list[tuple[str, str, list[str], list[str], str]]:
@@ -449,8 +461,7 @@ def _plan_rebuild(dialect: str) -> list[str]:
     failed_month = _month_of(dialect, "failed_at")
     confirmed_month = f"COALESCE({_month_of(dialect, 'confirmed_at')}, '')"
     left_month = f"COALESCE({_month_of(dialect, 'unsubscribed_at')}, '')"
-    monthly = "(CASE WHEN p.interval = 'year' THEN 0 ELSE p.amount_minor END)"
-    yearly = "(CASE WHEN p.interval = 'year' THEN p.amount_minor ELSE 0 END)"
+    monthly, yearly = _plan_amounts("p")
     churned = f"(CASE WHEN {canceled_month} > {started_month} THEN 1 ELSE 0 END)"
     key = "p.currency, COALESCE(p.campaign_id, 0), p.source"
     named_key = "p.currency, COALESCE(p.campaign_id, 0) AS campaign_id, p.source"
@@ -477,7 +488,7 @@ def _plan_rebuild(dialect: str) -> list[str]:
         f" WHERE failed_at IS NOT NULL GROUP BY {failed_month}, plan_id",
         "INSERT INTO subscriber_month_pairs (confirmed_month, left_month, status, subscribers)"
         f" SELECT {confirmed_month}, {left_month}, status, COUNT(*) FROM subscribers"
-        f" WHERE {_SUBSCRIBER_COUNTED.format(row='')}"
+        f" WHERE {_subscriber_counted('')}"
         f" GROUP BY {confirmed_month}, {left_month}, status",
     ]
 
