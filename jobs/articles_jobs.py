@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from jobs.registry import Job
-from webapp.articles.feeds import configured_fetcher, import_all_feeds
+from webapp.articles.services import configured_fetcher, import_all_feeds
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 

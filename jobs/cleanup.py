@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Flask
 
 from jobs.registry import Job
-from webapp.articles.reading import purge_raw_views
+from webapp.articles.services import purge_raw_views
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.staff.services import delete_stale_staff_rows

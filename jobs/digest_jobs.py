@@ -9,7 +9,7 @@ from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.digests.services import run_build
-from webapp.outbox.gateway import get_mailer
+from webapp.outbox.services import get_mailer
 
 
 def run_build_digests(app: Flask) -> str:

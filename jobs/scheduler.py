@@ -27,8 +27,8 @@ from sqlalchemy import select
 from jobs.registry import Job, load_jobs, run_job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
-from webapp.scheduling.locks import acquire, release
 from webapp.scheduling.models import JobRun
+from webapp.scheduling.services import acquire, release
 
 log = logging.getLogger("readership.scheduler")
 

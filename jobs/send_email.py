@@ -9,8 +9,7 @@ from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.digests.services import Worker, engine_settings
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import DeliveryCounts, deliver_pending
+from webapp.outbox.services import DeliveryCounts, deliver_pending, get_mailer
 
 #: Messages claimed per round; each round reuses one SMTP connection.
 BATCH_SIZE = 500

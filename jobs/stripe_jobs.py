@@ -9,12 +9,14 @@ from flask import Flask
 from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
-from webapp.donations.books import Books, books_for_app
-from webapp.donations.gateway import get_gateway
-from webapp.donations.reconcile import reconcile_stripe
-from webapp.donations.services import donation_config
-from webapp.outbox.gateway import get_mailer
-from webapp.outbox.services import deliver_now
+from webapp.donations.services import (
+    Books,
+    books_for_app,
+    donation_config,
+    get_gateway,
+    reconcile_stripe,
+)
+from webapp.outbox.services import deliver_now, get_mailer
 
 
 def run_reconcile(app: Flask) -> str:
@@ -40,7 +42,7 @@ def run_reconcile(app: Flask) -> str:
 
 def run_yearly_statements(app: Flask) -> str:
     """Queue last calendar year's statement for every donor who gave (once per donor)."""
-    from webapp.donations.statements import queue_yearly_statements
+    from webapp.donations.services import queue_yearly_statements
 
     now = get_clock(app).now()
     year = int(app.config.get("STATEMENT_YEAR") or now.year - 1)

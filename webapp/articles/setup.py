@@ -13,8 +13,7 @@ def init_app(app: Flask, csrf: Any) -> None:
     their nav item, and the `readership articles` commands."""
     from webapp.articles import staff_views, views
     from webapp.articles.cli import articles_group
-    from webapp.staff.nav import add_nav_item
-    from webapp.staff.services import Permission
+    from webapp.staff.services import Permission, add_nav_item
 
     app.config.setdefault("TOP_READS_DAYS", 7)
     app.config.setdefault("TOP_READS_COUNT", 6)

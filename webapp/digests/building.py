@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.articles.models import Article
-from webapp.articles.reading import get_top_reads
+from webapp.articles.services import get_top_reads
 from webapp.core.clock import as_utc
 from webapp.db import get_or_create_row
 from webapp.digests.models import (

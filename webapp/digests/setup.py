@@ -14,8 +14,7 @@ def init_app(app: Flask) -> None:
     to the subscriber signals by `webapp.features`)."""
     from webapp.digests import staff_views, views
     from webapp.digests.cli import digests_group
-    from webapp.staff.nav import add_nav_item
-    from webapp.staff.services import Permission
+    from webapp.staff.services import Permission, add_nav_item
 
     # Messages per second per worker (0: as fast as the server takes them).
     app.config.setdefault("DIGEST_SEND_RATE", 0)

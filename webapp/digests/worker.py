@@ -45,7 +45,7 @@ from webapp.digests.models import (
 )
 from webapp.donations.models import Donor, current_donor_condition
 from webapp.outbox import services as outbox
-from webapp.outbox.gateway import Mailer
+from webapp.outbox.services import Mailer
 from webapp.subscribers.models import Subscriber
 
 log = logging.getLogger("readership.digests")

@@ -69,8 +69,8 @@ from webapp.donations.records import (
     donation_config,
     earliest,
 )
-from webapp.outbox.gateway import Mailer
-from webapp.subscribers.settings import ListSettings, list_settings
+from webapp.outbox.services import Mailer
+from webapp.subscribers.services import ListSettings, list_settings
 
 log = logging.getLogger("readership.donations")
 
@@ -393,7 +393,7 @@ def _start_newsletter_opt_in(session: Session, donation: Donation, books: Books)
 
 def books_for_app(app: Flask, now: datetime) -> Books:
     """`Books` wired from an app: its mailer, Stripe gateway (if configured) and settings."""
-    from webapp.outbox.gateway import get_mailer
+    from webapp.outbox.services import get_mailer
 
     return Books(
         mailer=get_mailer(app),

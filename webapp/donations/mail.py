@@ -17,8 +17,7 @@ from webapp.core.money import format_money
 from webapp.donations.access import manage_url, request_access_url
 from webapp.donations.models import Donation, DonationKind, Donor, Frequency, Plan
 from webapp.donations.records import DonationConfig
-from webapp.outbox.gateway import Mailer
-from webapp.outbox.services import queue_email
+from webapp.outbox.services import Mailer, queue_email
 
 
 def _date(moment: datetime | None, language: str) -> str:

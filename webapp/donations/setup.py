@@ -34,8 +34,7 @@ def init_app(app: Flask, csrf: Any) -> None:
     app.register_blueprint(webhooks.bp)
     # The webhook is authenticated by its Stripe signature, not a CSRF token.
     csrf.exempt(webhooks.bp)
-    from webapp.staff.nav import add_nav_item
-    from webapp.staff.services import Permission
+    from webapp.staff.services import Permission, add_nav_item
 
     add_nav_item(app, "donations_staff.index", _l("Donations"), Permission.DONATIONS, 15)
 

@@ -187,8 +187,8 @@ def donor(donor_id: int) -> Any:
 def erase_donor(donor_id: int) -> Any:
     """Erase a donor everywhere (subscribed or not), after the address is typed again."""
     from webapp.core.forms import EraseForm
-    from webapp.subscribers.erasure import ErasureBlocked
     from webapp.subscribers.services import erase_person
+    from webapp.subscribers.signals import ErasureBlocked
 
     session = get_session()
     person = session.get(Donor, donor_id)

@@ -7,8 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 from webapp.outbox import gateway
 from webapp.outbox.views import bp
-from webapp.staff.nav import add_nav_item
-from webapp.staff.services import Permission
+from webapp.staff.services import Permission, add_nav_item
 
 
 def init_app(app: Flask) -> None:

@@ -12,8 +12,7 @@ def init_app(app: Flask) -> None:
     """Register the report pages, their assets, the nav item, and make the supporter
     dashboard the staff start page for roles that see reports."""
     from webapp.reports import views
-    from webapp.staff.nav import add_nav_item
-    from webapp.staff.services import Permission
+    from webapp.staff.services import Permission, add_nav_item
 
     app.register_blueprint(views.bp)
     # Assets outside /staff: a stylesheet or script needs no login.

@@ -13,8 +13,7 @@ def init_app(app: Flask) -> None:
     nav)."""
     from webapp.site import staff_views, views
     from webapp.site.context import init_app as init_context
-    from webapp.staff.nav import add_nav_item
-    from webapp.staff.services import Permission
+    from webapp.staff.services import Permission, add_nav_item
 
     init_context(app)
     app.register_blueprint(views.bp)

@@ -48,6 +48,7 @@ from webapp.db import begin_writing
 from webapp.staff.audit import audit_request, record_audit
 from webapp.staff.auth import current_staff, requires, signed_in_staff
 from webapp.staff.models import LoginFailure, StaffSession, StaffUser
+from webapp.staff.nav import add_nav_item
 from webapp.staff.roles import Permission, Role, role_allows
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "change_own_password",
     "change_role",
     "check_password",
+    "add_nav_item",
     "configure_password_hasher",
     "count_active_admins",
     "create_staff_user",

@@ -17,10 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.db import get_database
-from webapp.outbox.gateway import Mailer
-from webapp.outbox.gateway import get_mailer as get_mailer
 from webapp.outbox.models import OutboxMessage
-from webapp.outbox.services import deliver_now, erase_outbox_messages, queue_email
+from webapp.outbox.services import Mailer, deliver_now, erase_outbox_messages, queue_email
+from webapp.outbox.services import get_mailer as get_mailer
 from webapp.subscribers.models import Subscriber
 
 log = logging.getLogger("readership.subscribers")

@@ -1,4 +1,4 @@
-"""Database locks for jobs: one holder per job name, with a lease that expires, so a second
+"""The scheduling feature (its public face): database locks for jobs, one holder per job name, with a lease that expires, so a second
 scheduler process (or a `jobs run` by hand) never runs a job that is already running, and a
 crashed holder does not block it for ever."""
 
