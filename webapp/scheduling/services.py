@@ -1,6 +1,6 @@
-"""The scheduling feature (its public face): database locks for jobs, one holder per job name, with a lease that expires, so a second
-scheduler process (or a `jobs run` by hand) never runs a job that is already running, and a
-crashed holder does not block it for ever."""
+"""The scheduling feature's public face: database locks for jobs, one holder per job name,
+with a lease that expires, so a second scheduler process (or a `jobs run` by hand) never
+runs a job that is already running, and a crashed holder does not block it for ever."""
 
 from __future__ import annotations
 
