@@ -10,8 +10,8 @@ from jobs.registry import Job
 from webapp.core.clock import get_clock
 from webapp.db import get_database
 from webapp.donations.services import (
-    Books,
-    books_for_app,
+    BooksContext,
+    books_context,
     donation_config,
     get_gateway,
     reconcile_stripe,
@@ -23,10 +23,10 @@ def run_reconcile(app: Flask) -> str:
     """Apply Stripe events the webhook missed, then send the receipts they produced."""
     clock = get_clock(app)
     database = get_database(app)
-    made: list[Books] = []
+    made: list[BooksContext] = []
 
-    def make_books() -> Books:
-        books = books_for_app(app, clock.now())
+    def make_books() -> BooksContext:
+        books = books_context(app, clock.now())
         made.append(books)
         return books
 

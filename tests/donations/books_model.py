@@ -35,7 +35,7 @@ from tests.donations.stripe_world import DAY, StripeWorld, at
 from webapp.core.clock import FrozenClock, as_utc
 from webapp.db import Base, get_database
 from webapp.donations import selfservice
-from webapp.donations.books import books_for_app
+from webapp.donations.books import books_context
 from webapp.donations.checkout import GiftRequest, start_checkout
 from webapp.donations.models import (
     Dispute,
@@ -572,7 +572,7 @@ def play(
         elif action == "reconcile":
             with app.app_context():
                 reconcile_stripe(
-                    database, world, lambda: books_for_app(app, clock.now()),
+                    database, world, lambda: books_context(app, clock.now()),
                     now=clock.now(), lookback=timedelta(days=3650),
                 )
         delivery.add(world.events[seen:])

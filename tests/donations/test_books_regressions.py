@@ -30,7 +30,7 @@ from webapp.core.clock import FrozenClock, as_utc
 from webapp.db import get_database
 from webapp.donations import selfservice
 from webapp.donations.access import manage_url
-from webapp.donations.books import books_for_app
+from webapp.donations.books import books_context
 from webapp.donations.checkout import GiftRequest, start_checkout
 from webapp.donations.models import (
     Donation,
@@ -207,7 +207,7 @@ def test_without_stripe_to_ask_a_renewal_refund_waits_and_reconciliation_applies
     app.extensions["stripe_gateway"] = world
     with app.app_context():
         result = reconcile_stripe(
-            get_database(app), world, lambda: books_for_app(app, clock.now()),
+            get_database(app), world, lambda: books_context(app, clock.now()),
             now=clock.now(), lookback=timedelta(days=3),
         )
     assert result.parked_applied == 1, str(result)
@@ -447,7 +447,7 @@ def test_reconciliation_dates_a_late_checkout_by_its_payment_not_by_the_run(
     world.now = int(clock.now().timestamp())
     with app.app_context():
         result = reconcile_stripe(
-            get_database(app), world, lambda: books_for_app(app, clock.now()),
+            get_database(app), world, lambda: books_context(app, clock.now()),
             now=clock.now(), lookback=timedelta(days=3),
         )
     assert result.checkouts_settled == 1 and result.applied == 0

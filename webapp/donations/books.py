@@ -16,7 +16,7 @@ Why the books end the same whatever order, duplicates or concurrency Stripe's ev
   the same row.
 * An event about something not recorded yet (a refund before its payment, a cancellation
   before its checkout) is **parked**, never dropped: its payload is kept with the Stripe
-  ids it waits for. Whatever records one of those ids announces it (`Books.announce`) and
+  ids it waits for. Whatever records one of those ids announces it (`BooksContext.announce`) and
   the parked events are applied in that same transaction (`apply_waiting`). On PostgreSQL
   a transaction-scoped advisory lock per id closes the race between parking and recording.
   "Not a payment this app opened" is decided from the object's metadata (or by asking
@@ -98,9 +98,10 @@ def wait_key(kind: str, stripe_id: str | None) -> str | None:
 
 
 @dataclass
-class Books:
-    """What applying events needs: where emails go, Stripe (for the few lookups an event
-    does not carry; optional), configuration and the time."""
+class BooksContext:
+    """One transaction's worth of applying events: what it needs (where emails go, Stripe
+    for the few lookups an event does not carry, configuration, the time) and what it
+    collects (emails to deliver after the commit, ids announced, parked events that failed)."""
 
     mailer: Mailer
     gateway: StripeGateway | None
@@ -127,11 +128,11 @@ class Books:
 
 
 #: Applies one Stripe event's object; `HANDLERS` (at the end of this module) says which.
-Handler = Callable[[Session, dict[str, Any], Books, datetime], str]
+Handler = Callable[[Session, dict[str, Any], BooksContext, datetime], str]
 
 
 def apply_event(
-    session: Session, event: Mapping[str, Any], books: Books, *, via: str = "webhook"
+    session: Session, event: Mapping[str, Any], books: BooksContext, *, via: str = "webhook"
 ) -> str:
     """Apply one Stripe event in `session` (the caller commits) and say what it did.
 
@@ -164,7 +165,7 @@ def apply_event(
 
 
 def _run(
-    session: Session, row: StripeEvent, obj: dict[str, Any], books: Books,
+    session: Session, row: StripeEvent, obj: dict[str, Any], books: BooksContext,
     *, contained: bool = False,
 ) -> str:
     """Run the event's handler; park the event when it waits for something.
@@ -229,7 +230,7 @@ def _lock_keys(session: Session, keys: Iterable[str]) -> bool:
     return True
 
 
-def apply_waiting(session: Session, books: Books) -> int:
+def apply_waiting(session: Session, books: BooksContext) -> int:
     """Apply the parked events waiting for ids announced in this transaction (and for the
     ids those in turn record). Returns how many were applied."""
     applied = 0
@@ -260,7 +261,7 @@ def apply_waiting(session: Session, books: Books) -> int:
     return applied
 
 
-def _retry(session: Session, row: StripeEvent, books: Books) -> int:
+def _retry(session: Session, row: StripeEvent, books: BooksContext) -> int:
     """Apply a parked event again; 1 when it applied. A parked event that fails (its
     savepoint rolled back) stays parked with the error, rather than failing the event that
     announced its object, which Stripe would then retry for ever."""
@@ -274,7 +275,7 @@ def _retry(session: Session, row: StripeEvent, books: Books) -> int:
     return 0 if row.parked else 1
 
 
-def apply_parked(session: Session, books: Books, *, limit: int = 1000) -> int:
+def apply_parked(session: Session, books: BooksContext, *, limit: int = 1000) -> int:
     """Try every parked event again (reconciliation: the object may have been recorded by
     a path that could not announce it, or Stripe can now tell what it is about)."""
     rows = session.scalars(
@@ -330,7 +331,7 @@ def _plan_by_subscription(session: Session, subscription_id: str | None) -> Plan
     return locked(session, select(Plan).where(Plan.stripe_subscription_id == subscription_id))
 
 
-def _link(donation: Donation, books: Books, **ids: str | None) -> None:
+def _link(donation: Donation, books: BooksContext, **ids: str | None) -> None:
     """Record Stripe ids on a donation (only where none is set) and announce them."""
     kinds = {
         "stripe_checkout_session_id": "cs",
@@ -348,7 +349,7 @@ def _link(donation: Donation, books: Books, **ids: str | None) -> None:
 
 
 def record_payment(
-    session: Session, donation: Donation, books: Books, paid_at: datetime
+    session: Session, donation: Donation, books: BooksContext, paid_at: datetime
 ) -> bool:
     """Mark a donation paid as of `paid_at` (the payment's own time, from Stripe). On the
     move to paid only: the receipt number, the receipt email and (when the donor asked) the
@@ -369,7 +370,7 @@ def record_payment(
     return True
 
 
-def _start_newsletter_opt_in(session: Session, donation: Donation, books: Books) -> None:
+def _start_newsletter_opt_in(session: Session, donation: Donation, books: BooksContext) -> None:
     from webapp.subscribers.models import SubscriberSource, SubscriberStatus
     from webapp.subscribers.services import SignupRequest, find_subscriber, request_subscription
 
@@ -391,11 +392,11 @@ def _start_newsletter_opt_in(session: Session, donation: Donation, books: Books)
     books.queued.extend(outcome.message_ids)
 
 
-def books_for_app(app: Flask, now: datetime) -> Books:
-    """`Books` wired from an app: its mailer, Stripe gateway (if configured) and settings."""
+def books_context(app: Flask, now: datetime) -> BooksContext:
+    """`BooksContext` wired from an app: its mailer, Stripe gateway (if configured) and settings."""
     from webapp.outbox.services import get_mailer
 
-    return Books(
+    return BooksContext(
         mailer=get_mailer(app),
         gateway=app.extensions.get("stripe_gateway"),
         config=donation_config(app.config),
@@ -417,7 +418,7 @@ def _checkout_donation(session: Session, checkout: Mapping[str, Any]) -> Donatio
 def apply_checkout_session(
     session: Session,
     checkout: Mapping[str, Any],
-    books: Books,
+    books: BooksContext,
     *,
     state_at: datetime | None = None,
     fallback_at: datetime | None = None,
@@ -453,7 +454,7 @@ def apply_checkout_session(
     return donation
 
 
-def _payment_time(books: Books, checkout: Mapping[str, Any]) -> datetime | None:
+def _payment_time(books: BooksContext, checkout: Mapping[str, Any]) -> datetime | None:
     """When a retrieved Checkout Session's money moved, as Stripe recorded it."""
     if books.gateway is None:
         return None
@@ -467,7 +468,7 @@ def _attach_first_invoice(
     session: Session,
     donation: Donation,
     checkout: Mapping[str, Any],
-    books: Books,
+    books: BooksContext,
     paid_at: datetime,
 ) -> Donation:
     """Link a subscription checkout's donation to its plan and first invoice.
@@ -517,7 +518,7 @@ def _ensure_plan_for(
     session: Session,
     donation: Donation,
     subscription_id: str | None,
-    books: Books,
+    books: BooksContext,
     state_at: datetime,
 ) -> Plan | None:
     """The plan of `subscription_id`, created from the donation when new, made active as
@@ -550,7 +551,7 @@ def _ensure_plan_for(
 
 
 def _checkout_completed(
-    session: Session, checkout: dict[str, Any], books: Books, created: datetime
+    session: Session, checkout: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     return _checkout_outcome(apply_checkout_session(session, checkout, books, state_at=created))
 
@@ -562,7 +563,7 @@ def _checkout_outcome(donation: Donation | None) -> str:
 
 
 def _checkout_settled(
-    session: Session, checkout: dict[str, Any], books: Books, created: datetime
+    session: Session, checkout: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     # Days after the donor paid: the gift keeps the day they paid, as Stripe recorded it.
     return _checkout_outcome(
@@ -571,7 +572,7 @@ def _checkout_settled(
 
 
 def _checkout_failed(
-    session: Session, checkout: dict[str, Any], books: Books, created: datetime
+    session: Session, checkout: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     donation = _checkout_donation(session, checkout)
     if donation is None:
@@ -584,7 +585,7 @@ def _checkout_failed(
 
 
 def _unrecorded_subscription(
-    books: Books, subscription_id: str, metadata: Mapping[str, str] | None
+    books: BooksContext, subscription_id: str, metadata: Mapping[str, str] | None
 ) -> str:
     """For an event about a subscription with no plan here yet: the "ignored" outcome when
     it was not opened by this app, decided from its metadata (copied onto its invoices;
@@ -606,7 +607,7 @@ def _unrecorded_subscription(
 
 
 def _invoice_paid(
-    session: Session, invoice: dict[str, Any], books: Books, created: datetime
+    session: Session, invoice: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     subscription_id = f.invoice_subscription_id(invoice)
     if not subscription_id:
@@ -671,7 +672,7 @@ def _first_payment_donation(
     invoice: Mapping[str, Any],
     subscription_id: str,
     plan: Plan | None,
-    books: Books,
+    books: BooksContext,
 ) -> Donation | None:
     """Our pending donation that the first invoice of a subscription pays."""
     customer_id = f.object_id(invoice.get("customer"))
@@ -701,7 +702,7 @@ def _first_payment_donation(
 
 
 def _link_payment_ids(
-    session: Session, donation: Donation, invoice: Mapping[str, Any], books: Books
+    session: Session, donation: Donation, invoice: Mapping[str, Any], books: BooksContext
 ) -> None:
     """Remember which PaymentIntent and charge paid the invoice, so a later refund or
     dispute (which names only those) finds this donation. When Stripe cannot say now, a
@@ -742,7 +743,7 @@ def _record_failure(
 
 
 def _invoice_failed(
-    session: Session, invoice: dict[str, Any], books: Books, created: datetime
+    session: Session, invoice: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     if f.invoice_is_first(invoice):
         return "ignored: first payment (Checkout shows the donor the error)"
@@ -781,7 +782,7 @@ def _invoice_failed(
 
 
 def _subscription_changed(
-    session: Session, subscription: dict[str, Any], books: Books, created: datetime
+    session: Session, subscription: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     subscription_id = str(subscription["id"])
     plan = _plan_by_subscription(session, subscription_id)
@@ -791,7 +792,7 @@ def _subscription_changed(
 
 
 def apply_subscription_state(
-    plan: Plan, subscription: Mapping[str, Any], books: Books, *, state_at: datetime
+    plan: Plan, subscription: Mapping[str, Any], books: BooksContext, *, state_at: datetime
 ) -> str:
     """Bring a plan in line with a subscription object as of `state_at`: its status by
     `advance_plan`, its terms (amount, interval, cancel at period end) when this is the
@@ -818,7 +819,7 @@ def apply_subscription_state(
 
 def _payment_of(
     session: Session,
-    books: Books,
+    books: BooksContext,
     *,
     intent: str | None,
     charge_id: str | None,
@@ -859,7 +860,7 @@ def _payment_of(
 
 
 def _charge_refunded(
-    session: Session, charge: dict[str, Any], books: Books, created: datetime
+    session: Session, charge: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     donation = _payment_of(
         session, books, intent=f.charge_payment_intent_id(charge),
@@ -877,7 +878,9 @@ def _charge_refunded(
     return f"donation {donation.id} refunded {donation.refunded_minor}"
 
 
-def _dispute(session: Session, dispute: dict[str, Any], books: Books, created: datetime) -> str:
+def _dispute(
+    session: Session, dispute: dict[str, Any], books: BooksContext, created: datetime
+) -> str:
     intent = f.object_id(dispute.get("payment_intent"))
     charge_id = f.object_id(dispute.get("charge"))
     donation = _payment_of(

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from webapp.db import Database, begin_writing
 from webapp.donations.books import (
     HANDLED_EVENT_TYPES,
-    Books,
+    BooksContext,
     DuplicateEvent,
     apply_checkout_session,
     apply_event,
@@ -56,14 +56,14 @@ class ReconcileResult:
 def reconcile_stripe(
     database: Database,
     gateway: StripeGateway,
-    make_books: Callable[[], Books],
+    make_books: Callable[[], BooksContext],
     *,
     now: datetime,
     lookback: timedelta = timedelta(days=3),
 ) -> ReconcileResult:
     """Apply missed events created in the last `lookback`, then settle pending checkouts
     older than an hour. Returns counts; failures are logged and left for the next run.
-    The caller delivers the emails queued in `Books.queued` of each run."""
+    The caller delivers the emails queued in `BooksContext.queued` of each run."""
     result = ReconcileResult()
     events = list(gateway.list_events(now - lookback, HANDLED_EVENT_TYPES))
     # Stripe lists newest first; apply in the order they happened.
@@ -94,7 +94,11 @@ def reconcile_stripe(
 
 
 def _settle_pending_checkouts(
-    database: Database, gateway: StripeGateway, make_books: Callable[[], Books], *, now: datetime
+    database: Database,
+    gateway: StripeGateway,
+    make_books: Callable[[], BooksContext],
+    *,
+    now: datetime,
 ) -> int:
     """Pending donations whose checkout is over an hour old: paid ones are recorded,
     expired ones marked expired (Checkout Sessions expire after 24 hours)."""

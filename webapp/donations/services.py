@@ -5,7 +5,7 @@ this module only names the use cases other code may rely on."""
 
 from __future__ import annotations
 
-from webapp.donations.books import Books, books_for_app
+from webapp.donations.books import BooksContext, books_context
 from webapp.donations.campaigns import CampaignProgress, campaign_progress
 from webapp.donations.gateway import StripeGateway, get_gateway
 from webapp.donations.reconcile import reconcile_stripe
@@ -32,7 +32,7 @@ __all__ = [
     "DEFAULT_DONATE_EMAIL_LIMIT",
     "DEFAULT_DONATE_RATE_LIMIT",
     "DEFAULT_DONOR_LINK_RATE_LIMIT",
-    "Books",
+    "BooksContext",
     "CampaignProgress",
     "DonationConfig",
     "StripeGateway",
@@ -40,7 +40,7 @@ __all__ = [
     "advance_donation",
     "advance_plan",
     "assign_receipt_number",
-    "books_for_app",
+    "books_context",
     "campaign_progress",
     "donation_config",
     "earliest",

@@ -16,7 +16,7 @@ from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.db import begin_writing, get_database, get_session
 from webapp.donations import checkout as checkout_service
-from webapp.donations.books import apply_checkout_session, apply_waiting, books_for_app
+from webapp.donations.books import apply_checkout_session, apply_waiting, books_context
 from webapp.donations.campaigns import active_campaign, campaign_progress
 from webapp.donations.forms import FREQUENCY_VALUES, UTM_FIELDS, DonationForm
 from webapp.donations.gateway import StripeUnavailable, get_gateway
@@ -218,7 +218,7 @@ def _confirm_from_stripe(donation: Donation, checkout_id: str) -> None:
     except StripeUnavailable:
         return
     session = get_session()
-    books = books_for_app(app, utcnow())
+    books = books_context(app, utcnow())
     try:
         # The webhook may be applying the same checkout right now: end this request's
         # read, then decide as a writer on the row as committed (one receipt either way).

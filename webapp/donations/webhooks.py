@@ -22,7 +22,7 @@ from sqlalchemy.exc import DataError
 from webapp.core.clock import utcnow
 from webapp.core.limits import limiter
 from webapp.db import get_database
-from webapp.donations.books import DuplicateEvent, apply_event, books_for_app
+from webapp.donations.books import DuplicateEvent, apply_event, books_context
 from webapp.outbox.services import deliver_now, get_mailer
 
 log = logging.getLogger("readership.donations")
@@ -82,7 +82,7 @@ def stripe_webhook() -> ResponseReturnValue:
     ):
         return _answer(400, error="not a Stripe event")
 
-    books = books_for_app(current_app._get_current_object(), utcnow())  # type: ignore[attr-defined]
+    books = books_context(current_app._get_current_object(), utcnow())  # type: ignore[attr-defined]
     database = get_database()
     with database.session() as session:
         try:
