@@ -48,7 +48,7 @@ run: install
 	BASE_URL="$${BASE_URL:-http://$(HOST):$(PORT)}" $(BIN)/readership demo --if-empty
 	$(BIN)/python -m devtools.run_local --host $(HOST) --port $(PORT)
 
-test: install-test typecheck
+test: install-test lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Long property runs (hundreds of generated histories, bigger ones) kept out of `make test`.
@@ -58,8 +58,11 @@ soak: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
+# Style, formatting and the import contracts (docs/architecture.md); `make test` runs it first.
+LINTED := webapp emails jobs tests bench migrations devtools
 lint: install-test
-	$(BIN)/ruff check webapp emails jobs tests bench migrations devtools
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/lint-imports
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
