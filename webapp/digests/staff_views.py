@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import get_clock
-from webapp.db import get_session
+from webapp.db import get_database, get_session
 from webapp.digests import content
 from webapp.digests.building import NO_NEW_ARTICLES, get_digest_settings, next_slot
 from webapp.digests.models import DigestIssue, IssueStatus
@@ -283,7 +283,7 @@ def test_send(issue_id: int) -> Any:
         details={"to": message.to_address, "as_donor": bool(form.as_donor.data)},
     )
     session.commit()
-    counts = deliver_now(current_app.extensions["database"], mailer, [message.id], now)
+    counts = deliver_now(get_database(), mailer, [message.id], now)
     if counts.sent:
         flash(_("Test sent to %(to)s.", to=message.to_address), "success")
     else:
