@@ -27,7 +27,7 @@ from tests.donations.stripe_world import StripeWorld, at
 from tests.helpers.html import csrf_token
 from tests.staff.factories import force_login, make_staff
 from webapp.core.clock import FrozenClock, as_utc
-from webapp.db import get_database
+from webapp.db import begin_writing, get_database, locked
 from webapp.donations import selfservice
 from webapp.donations.access import manage_url
 from webapp.donations.books import books_context
@@ -38,6 +38,8 @@ from webapp.donations.models import (
     Donor,
     Frequency,
     Plan,
+    PlanChange,
+    PlanChangeKind,
     PlanStatus,
     StripeEvent,
 )
@@ -487,6 +489,43 @@ def test_two_cancels_at_once_send_one_confirmation(
     assert sorted(results) == [False, True]
     assert emails(db_session)["donation_plan_changed"] == 1
     assert [e["type"] for e in world.events].count("customer.subscription.deleted") == 1
+
+
+def test_applying_a_request_locks_the_plan_before_the_request(
+    app: Flask, client: FlaskClient, world: StripeWorld, clock: FrozenClock,
+) -> None:
+    """Phase three took the request's lock, then the plan's; phase one takes the plan's,
+    then the request's. A tab in phase one and its twin in phase three then each held one
+    and waited for the other: a deadlock PostgreSQL broke with an error (found by the
+    two-cancels test, now and then). Here a second transaction holds the plan, phase three
+    starts, and the second transaction then asks for the request: it must get it."""
+    if not get_database(app).is_postgres:
+        pytest.skip("row locks wait on each other only on PostgreSQL")
+    plan = live_plan(app, client, world, clock, "lockorder@example.com")
+    database = get_database(app)
+    with database.session() as session:
+        change = selfservice._claim_change(
+            session, plan.id, PlanChangeKind.CANCEL, "lock-order", None, clock.now()
+        )
+        assert change is not None
+        change_id = change.id
+    applied: list[bool] = []
+
+    def apply() -> None:
+        with database.session() as session:
+            applied.append(selfservice._locked_for_apply(session, change_id) is not None)
+            session.rollback()
+
+    worker = threading.Thread(target=apply)
+    with database.session() as twin:
+        begin_writing(twin)
+        locked(twin, select(Plan).where(Plan.id == plan.id))
+        worker.start()
+        time.sleep(0.5)  # phase three is now waiting for a lock
+        assert locked(twin, select(PlanChange).where(PlanChange.id == change_id)) is not None
+        twin.rollback()
+    worker.join(timeout=30)
+    assert applied == [True]
 
 
 def test_fifteen_ten_fifteen_within_a_second_reach_stripe_and_the_books_agree(

@@ -121,11 +121,14 @@ def _locked_for_apply(session: Session, change_id: int) -> tuple[Plan, PlanChang
     """Phase three: the plan and the request, locked and re-read; None when the twin of
     this request (a double click) applied it first."""
     begin_writing(session)
+    plan_id = session.scalar(select(PlanChange.plan_id).where(PlanChange.id == change_id))
+    # The plan first, then its request: the order phase one takes them in. The other order
+    # let two tabs each hold one lock and wait for the other's (a deadlock on PostgreSQL).
+    plan = locked(session, select(Plan).where(Plan.id == plan_id)) if plan_id else None
     change = locked(session, select(PlanChange).where(PlanChange.id == change_id))
-    if change is None or change.applied_at is not None:
+    if plan is None or change is None or change.applied_at is not None:
         session.rollback()
         return None
-    plan = locked(session, select(Plan).where(Plan.id == change.plan_id))
     return plan, change
 
 
