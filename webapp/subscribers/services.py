@@ -585,7 +585,8 @@ def record_complaint(session: Session, address: str, *, now: datetime) -> Subscr
 
 
 def suppress_on_permanent_failure(session: Session, to_address: str, reason: str) -> None:
-    """The outbox's `on_permanent_failure` hook: a 5xx bounce suppresses the subscriber."""
+    """A 5xx bounce suppresses the subscriber (the receiver of `outbox.signals.permanent_failure`,
+    connected in `webapp.features`)."""
     from webapp.core.clock import SystemClock, get_clock
 
     try:
