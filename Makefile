@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := webapp:create_app
 
-.PHONY: run test soak typecheck install install-test install-browser-tools translations bench lint ci clean extract-messages
+.PHONY: run test soak typecheck install install-test install-browser-tools translations bench lint format ci clean extract-messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,10 +59,15 @@ typecheck: install-test
 	$(BIN)/mypy
 
 # Style, formatting and the import contracts (docs/architecture.md); `make test` runs it first.
+# `make format` rewrites what `ruff format --check` would refuse.
 LINTED := webapp emails jobs tests bench migrations devtools
 lint: install-test
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/lint-imports
+
+format: install-test
+	$(BIN)/ruff format $(LINTED)
 
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)

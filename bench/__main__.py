@@ -64,23 +64,41 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this benchmark (repeatable; one of "
-                             f"{', '.join(BENCHMARKS)})")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable; one of {', '.join(BENCHMARKS)})",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
-    parser.add_argument("--rows", type=int, default=None,
-                        help=f"csv_import: rows in the file (default {csv_import.DEFAULT_ROWS:,})")
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="csv_import: rounds per side, best counts (default 2; 1 with --quick)")
-    parser.add_argument("--database-url", default=None,
-                        help="csv_import, webhook_ingest, digest: also measure on this "
-                             "PostgreSQL server (postgresql+psycopg://...; scratch databases "
-                             "are created there "
-                             "and dropped, the named database is not touched)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help="where the JSON goes (default bench/results/latest.json)")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help=f"csv_import: rows in the file (default {csv_import.DEFAULT_ROWS:,})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="csv_import: rounds per side, best counts (default 2; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="csv_import, webhook_ingest, digest: also measure on this "
+        "PostgreSQL server (postgresql+psycopg://...; scratch databases "
+        "are created there "
+        "and dropped, the named database is not touched)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="where the JSON goes (default bench/results/latest.json)",
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)
     names = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
@@ -119,10 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} done in {result.elapsed_s:.1f} s", file=sys.stderr, flush=True)
         results.append(result)
     print(format_table(results))
-    write_json(args.output, results, {
-        "only": chosen, "quick": args.quick, "rows": args.rows, "repeat": args.repeat,
-        "database_url": "given" if args.database_url else None,
-    })
+    write_json(
+        args.output,
+        results,
+        {
+            "only": chosen,
+            "quick": args.quick,
+            "rows": args.rows,
+            "repeat": args.repeat,
+            "database_url": "given" if args.database_url else None,
+        },
+    )
     print(f"\nJSON written to {args.output}")
     if any(result.error for result in results):
         return 1

@@ -89,8 +89,9 @@ def is_postgres_url(url: str | None) -> bool:
 
 
 @contextmanager
-def scratch_database(kind: str, workdir: Path, server_url: str | None = None,
-                     label: str = "bench") -> Iterator[str]:
+def scratch_database(
+    kind: str, workdir: Path, server_url: str | None = None, label: str = "bench"
+) -> Iterator[str]:
     """A new, empty database for one measurement; yields its SQLAlchemy URL.
 
     `kind` "sqlite": a fresh file in `workdir`. `kind` "postgresql": a database created on

@@ -44,29 +44,120 @@ LANGUAGES = ("en", "ru")
 
 #: The subscriber columns an import writes, in the baseline's INSERT.
 COLUMNS = (
-    "email", "name", "name_key", "language", "digest_languages", "status", "paused",
-    "paused_at", "suppressed", "suppression_reason", "suppressed_at", "source", "created_at",
-    "confirmed_at", "unsubscribed_at", "soft_bounce_count", "import_job_id",
+    "email",
+    "name",
+    "name_key",
+    "language",
+    "digest_languages",
+    "status",
+    "paused",
+    "paused_at",
+    "suppressed",
+    "suppression_reason",
+    "suppressed_at",
+    "source",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "soft_bounce_count",
+    "import_job_id",
 )
 #: Columns compared between the two databases to prove they hold the same rows.
 _COMPARED = (
-    "email", "name", "name_key", "language", "digest_languages", "status", "paused",
-    "suppressed", "suppression_reason", "source", "created_at", "confirmed_at",
+    "email",
+    "name",
+    "name_key",
+    "language",
+    "digest_languages",
+    "status",
+    "paused",
+    "suppressed",
+    "suppression_reason",
+    "source",
+    "created_at",
+    "confirmed_at",
     "unsubscribed_at",
 )
 
-_FIRST_EN = ("Alice", "Ben", "Chloe", "Daniel", "Emma", "Frank", "Grace", "Henry", "Isla",
-             "Jack", "Katie", "Liam", "Mia", "Noah", "Olivia", "Peter", "Ruby", "Sam")
-_LAST_EN = ("Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Thomas", "Roberts",
-            "Walker", "Wright", "Hughes", "Green", "O'Neill", "Clarke")
-_FIRST_RU = ("Анна", "Борис", "Вера", "Глеб", "Дарья", "Егор", "Жанна", "Игорь", "Ксения",
-             "Лев", "Мария", "Никита", "Ольга", "Павел", "Светлана", "Тимур")
-_LAST_RU = ("Иванова", "Петров", "Смирнова", "Кузнецов", "Попова", "Соколов", "Лебедева",
-            "Новиков", "Морозова", "Волков")
-_DOMAINS = ("gmail.com", "yandex.ru", "mail.ru", "posteo.de", "proton.me", "fastmail.com",
-            "outlook.com", "icloud.com", "riseup.net", "web.de")
-_TRANSLIT = str.maketrans("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-                          "abvgdeejziiklmnoprstufhccss_y_eua")
+_FIRST_EN = (
+    "Alice",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Frank",
+    "Grace",
+    "Henry",
+    "Isla",
+    "Jack",
+    "Katie",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olivia",
+    "Peter",
+    "Ruby",
+    "Sam",
+)
+_LAST_EN = (
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Wilson",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Walker",
+    "Wright",
+    "Hughes",
+    "Green",
+    "O'Neill",
+    "Clarke",
+)
+_FIRST_RU = (
+    "Анна",
+    "Борис",
+    "Вера",
+    "Глеб",
+    "Дарья",
+    "Егор",
+    "Жанна",
+    "Игорь",
+    "Ксения",
+    "Лев",
+    "Мария",
+    "Никита",
+    "Ольга",
+    "Павел",
+    "Светлана",
+    "Тимур",
+)
+_LAST_RU = (
+    "Иванова",
+    "Петров",
+    "Смирнова",
+    "Кузнецов",
+    "Попова",
+    "Соколов",
+    "Лебедева",
+    "Новиков",
+    "Морозова",
+    "Волков",
+)
+_DOMAINS = (
+    "gmail.com",
+    "yandex.ru",
+    "mail.ru",
+    "posteo.de",
+    "proton.me",
+    "fastmail.com",
+    "outlook.com",
+    "icloud.com",
+    "riseup.net",
+    "web.de",
+)
+_TRANSLIT = str.maketrans("абвгдеёжзийклмнопрстуфхцчшщъыьэюя", "abvgdeejziiklmnoprstufhccss_y_eua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,19 +211,21 @@ def generate_records(count: int, seed: int = 20261128) -> list[Record]:
             status, confirmed_at = "pending", None
         else:
             status, reason = "bounced", "hard_bounce"
-        records.append(Record(
-            email=f"{local}.{i}@{rng.choice(_DOMAINS)}",
-            name=name,
-            language=language,
-            languages=languages,
-            status=status,
-            source=rng.choice(("signup_page", "signup_page", "embed", "import")),
-            created_at=created,
-            confirmed_at=confirmed_at,
-            unsubscribed_at=unsubscribed_at,
-            paused=status == "confirmed" and rng.random() < 0.02,
-            suppression_reason=reason,
-        ))
+        records.append(
+            Record(
+                email=f"{local}.{i}@{rng.choice(_DOMAINS)}",
+                name=name,
+                language=language,
+                languages=languages,
+                status=status,
+                source=rng.choice(("signup_page", "signup_page", "embed", "import")),
+                created_at=created,
+                confirmed_at=confirmed_at,
+                unsubscribed_at=unsubscribed_at,
+                paused=status == "confirmed" and rng.random() < 0.02,
+                suppression_reason=reason,
+            )
+        )
     return records
 
 
@@ -147,13 +240,22 @@ def write_csv(records: Sequence[Record], path: Path) -> None:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(csv_io.EXPORT_COLUMNS)
         for r in records:
-            writer.writerow((
-                r.email, r.name, r.language, " ".join(r.languages), r.status, r.source,
-                _iso(r.created_at), _iso(r.confirmed_at), _iso(r.unsubscribed_at),
-                "true" if r.paused else "false",
-                "true" if r.suppression_reason else "false",
-                r.suppression_reason or "",
-            ))
+            writer.writerow(
+                (
+                    r.email,
+                    r.name,
+                    r.language,
+                    " ".join(r.languages),
+                    r.status,
+                    r.source,
+                    _iso(r.created_at),
+                    _iso(r.confirmed_at),
+                    _iso(r.unsubscribed_at),
+                    "true" if r.paused else "false",
+                    "true" if r.suppression_reason else "false",
+                    r.suppression_reason or "",
+                )
+            )
 
 
 def baseline_values(
@@ -171,12 +273,27 @@ def baseline_values(
     values = []
     for r in records:
         suppressed = r.suppression_reason is not None
-        values.append((
-            r.email, r.name, r.name.casefold(), r.language, pack_languages(list(r.languages)),
-            r.status, r.paused, at if r.paused else None, suppressed, r.suppression_reason,
-            at if suppressed else None, r.source, db_time(r.created_at),
-            db_time(r.confirmed_at), db_time(r.unsubscribed_at), 0, job_id,
-        ))
+        values.append(
+            (
+                r.email,
+                r.name,
+                r.name.casefold(),
+                r.language,
+                pack_languages(list(r.languages)),
+                r.status,
+                r.paused,
+                at if r.paused else None,
+                suppressed,
+                r.suppression_reason,
+                at if suppressed else None,
+                r.source,
+                db_time(r.created_at),
+                db_time(r.confirmed_at),
+                db_time(r.unsubscribed_at),
+                0,
+                job_id,
+            )
+        )
     return values
 
 
@@ -205,8 +322,11 @@ def time_import(url: str, csv_path: Path, workdir: Path) -> tuple[float, ImportJ
         started = time.perf_counter()
         with database.session() as session:
             job = csv_io.start_import(
-                session, filename=csv_path.name, requested_format="auto",
-                default_language=languages[0], now=clock.now(),
+                session,
+                filename=csv_path.name,
+                requested_format="auto",
+                default_language=languages[0],
+                now=clock.now(),
             )
             session.commit()
             csv_io.run_import(session, job, csv_path, languages=languages, now=clock.now)
@@ -230,17 +350,26 @@ def time_executemany(url: str, records: Sequence[Record]) -> float:
             # The import's job row, so every inserted row carries the same foreign key.
             job_id = conn.execute(
                 ImportJob.__table__.insert().values(
-                    status="finished", filename="bench.csv", requested_format="auto",
-                    default_language=LANGUAGES[0], created_at=now, total_rows=len(records),
-                    processed_rows=0, created_count=0, updated_count=0, unchanged_count=0,
+                    status="finished",
+                    filename="bench.csv",
+                    requested_format="auto",
+                    default_language=LANGUAGES[0],
+                    created_at=now,
+                    total_rows=len(records),
+                    processed_rows=0,
+                    created_count=0,
+                    updated_count=0,
+                    unchanged_count=0,
                     rejected_count=0,
                 )
             ).inserted_primary_key[0]
         sqlite = engine.dialect.name == "sqlite"
         values = baseline_values(records, sqlite=sqlite, job_id=int(job_id), now=now)
         placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        sql = (f"INSERT INTO subscribers ({', '.join(COLUMNS)}) "
-               f"VALUES ({', '.join([placeholder] * len(COLUMNS))})")
+        sql = (
+            f"INSERT INTO subscribers ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join([placeholder] * len(COLUMNS))})"
+        )
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
@@ -272,8 +401,7 @@ def same_rows(url_a: str, url_b: str) -> bool:
             engine.dispose()
 
 
-def run(rows: int = DEFAULT_ROWS, database_url: str | None = None,
-        repeat: int = 1) -> BenchResult:
+def run(rows: int = DEFAULT_ROWS, database_url: str | None = None, repeat: int = 1) -> BenchResult:
     """Measure the import of `rows` rows on SQLite (and on the PostgreSQL server of
     `database_url` when given) against the bare `executemany`; `repeat` rounds each, the
     best time of each side counts."""
@@ -284,8 +412,9 @@ def run(rows: int = DEFAULT_ROWS, database_url: str | None = None,
         targets.append(("postgresql", database_url))
     elif database_url:
         raise ValueError("--database-url must be a postgresql+psycopg:// URL")
-    result = BenchResult(NAME, params={"rows": rows, "repeat": repeat,
-                                       "backends": [kind for kind, _ in targets]})
+    result = BenchResult(
+        NAME, params={"rows": rows, "repeat": repeat, "backends": [kind for kind, _ in targets]}
+    )
     records = generate_records(rows)
     with tempfile.TemporaryDirectory(prefix="readership-bench-csv-") as tmp:
         workdir = Path(tmp)
@@ -301,13 +430,24 @@ def run(rows: int = DEFAULT_ROWS, database_url: str | None = None,
             result.add(f"{kind}: import rate", rows / detail["import_s"], "rows/s")
             result.add(f"{kind}: bare executemany", detail["executemany_s"], "s")
             result.add(f"{kind}: executemany rate", rows / detail["executemany_s"], "rows/s")
-            result.add(f"{kind}: import / executemany", ratio, "x",
-                       target=f"<= {TARGET_RATIO:g}x", ok=ratio <= TARGET_RATIO)
+            result.add(
+                f"{kind}: import / executemany",
+                ratio,
+                "x",
+                target=f"<= {TARGET_RATIO:g}x",
+                ok=ratio <= TARGET_RATIO,
+            )
     return result
 
 
-def _measure(kind: str, server: str | None, records: Sequence[Record], csv_path: Path,
-             workdir: Path, repeat: int) -> dict[str, Any]:
+def _measure(
+    kind: str,
+    server: str | None,
+    records: Sequence[Record],
+    csv_path: Path,
+    workdir: Path,
+    repeat: int,
+) -> dict[str, Any]:
     import_times: list[float] = []
     baseline_times: list[float] = []
     identical = None

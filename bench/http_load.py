@@ -41,7 +41,10 @@ class HttpClient:
         self.state: dict[str, Any] = {}
 
     def request(
-        self, method: str, path: str, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """Send one request and read the whole answer; returns (status, body).
@@ -49,8 +52,11 @@ class HttpClient:
         Connection errors are raised (the caller counts them); the connection is reset so
         the next request opens a new one.
         """
-        sent = {"Host": f"{self.host}:{self.port}", "User-Agent": "readership-bench/1",
-                "Accept": "text/html"}
+        sent = {
+            "Host": f"{self.host}:{self.port}",
+            "User-Agent": "readership-bench/1",
+            "Accept": "text/html",
+        }
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if headers:
@@ -173,8 +179,9 @@ def _timed_send(scenario: Scenario, client: HttpClient, key: str) -> str:
         return type(exc).__name__
 
 
-def _stats(phase: str, clients: int, recorder: _Recorder, *, target_rate: float | None,
-           capped: bool) -> PhaseStats:
+def _stats(
+    phase: str, clients: int, recorder: _Recorder, *, target_rate: float | None, capped: bool
+) -> PhaseStats:
     ms = [value * 1000 for value in recorder.latencies]
     ok = recorder.outcomes.get("ok", 0)
     duration = max(recorder.last_end - recorder.first_start, 1e-9) if ms else 0.0
@@ -200,8 +207,13 @@ def _stats(phase: str, clients: int, recorder: _Recorder, *, target_rate: float 
 
 
 def _run_clients(
-    phase: str, clients: int, make_client: Callable[[], HttpClient], scenario: Scenario,
-    warmup: int, body: Callable[[HttpClient, _Recorder], None], recorder: _Recorder,
+    phase: str,
+    clients: int,
+    make_client: Callable[[], HttpClient],
+    scenario: Scenario,
+    warmup: int,
+    body: Callable[[HttpClient, _Recorder], None],
+    recorder: _Recorder,
     on_release: Callable[[], None],
 ) -> None:
     """Start `clients` threads: each prepares and warms up its client, all wait at a
@@ -230,8 +242,10 @@ def _run_clients(
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,), name=f"load-{i}", daemon=True)
-               for i in range(clients)]
+    threads = [
+        threading.Thread(target=worker, args=(i,), name=f"load-{i}", daemon=True)
+        for i in range(clients)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -242,13 +256,20 @@ def _run_clients(
     for thread in threads:
         thread.join()
     if recorder.failures:
-        raise RuntimeError(f"a load client could not start: {recorder.failures[0]!r}") \
-            from recorder.failures[0]
+        raise RuntimeError(
+            f"a load client could not start: {recorder.failures[0]!r}"
+        ) from recorder.failures[0]
 
 
 def closed_loop(
-    make_client: Callable[[], HttpClient], scenario: Scenario, *, phase: str, clients: int,
-    requests: int, max_seconds: float, warmup: int = 3,
+    make_client: Callable[[], HttpClient],
+    scenario: Scenario,
+    *,
+    phase: str,
+    clients: int,
+    requests: int,
+    max_seconds: float,
+    warmup: int = 3,
 ) -> PhaseStats:
     """`clients` clients send `requests` requests in total, back to back (stopping early
     at `max_seconds`); returns throughput and latency."""
@@ -277,8 +298,14 @@ def closed_loop(
 
 
 def fixed_rate(
-    make_client: Callable[[], HttpClient], scenario: Scenario, *, phase: str, rate: float,
-    seconds: float, clients: int, warmup: int = 1,
+    make_client: Callable[[], HttpClient],
+    scenario: Scenario,
+    *,
+    phase: str,
+    rate: float,
+    seconds: float,
+    clients: int,
+    warmup: int = 1,
 ) -> PhaseStats:
     """Send `rate` requests per second for `seconds` seconds from a pool of `clients`;
     latency counts from each request's scheduled time."""

@@ -65,7 +65,11 @@ class BenchResult:
     elapsed_s: float = 0.0
 
     def add(
-        self, what: str, value: float, unit: str, target: str | None = None,
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        target: str | None = None,
         ok: bool | None = None,
     ) -> Measurement:
         """Append a table line and return it."""
@@ -99,8 +103,10 @@ def format_table(results: Sequence[BenchResult]) -> str:
         for m in result.measurements:
             verdict = "" if m.ok is None else ("ok" if m.ok else "MISSED")
             lines.append((result.name, m.what, m.formatted_value(), m.target or "", verdict))
-    widths = [max(len(header[i]), *(len(line[i]) for line in lines)) if lines else len(header[i])
-              for i in range(len(header))]
+    widths = [
+        max(len(header[i]), *(len(line[i]) for line in lines)) if lines else len(header[i])
+        for i in range(len(header))
+    ]
 
     def render(cells: Sequence[str]) -> str:
         return "  ".join(

@@ -43,19 +43,28 @@ class RunningServer:
         return f"http://{self.host}:{self.port}"
 
 
-def gunicorn_command(app_spec: str, port: int, log_path: Path,
-                     workers: int = WORKERS) -> list[str]:
+def gunicorn_command(app_spec: str, port: int, log_path: Path, workers: int = WORKERS) -> list[str]:
     """The gunicorn command line for `app_spec` ("module:app" or "module:factory()")."""
     return [
-        sys.executable, "-m", "gunicorn",
-        "--workers", str(workers),
-        "--worker-class", WORKER_CLASS,
-        "--bind", f"127.0.0.1:{port}",
-        "--backlog", "2048",
-        "--timeout", "60",
-        "--graceful-timeout", "5",
-        "--log-level", "warning",
-        "--error-logfile", str(log_path),
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        WORKER_CLASS,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--backlog",
+        "2048",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+        "--error-logfile",
+        str(log_path),
         # gunicorn 27 opens a control socket in ~/.gunicorn by default; a benchmark has no
         # business there (and must not collide with a server someone else runs).
         "--no-control-socket",
@@ -109,8 +118,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def gunicorn(app_spec: str, *, env: dict[str, str], workdir: Path, ready_path: str = "/",
-             start_timeout: float = 60.0, attempts: int = 3) -> Iterator[RunningServer]:
+def gunicorn(
+    app_spec: str,
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    ready_path: str = "/",
+    start_timeout: float = 60.0,
+    attempts: int = 3,
+) -> Iterator[RunningServer]:
     """Serve `app_spec` with gunicorn (`WORKERS` sync workers) on a free port of
     127.0.0.1 until the block ends; waits until `ready_path` answers 200.
 
@@ -124,8 +140,12 @@ def gunicorn(app_spec: str, *, env: dict[str, str], workdir: Path, ready_path: s
         log_path = workdir / f"gunicorn-{port}.log"
         process = subprocess.Popen(
             gunicorn_command(app_spec, port, log_path),
-            env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + start_timeout
@@ -135,8 +155,9 @@ def gunicorn(app_spec: str, *, env: dict[str, str], workdir: Path, ready_path: s
                 time.sleep(0.1)
             if process.poll() is not None or not _ready(port, ready_path):
                 log = _tail(log_path)
-                last_error = (f"gunicorn for {app_spec} did not come up "
-                              f"(exit {process.poll()}):\n{log}")
+                last_error = (
+                    f"gunicorn for {app_spec} did not come up (exit {process.poll()}):\n{log}"
+                )
                 if "Address already in use" in log and attempt + 1 < attempts:
                     continue  # someone took the "free" port in between: try another
                 raise ServerError(last_error)
@@ -144,8 +165,10 @@ def gunicorn(app_spec: str, *, env: dict[str, str], workdir: Path, ready_path: s
                 yield RunningServer("127.0.0.1", port, process.pid, log_path)
             except Exception:
                 # The server's side of whatever went wrong.
-                print(f"--- gunicorn log ({app_spec}), last lines:\n{_tail(log_path)}",
-                      file=sys.stderr)
+                print(
+                    f"--- gunicorn log ({app_spec}), last lines:\n{_tail(log_path)}",
+                    file=sys.stderr,
+                )
                 raise
             return
         finally:

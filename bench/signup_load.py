@@ -63,13 +63,28 @@ class LoadSizes:
     warmup: int = 3
 
 
-QUICK = LoadSizes(clients=4, rounds=2, bare_requests=400, signup_requests=120,
-                  fixed_seconds=2.0, fixed_clients=8, max_seconds=20.0, warmup=2)
+QUICK = LoadSizes(
+    clients=4,
+    rounds=2,
+    bare_requests=400,
+    signup_requests=120,
+    fixed_seconds=2.0,
+    fixed_clients=8,
+    max_seconds=20.0,
+    warmup=2,
+)
 
 
 def _form_body(csrf: str, email: str) -> bytes:
-    return urlencode({"csrf_token": csrf, "email": email, "name": "Bench Reader",
-                      "language": "en", "website": ""}).encode()
+    return urlencode(
+        {
+            "csrf_token": csrf,
+            "email": email,
+            "name": "Bench Reader",
+            "language": "en",
+            "website": "",
+        }
+    ).encode()
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -97,8 +112,9 @@ class SignupScenario:
 
     def send(self, client: HttpClient, key: str) -> str:
         address = self.address(key)
-        status, _ = client.request("POST", SIGNUP_PATH, _form_body(client.state["csrf"], address),
-                                   _FORM)
+        status, _ = client.request(
+            "POST", SIGNUP_PATH, _form_body(client.state["csrf"], address), _FORM
+        )
         # The one answer to every accepted signup: 303 to "check your email".
         if status != 303:
             return str(status)
@@ -132,8 +148,14 @@ def _readership_command() -> list[str]:
 def migrate(env: dict[str, str], workdir: Path) -> None:
     """`readership db upgrade` on the database in `env`; raises with its output on failure."""
     done = subprocess.run(
-        [*_readership_command(), "db", "upgrade"], env=env, cwd=workdir,
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False,
+        [*_readership_command(), "db", "upgrade"],
+        env=env,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"readership db upgrade failed:\n{done.stdout}\n{done.stderr}")
@@ -142,24 +164,29 @@ def migrate(env: dict[str, str], workdir: Path) -> None:
 def _app_environment(workdir: Path, smtp_url: str) -> dict[str, str]:
     """The app server's environment: a fresh SQLite file, SMTP to the sink, no rate limits
     (every request comes from 127.0.0.1; the limits would turn the load into 429s)."""
-    return bench_environment({
-        "DATABASE_URL": f"sqlite:///{workdir / 'signup.sqlite3'}",
-        "SECRET_KEY": f"bench-{uuid.uuid4().hex}-{uuid.uuid4().hex}",
-        "SMTP_URL": smtp_url,
-        "MAIL_FROM": "Readership Bench <newsletter@readers-bench.org>",
-        "MAILBOX_DIR": str(workdir / "mailbox"),
-        "RATELIMIT_ENABLED": "false",
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "LANGUAGES": "en,ru",
-    })
+    return bench_environment(
+        {
+            "DATABASE_URL": f"sqlite:///{workdir / 'signup.sqlite3'}",
+            "SECRET_KEY": f"bench-{uuid.uuid4().hex}-{uuid.uuid4().hex}",
+            "SMTP_URL": smtp_url,
+            "MAIL_FROM": "Readership Bench <newsletter@readers-bench.org>",
+            "MAILBOX_DIR": str(workdir / "mailbox"),
+            "RATELIMIT_ENABLED": "false",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "LANGUAGES": "en,ru",
+        }
+    )
 
 
 def run(sizes: LoadSizes = LoadSizes()) -> BenchResult:
     """Serve the bare app and the real app side by side, load them in alternating rounds
     (so both see the same neighbours on a shared machine), then hold the real app at a
     fixed rate; return the table lines. Servers and the SMTP sink are always stopped."""
-    result = BenchResult(NAME, params=asdict(sizes) | {
-        "fixed_rate": FIXED_RATE, "workers": WORKERS, "worker_class": WORKER_CLASS})
+    result = BenchResult(
+        NAME,
+        params=asdict(sizes)
+        | {"fixed_rate": FIXED_RATE, "workers": WORKERS, "worker_class": WORKER_CLASS},
+    )
     scenario = SignupScenario(uuid.uuid4().hex[:8])
     bare_rounds: list[PhaseStats] = []
     signup_rounds: list[PhaseStats] = []
@@ -167,26 +194,42 @@ def run(sizes: LoadSizes = LoadSizes()) -> BenchResult:
         workdir = Path(tmp)
         env = _app_environment(workdir, sink.url)
         migrate(env, workdir)
-        with gunicorn("bench.bare_app:app", env=bench_environment({}),
-                      workdir=workdir) as bare_srv, \
-                gunicorn("webapp:create_app()", env=env, workdir=workdir,
-                         ready_path=SIGNUP_PATH) as app_srv:
+        with (
+            gunicorn("bench.bare_app:app", env=bench_environment({}), workdir=workdir) as bare_srv,
+            gunicorn(
+                "webapp:create_app()", env=env, workdir=workdir, ready_path=SIGNUP_PATH
+            ) as app_srv,
+        ):
             for round_ in range(sizes.rounds):
-                bare_rounds.append(closed_loop(
-                    lambda: HttpClient("127.0.0.1", bare_srv.port), BareScenario(),
-                    phase=f"bare{round_}", clients=sizes.clients,
-                    requests=sizes.bare_requests // sizes.rounds,
-                    max_seconds=sizes.max_seconds, warmup=sizes.warmup,
-                ))
-                signup_rounds.append(closed_loop(
-                    lambda: HttpClient("127.0.0.1", app_srv.port), scenario,
-                    phase=f"signup{round_}", clients=sizes.clients,
-                    requests=sizes.signup_requests // sizes.rounds,
-                    max_seconds=sizes.max_seconds, warmup=sizes.warmup,
-                ))
+                bare_rounds.append(
+                    closed_loop(
+                        lambda: HttpClient("127.0.0.1", bare_srv.port),
+                        BareScenario(),
+                        phase=f"bare{round_}",
+                        clients=sizes.clients,
+                        requests=sizes.bare_requests // sizes.rounds,
+                        max_seconds=sizes.max_seconds,
+                        warmup=sizes.warmup,
+                    )
+                )
+                signup_rounds.append(
+                    closed_loop(
+                        lambda: HttpClient("127.0.0.1", app_srv.port),
+                        scenario,
+                        phase=f"signup{round_}",
+                        clients=sizes.clients,
+                        requests=sizes.signup_requests // sizes.rounds,
+                        max_seconds=sizes.max_seconds,
+                        warmup=sizes.warmup,
+                    )
+                )
             steady = fixed_rate(
-                lambda: HttpClient("127.0.0.1", app_srv.port), scenario, phase="fixed",
-                rate=FIXED_RATE, seconds=sizes.fixed_seconds, clients=sizes.fixed_clients,
+                lambda: HttpClient("127.0.0.1", app_srv.port),
+                scenario,
+                phase="fixed",
+                rate=FIXED_RATE,
+                seconds=sizes.fixed_seconds,
+                clients=sizes.fixed_clients,
             )
         # Every accepted signup of a new address sends one confirmation email (before the
         # response is written, or from the outbox when that first try fails).
@@ -202,9 +245,10 @@ def run(sizes: LoadSizes = LoadSizes()) -> BenchResult:
         "bare": bare.summary(),
         "signup": signup.summary(),
         "fixed_rate": steady.summary(),
-        "rounds": [{"bare_rps": b.rps, "signup_rps": s.rps,
-                    "share": s.rps / b.rps if b.rps else None}
-                   for b, s in zip(bare_rounds, signup_rounds, strict=True)],
+        "rounds": [
+            {"bare_rps": b.rps, "signup_rps": s.rps, "share": s.rps / b.rps if b.rps else None}
+            for b, s in zip(bare_rounds, signup_rounds, strict=True)
+        ],
         "signups_accepted": accepted,
         "emails_received": emails,
         "addresses_reached": reached,
@@ -215,16 +259,27 @@ def run(sizes: LoadSizes = LoadSizes()) -> BenchResult:
     result.add("signup POST", signup.rps, "req/s")
     result.add("signup POST p50", signup.p50_ms, "ms")
     result.add("signup POST p99", signup.p99_ms, "ms")
-    result.add("signup / bare req/s", share, "x", target=f">= {TARGET_SHARE:g}x",
-               ok=share >= TARGET_SHARE)
+    result.add(
+        "signup / bare req/s", share, "x", target=f">= {TARGET_SHARE:g}x", ok=share >= TARGET_SHARE
+    )
     rate = f"{FIXED_RATE:g} req/s"
     result.add(f"signup at {rate}: achieved", steady.rps, "req/s")
     result.add(f"signup at {rate}: p50", steady.p50_ms, "ms")
     steady_ok = steady.p99_ms < TARGET_P99_MS and not steady.errors and not steady.capped
-    result.add(f"signup at {rate}: p99", steady.p99_ms, "ms",
-               target=f"< {TARGET_P99_MS:g} ms", ok=steady_ok)
+    result.add(
+        f"signup at {rate}: p99",
+        steady.p99_ms,
+        "ms",
+        target=f"< {TARGET_P99_MS:g} ms",
+        ok=steady_ok,
+    )
     failed = sum(sum(stats.errors.values()) for stats in (bare, signup, steady))
     result.add("failed requests (all phases)", failed, "", target="0", ok=failed == 0)
-    result.add("confirmation emails received", emails, "",
-               target=f"= {accepted} signups", ok=emails == accepted == reached)
+    result.add(
+        "confirmation emails received",
+        emails,
+        "",
+        target=f"= {accepted} signups",
+        ok=emails == accepted == reached,
+    )
     return result

@@ -61,25 +61,53 @@ def _seed(database_url: str, count: int, tag: str) -> list[tuple[int, str]]:
     engine = create_engine(database_url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(insert(Donor), [
-            {"email": f"ingest-{tag}-{i}@readers-bench.org", "name": "", "language": "en",
-             "stripe_customer_id": f"cus_{tag}_{i}", "created_at": now}
-            for i in range(count)
-        ])
+        conn.execute(
+            insert(Donor),
+            [
+                {
+                    "email": f"ingest-{tag}-{i}@readers-bench.org",
+                    "name": "",
+                    "language": "en",
+                    "stripe_customer_id": f"cus_{tag}_{i}",
+                    "created_at": now,
+                }
+                for i in range(count)
+            ],
+        )
         donor_ids = list(conn.scalars(select(Donor.id).order_by(Donor.id)))
-        conn.execute(insert(Donation), [
-            {"donor_id": donor_id, "kind": "one_time", "status": "pending",
-             "frequency": "one_time", "amount_minor": 1000, "fee_covered_minor": 0,
-             "currency": "EUR", "refunded_minor": 0, "disputed_minor": 0, "source": "",
-             "utm_source": "", "utm_medium": "", "utm_campaign": "", "utm_content": "",
-             "utm_term": "", "language": "en", "is_anonymous": False,
-             "wants_newsletter": False, "note": "",
-             "stripe_checkout_session_id": f"cs_{tag}_{i}", "created_at": now}
-            for i, donor_id in enumerate(donor_ids)
-        ])
+        conn.execute(
+            insert(Donation),
+            [
+                {
+                    "donor_id": donor_id,
+                    "kind": "one_time",
+                    "status": "pending",
+                    "frequency": "one_time",
+                    "amount_minor": 1000,
+                    "fee_covered_minor": 0,
+                    "currency": "EUR",
+                    "refunded_minor": 0,
+                    "disputed_minor": 0,
+                    "source": "",
+                    "utm_source": "",
+                    "utm_medium": "",
+                    "utm_campaign": "",
+                    "utm_content": "",
+                    "utm_term": "",
+                    "language": "en",
+                    "is_anonymous": False,
+                    "wants_newsletter": False,
+                    "note": "",
+                    "stripe_checkout_session_id": f"cs_{tag}_{i}",
+                    "created_at": now,
+                }
+                for i, donor_id in enumerate(donor_ids)
+            ],
+        )
         rows = conn.execute(
             select(Donation.id, Donation.stripe_checkout_session_id, Donor.stripe_customer_id)
-            .join(Donor, Donor.id == Donation.donor_id).order_by(Donation.id)
+            .join(Donor, Donor.id == Donation.donor_id)
+            .order_by(Donation.id)
         ).all()
     engine.dispose()
     return [(row[0], f"{row[1]}|{row[2]}") for row in rows]
@@ -90,17 +118,30 @@ def _events(seeded: list[tuple[int, str]], duplicate_share: float, tag: str) -> 
     bodies = []
     for donation_id, ids in seeded:
         session_id, customer = ids.split("|")
-        bodies.append(json.dumps({
-            "id": f"evt_{tag}_{donation_id}", "object": "event", "type":
-            "checkout.session.completed", "created": int(time.time()),
-            "data": {"object": {
-                "id": session_id, "object": "checkout.session", "mode": "payment",
-                "status": "complete", "payment_status": "paid", "amount_total": 1000,
-                "currency": "eur", "customer": customer,
-                "payment_intent": f"pi_{tag}_{donation_id}",
-                "metadata": {"donation_id": str(donation_id)},
-            }},
-        }).encode())
+        bodies.append(
+            json.dumps(
+                {
+                    "id": f"evt_{tag}_{donation_id}",
+                    "object": "event",
+                    "type": "checkout.session.completed",
+                    "created": int(time.time()),
+                    "data": {
+                        "object": {
+                            "id": session_id,
+                            "object": "checkout.session",
+                            "mode": "payment",
+                            "status": "complete",
+                            "payment_status": "paid",
+                            "amount_total": 1000,
+                            "currency": "eur",
+                            "customer": customer,
+                            "payment_intent": f"pi_{tag}_{donation_id}",
+                            "metadata": {"donation_id": str(donation_id)},
+                        }
+                    },
+                }
+            ).encode()
+        )
     rng = random.Random(42)
     duplicates = rng.sample(bodies, int(len(bodies) * duplicate_share))
     stream = bodies + duplicates
@@ -125,14 +166,21 @@ class IngestScenario:
 
     def send(self, client: HttpClient, key: str) -> str:
         body = self.stream[int(key.rsplit("-", 1)[-1])]
-        status, _ = client.request("POST", "/stripe/webhook", body, {
-            "Content-Type": "application/json", "Stripe-Signature": _signature(body),
-        })
+        status, _ = client.request(
+            "POST",
+            "/stripe/webhook",
+            body,
+            {
+                "Content-Type": "application/json",
+                "Stripe-Signature": _signature(body),
+            },
+        )
         return "ok" if status == 200 else str(status)
 
 
-def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult,
-             server_url: str | None = None) -> float:
+def _variant(
+    sizes: IngestSizes, immediate: bool, result: BenchResult, server_url: str | None = None
+) -> float:
     """Run one variant (on SQLite, or on a scratch database of `server_url`); add its lines
     to `result`; return events/s."""
     from webapp.donations.models import Donation, StripeEvent
@@ -141,10 +189,13 @@ def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult,
     tag = uuid.uuid4().hex[:6]
     backend = "postgresql" if server_url else "sqlite"
     label = ("SMTP in request" if immediate else "receipts queued") + (
-        ", PostgreSQL" if server_url else "")
-    with tempfile.TemporaryDirectory(prefix="readership-bench-ingest-") as tmp, \
-            SmtpSink() as sink, scratch_database(backend, Path(tmp), server_url,
-                                                 label="ingest") as database_url:
+        ", PostgreSQL" if server_url else ""
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="readership-bench-ingest-") as tmp,
+        SmtpSink() as sink,
+        scratch_database(backend, Path(tmp), server_url, label="ingest") as database_url,
+    ):
         workdir = Path(tmp)
         env = _app_environment(workdir, sink.url)
         env["DATABASE_URL"] = database_url
@@ -153,17 +204,23 @@ def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult,
         migrate(env, workdir)
         seeded = _seed(env["DATABASE_URL"], sizes.donations, tag)
         stream = _events(seeded, sizes.duplicate_share, tag)
-        with gunicorn("webapp:create_app()", env=env, workdir=workdir,
-                      ready_path="/healthz") as server:
+        with gunicorn(
+            "webapp:create_app()", env=env, workdir=workdir, ready_path="/healthz"
+        ) as server:
             stats = closed_loop(
-                lambda: HttpClient("127.0.0.1", server.port), IngestScenario(stream),
-                phase=f"ingest-{label}", clients=sizes.clients, requests=len(stream),
-                max_seconds=sizes.max_seconds, warmup=0,
+                lambda: HttpClient("127.0.0.1", server.port),
+                IngestScenario(stream),
+                phase=f"ingest-{label}",
+                clients=sizes.clients,
+                requests=len(stream),
+                max_seconds=sizes.max_seconds,
+                warmup=0,
             )
         engine = create_engine(env["DATABASE_URL"])
         with engine.connect() as conn:
-            paid = conn.scalar(select(func.count()).select_from(Donation)
-                               .where(Donation.status == "paid"))
+            paid = conn.scalar(
+                select(func.count()).select_from(Donation).where(Donation.status == "paid")
+            )
             events = conn.scalar(select(func.count()).select_from(StripeEvent))
             receipts = conn.scalar(select(func.count()).select_from(OutboxMessage))
         engine.dispose()
@@ -171,19 +228,33 @@ def _variant(sizes: IngestSizes, immediate: bool, result: BenchResult,
     sent = stats.requests
     complete = not stats.capped
     ok = complete and errors == 0 and paid == events == receipts == sizes.donations
-    result.add(f"ingest ({label}): events/s, 10% duplicates", stats.rps, "ev/s",
-               target=None if immediate else f">= {TARGET_EVENTS_PER_SECOND:g}",
-               ok=None if immediate else stats.rps >= TARGET_EVENTS_PER_SECOND)
+    result.add(
+        f"ingest ({label}): events/s, 10% duplicates",
+        stats.rps,
+        "ev/s",
+        target=None if immediate else f">= {TARGET_EVENTS_PER_SECOND:g}",
+        ok=None if immediate else stats.rps >= TARGET_EVENTS_PER_SECOND,
+    )
     result.add(f"ingest ({label}): p99", stats.p99_ms, "ms")
-    result.add(f"ingest ({label}): paid donations (events, receipts equal)", float(paid or 0),
-               "", target=f"= {sizes.donations}", ok=ok)
+    result.add(
+        f"ingest ({label}): paid donations (events, receipts equal)",
+        float(paid or 0),
+        "",
+        target=f"= {sizes.donations}",
+        ok=ok,
+    )
     result.details[label] = stats.summary() | {
-        "posted": sent, "paid": paid, "event_rows": events, "receipts": receipts,
+        "posted": sent,
+        "paid": paid,
+        "event_rows": events,
+        "receipts": receipts,
         "capped": stats.capped,
     }
     if not ok:
-        raise RuntimeError(f"webhook ingest ({label}) was not exact: paid={paid} "
-                           f"events={events} receipts={receipts} errors={stats.errors}")
+        raise RuntimeError(
+            f"webhook ingest ({label}) was not exact: paid={paid} "
+            f"events={events} receipts={receipts} errors={stats.errors}"
+        )
     return float(stats.rps)
 
 

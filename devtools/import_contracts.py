@@ -42,11 +42,13 @@ class PublicFaceContract(Contract):
                     if importer in allowed or _within(importer, feature):
                         continue
                     details = graph.get_import_details(importer=importer, imported=imported)
-                    broken.append({
-                        "importer": importer,
-                        "imported": imported,
-                        "lines": [detail["line_number"] for detail in details],
-                    })
+                    broken.append(
+                        {
+                            "importer": importer,
+                            "imported": imported,
+                            "lines": [detail["line_number"] for detail in details],
+                        }
+                    )
         return ContractCheck(kept=not broken, metadata={"broken": broken, "public": public})
 
     def render_broken_contract(self, check: ContractCheck) -> None:

@@ -46,8 +46,17 @@ def start_emulator(host: str, port: int) -> tuple[subprocess.Popen[bytes], dict[
     store = ROOT / "instance" / "stripe-emulator"
     store.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.stripe_emulator", "--host", "127.0.0.1",
-         "--port", str(EMULATOR_PORT), "--store", str(store)],
+        [
+            sys.executable,
+            "-m",
+            "devtools.stripe_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(EMULATOR_PORT),
+            "--store",
+            str(store),
+        ],
         cwd=ROOT,
     )
     base = f"http://127.0.0.1:{EMULATOR_PORT}"
@@ -56,7 +65,9 @@ def start_emulator(host: str, port: int) -> tuple[subprocess.Popen[bytes], dict[
     # The emulator sends only to loopback, whatever address the web server binds.
     body = urlencode({"url": f"http://127.0.0.1:{port}/stripe/webhook", "secret": secret})
     request = urllib.request.Request(  # noqa: S310 (our own 127.0.0.1 URL)
-        f"{base}/_config/webhooks/readership", data=body.encode(), method="POST",
+        f"{base}/_config/webhooks/readership",
+        data=body.encode(),
+        method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     urllib.request.urlopen(request, timeout=5)  # noqa: S310
@@ -65,8 +76,10 @@ def start_emulator(host: str, port: int) -> tuple[subprocess.Popen[bytes], dict[
         "STRIPE_API_BASE": base,
         "STRIPE_WEBHOOK_SECRET": secret,
     }
-    print(f"Stripe emulator on {base} (no STRIPE_SECRET_KEY set); "
-          "its checkout page has a Pay button", flush=True)
+    print(
+        f"Stripe emulator on {base} (no STRIPE_SECRET_KEY set); its checkout page has a Pay button",
+        flush=True,
+    )
     return process, env
 
 
@@ -90,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         children.append(subprocess.Popen([str(readership), "scheduler"], cwd=ROOT, env=env))
         web = subprocess.Popen(
             [str(readership), "run", "--host", args.host, "--port", str(args.port)],
-            cwd=ROOT, env=env,
+            cwd=ROOT,
+            env=env,
         )
         children.append(web)
         return web.wait()

@@ -17,8 +17,16 @@ from emails.rendering import RenderedEmail
 
 #: Headers the message builder writes itself; callers may not pass them in `headers`.
 RESERVED_HEADERS = frozenset(
-    {"from", "to", "subject", "date", "message-id", "mime-version", "content-type",
-     "content-transfer-encoding"}
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
 )
 
 
@@ -123,8 +131,12 @@ def build_message_bytes(
         if encoded is None:  # an address the fast path cannot write
             return message_bytes(
                 build_message(
-                    rendered, sender=sender, to=to, headers=headers,
-                    message_id_domain=message_id_domain, date=date,
+                    rendered,
+                    sender=sender,
+                    to=to,
+                    headers=headers,
+                    message_id_domain=message_id_domain,
+                    date=date,
                 )
             )
         lines.append(encoded)
@@ -153,7 +165,7 @@ def _part(boundary: str, subtype: str, content: str) -> bytes:
     encoded = base64.b64encode(canonical)
     body = b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
     head = (
-        f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+        f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n\r\n"
     )
     return head.encode("ascii") + body

@@ -185,12 +185,17 @@ class SmtpSender(_ContextManager):
         try:
             if self.implicit_tls:
                 smtp = smtplib.SMTP_SSL(
-                    self.host, self.port, local_hostname=self.local_hostname,
-                    timeout=self.timeout, context=self._context(),
+                    self.host,
+                    self.port,
+                    local_hostname=self.local_hostname,
+                    timeout=self.timeout,
+                    context=self._context(),
                 )
             else:
                 smtp = smtplib.SMTP(
-                    self.host, self.port, local_hostname=self.local_hostname,
+                    self.host,
+                    self.port,
+                    local_hostname=self.local_hostname,
                     timeout=self.timeout,
                 )
             smtp.ehlo()

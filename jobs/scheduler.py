@@ -42,9 +42,7 @@ class AlreadyRunning(Exception):
     """Another process holds the job's lock."""
 
 
-def run_locked(
-    app: Flask, name: str, holder: str, jobs: Mapping[str, Job] | None = None
-) -> str:
+def run_locked(app: Flask, name: str, holder: str, jobs: Mapping[str, Job] | None = None) -> str:
     """Run job `name` (from `jobs`, every job by default) once under its database lock,
     recording the run; raises `AlreadyRunning` when another process holds the lock (nothing
     is run)."""

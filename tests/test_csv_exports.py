@@ -118,8 +118,9 @@ def sign_up_and_confirm(client: FlaskClient, smtp_sink: SmtpSink, email: str, na
     """A reader signs up on the public page and clicks the confirmation link."""
     answer = sign_up(client, email, name=name)
     assert answer.status_code == 303, answer.text[:500]
-    link = first_url_containing(one_email_to(smtp_sink, email).part("text/plain"),
-                                "/subscribe/confirm/")
+    link = first_url_containing(
+        one_email_to(smtp_sink, email).part("text/plain"), "/subscribe/confirm/"
+    )
     page = client.get(path_of(link))
     confirmed = client.post(path_of(link), data={"csrf_token": csrf_token(page.text)})
     assert confirmed.status_code == 200
@@ -132,11 +133,20 @@ def donate_and_pay(
     page = client.get("/donate", query_string={"source": source})
     assert page.status_code == 200
     token = page.text.split('name="checkout_token"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
-    response = client.post("/donate", data={
-        "csrf_token": csrf_token(page.text), "checkout_token": token, "frequency": "one_time",
-        "currency": "EUR", "amount": "25.00", "custom_amount": "", "email": email,
-        "name": name, "source": source,
-    })
+    response = client.post(
+        "/donate",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "checkout_token": token,
+            "frequency": "one_time",
+            "currency": "EUR",
+            "amount": "25.00",
+            "custom_amount": "",
+            "email": email,
+            "name": name,
+            "source": source,
+        },
+    )
     assert response.status_code in (302, 303), response.text[:500]
     paid = stripe_emulator.pay(response.headers["Location"])
     assert paid.status == 303 and paid.location
@@ -267,8 +277,13 @@ def test_our_export_imports_back_to_the_same_names_and_addresses(
     for model in (SubscriberEvent, ConsentRecord, Subscriber):
         db_session.query(model).delete()
     db_session.commit()
-    job = csv_io.start_import(db_session, filename="export.csv", requested_format="auto",
-                              default_language="en", now=clock.now())
+    job = csv_io.start_import(
+        db_session,
+        filename="export.csv",
+        requested_format="auto",
+        default_language="en",
+        now=clock.now(),
+    )
     db_session.commit()
     job = csv_io.run_import(db_session, job, export, languages=("en", "ru"), now=clock.now)
     assert job.detected_format == "readership" and job.rejected_count == 0

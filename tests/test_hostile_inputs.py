@@ -74,8 +74,15 @@ GETS = [
 ]
 #: Pages whose query string is read (prefills, `next`, `u`, `lang`, ...).
 PAGES = [
-    "/en/subscribe", "/en/embed/subscribe-form", "/ru/donate", "/en/donate/thanks",
-    "/en/subscribe/check-your-email", "/en/digest", "/api/top-reads", "/t/view", "/",
+    "/en/subscribe",
+    "/en/embed/subscribe-form",
+    "/ru/donate",
+    "/en/donate/thanks",
+    "/en/subscribe/check-your-email",
+    "/en/digest",
+    "/api/top-reads",
+    "/t/view",
+    "/",
 ]
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
@@ -89,17 +96,26 @@ CONTENT_TYPES = [
     "",
 ]
 EVENT_TYPES = [
-    "checkout.session.completed", "checkout.session.expired",
-    "checkout.session.async_payment_succeeded", "invoice.paid", "invoice.payment_failed",
-    "customer.subscription.updated", "customer.subscription.deleted", "charge.refunded",
-    "charge.dispute.created", "charge.dispute.closed", "no.such.event",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "checkout.session.async_payment_succeeded",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "no.such.event",
 ]
 
 text = st.text(max_size=300)
 # Sizes around each limit: the reader forms' 64 KiB, the beacon's 4 KiB, the app's 1 MiB.
-sized = st.sampled_from([4096, 65536, 1024 * 1024]).flatmap(
-    lambda limit: st.integers(min_value=limit - 64, max_value=limit + 64)
-).map(lambda n: b"a=" + b"x" * (n - 2))
+sized = (
+    st.sampled_from([4096, 65536, 1024 * 1024])
+    .flatmap(lambda limit: st.integers(min_value=limit - 64, max_value=limit + 64))
+    .map(lambda n: b"a=" + b"x" * (n - 2))
+)
 bodies = st.one_of(
     st.binary(max_size=3000),
     st.just(b""),
@@ -116,26 +132,67 @@ raw_query = st.one_of(
 ).map(lambda raw: raw.decode("latin-1"))
 form_values = st.dictionaries(
     st.sampled_from(
-        ["email", "name", "language", "languages", "amount", "custom_amount", "currency",
-         "frequency", "campaign", "website", "consent", "next", "source", "digest", "u",
-         "from", "List-Unsubscribe", "plan", "token"]
+        [
+            "email",
+            "name",
+            "language",
+            "languages",
+            "amount",
+            "custom_amount",
+            "currency",
+            "frequency",
+            "campaign",
+            "website",
+            "consent",
+            "next",
+            "source",
+            "digest",
+            "u",
+            "from",
+            "List-Unsubscribe",
+            "plan",
+            "token",
+        ]
     ),
     st.one_of(text, st.lists(text, max_size=3)),
     max_size=8,
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 stripe_ids = st.sampled_from(["cs_1", "in_1", "sub_1", "cus_1", "ch_1", "pi_1", "dp_1", ""])
 stripe_objects = st.dictionaries(
     st.sampled_from(
-        ["id", "object", "customer", "subscription", "payment_intent", "charge", "invoice",
-         "amount", "amount_total", "amount_paid", "amount_refunded", "currency", "status",
-         "metadata", "mode", "created", "client_reference_id", "customer_details",
-         "reason", "lines", "plan", "items", "cancel_at_period_end", "current_period_end"]
+        [
+            "id",
+            "object",
+            "customer",
+            "subscription",
+            "payment_intent",
+            "charge",
+            "invoice",
+            "amount",
+            "amount_total",
+            "amount_paid",
+            "amount_refunded",
+            "currency",
+            "status",
+            "metadata",
+            "mode",
+            "created",
+            "client_reference_id",
+            "customer_details",
+            "reason",
+            "lines",
+            "plan",
+            "items",
+            "cancel_at_period_end",
+            "current_period_end",
+        ]
     ),
     st.one_of(stripe_ids, json_values),
     max_size=10,
@@ -256,7 +313,9 @@ def test_signed_junk_at_the_webhook_never_fails(
     app.config["STRIPE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
     before = written(db_session)
     response = client.post(
-        "/stripe/webhook", data=payload, content_type="application/json",
+        "/stripe/webhook",
+        data=payload,
+        content_type="application/json",
         headers={"Stripe-Signature": sign(payload, WEBHOOK_SECRET)},
     )
     assert response.status_code < 500, (response.status_code, payload, response.get_json())
@@ -302,7 +361,11 @@ def test_raw_query_strings_never_fail(
 @FUZZ
 @given(args=query, lang=text, u=text, origin=text)
 def test_the_beacon_and_top_reads_with_junk_never_fail(
-    client: FlaskClient, db_session: Session, args: dict[str, str], lang: str, u: str,
+    client: FlaskClient,
+    db_session: Session,
+    args: dict[str, str],
+    lang: str,
+    u: str,
     origin: str,
 ) -> None:
     limiter.reset()
@@ -328,12 +391,21 @@ def test_a_signed_event_with_fields_missing_is_refused_not_a_500(
     """Found by the fuzz: a handled type whose object lacks its id raised KeyError (500, and
     Stripe would retry it for days); it is a 400 now, with nothing written."""
     app.config["STRIPE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
-    payload = json.dumps({"id": "evt_no_object_id", "object": "event",
-                          "type": "customer.subscription.updated",
-                          "data": {"object": {"status": "active"}}}).encode()
+    payload = json.dumps(
+        {
+            "id": "evt_no_object_id",
+            "object": "event",
+            "type": "customer.subscription.updated",
+            "data": {"object": {"status": "active"}},
+        }
+    ).encode()
     before = written(db_session)
-    response = client.post("/stripe/webhook", data=payload, content_type="application/json",
-                           headers={"Stripe-Signature": sign(payload, WEBHOOK_SECRET)})
+    response = client.post(
+        "/stripe/webhook",
+        data=payload,
+        content_type="application/json",
+        headers={"Stripe-Signature": sign(payload, WEBHOOK_SECRET)},
+    )
     assert response.status_code == 400
     assert response.get_json() == {"error": "event not understood"}
     assert not changed(before, written(db_session))

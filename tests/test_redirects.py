@@ -88,7 +88,9 @@ def where(url: str | None) -> tuple[str, str, str, str] | None:
         return None
     parsed = ada_url.URL(url)
     return (
-        str(parsed.origin), unquote(parsed.pathname), unquote(parsed.search),
+        str(parsed.origin),
+        unquote(parsed.pathname),
+        unquote(parsed.search),
         unquote(parsed.hash),
     )
 
@@ -112,14 +114,75 @@ def location_sent_for(client: FlaskClient, target: str) -> str:
 
 # Characters that matter to URL parsers, mixed with plain ones.
 tricky = st.sampled_from(
-    ["/", "\\", "\t", "\n", "\r", " ", "\x00", "\x0b", "\x1f", "\x7f", "\x85", "\xa0",
-     "\u3000", "\u200b", "\u2028", "\ufeff", "%", "%2F", "%2f", "%5C", "%09", "%00", "%25",
-     "%2e", ".", "..", "@", ":", "?", "#", "evil.example", "staff", "ж", "é", "a"]
+    [
+        "/",
+        "\\",
+        "\t",
+        "\n",
+        "\r",
+        " ",
+        "\x00",
+        "\x0b",
+        "\x1f",
+        "\x7f",
+        "\x85",
+        "\xa0",
+        "\u3000",
+        "\u200b",
+        "\u2028",
+        "\ufeff",
+        "%",
+        "%2F",
+        "%2f",
+        "%5C",
+        "%09",
+        "%00",
+        "%25",
+        "%2e",
+        ".",
+        "..",
+        "@",
+        ":",
+        "?",
+        "#",
+        "evil.example",
+        "staff",
+        "ж",
+        "é",
+        "a",
+    ]
 )
 # Printable parts only, so that many targets pass the check and their resolution is tested.
 printable = st.sampled_from(
-    ["/", "%2F", "%2f", "%5C", "%2e", "%2E%2E", ".", "..", "@", ":", "?", "#", "&", "=", ";",
-     "%", "%25", "%20", "%u3000", "~", "evil.example", "staff", "ж", "é", "a", "http:", "//"]
+    [
+        "/",
+        "%2F",
+        "%2f",
+        "%5C",
+        "%2e",
+        "%2E%2E",
+        ".",
+        "..",
+        "@",
+        ":",
+        "?",
+        "#",
+        "&",
+        "=",
+        ";",
+        "%",
+        "%25",
+        "%20",
+        "%u3000",
+        "~",
+        "evil.example",
+        "staff",
+        "ж",
+        "é",
+        "a",
+        "http:",
+        "//",
+    ]
 )
 targets = st.one_of(
     st.lists(printable, min_size=1, max_size=8).map(lambda parts: "/" + "".join(parts)),
@@ -238,8 +301,12 @@ def test_sign_in_next_never_leaves_the_site(
     page = client.get("/staff/login")
     response = client.post(
         "/staff/login",
-        data={"email": "next@example.org", "password": DEFAULT_PASSWORD, "next": target,
-              "csrf_token": csrf_token(page.text)},
+        data={
+            "email": "next@example.org",
+            "password": DEFAULT_PASSWORD,
+            "next": target,
+            "csrf_token": csrf_token(page.text),
+        },
     )
     assert response.status_code == 302
     resolved = browser_resolution(response.headers["Location"]) or ""

@@ -40,8 +40,9 @@ class BodyMeter:
         self.read: dict[str, int] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        environ["wsgi.input"] = _CountingInput(environ["wsgi.input"], self.read,
-                                               environ.get("PATH_INFO", ""))
+        environ["wsgi.input"] = _CountingInput(
+            environ["wsgi.input"], self.read, environ.get("PATH_INFO", "")
+        )
         return self.app(environ, start_response)
 
 
@@ -101,8 +102,10 @@ def chunked(total: int, piece: int = 64 * 1024) -> Iterator[bytes]:
 
 def head(path: str, content_type: str, length: int | None) -> str:
     framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
-    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
-            f"{framing}\r\n\r\n")
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+        f"{framing}\r\n\r\n"
+    )
 
 
 #: Each endpoint with the body limit it must keep (the setting's name, or bytes).
@@ -126,14 +129,16 @@ def test_huge_declared_and_chunked_bodies_are_refused_and_never_read_past_the_li
         max_bytes = int(app.config[limit]) if isinstance(limit, str) else limit
         started = time.monotonic()
         # 400 MiB promised, a few bytes sent: an answer at all proves nothing waited for it.
-        declared = send_raw(live_server.url, head(path, content_type, 400 * 1024 * 1024),
-                            [b"email=a%40b.org"])
+        declared = send_raw(
+            live_server.url, head(path, content_type, 400 * 1024 * 1024), [b"email=a%40b.org"]
+        )
         assert " 413 " in declared, (path, declared)
         assert meter.read[path] == 0, path  # refused on the header alone
         # 64 MiB without a length: read up to the limit (and a byte to see there is more).
         meter.read[path] = 0
-        streamed = send_raw(live_server.url, head(path, content_type, None),
-                            chunked(64 * 1024 * 1024))
+        streamed = send_raw(
+            live_server.url, head(path, content_type, None), chunked(64 * 1024 * 1024)
+        )
         assert " 413 " in streamed, (path, streamed)
         assert meter.read[path] <= max_bytes + 1, (path, meter.read[path], max_bytes)
         assert time.monotonic() - started < 10, path
@@ -148,17 +153,23 @@ def test_gunicorn_refuses_huge_bodies_without_its_memory_growing(
 ) -> None:
     """The production server: a 256 MiB chunked POST to each small endpoint, and the
     workers' memory stays where it was (the app would need at least the body to read it)."""
-    env = bench_environment({
-        "DATABASE_URL": database_url, "SECRET_KEY": "gunicorn-sizes-test-secret-key-0123456789",
-        "BASE_URL": "http://127.0.0.1", "RATELIMIT_ENABLED": "false",
-        "MAILBOX_DIR": str(tmp_path / "mailbox"),
-    })
-    with gunicorn("webapp:create_app()", env=env, workdir=tmp_path,
-                  ready_path="/en/subscribe") as server:
+    env = bench_environment(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "gunicorn-sizes-test-secret-key-0123456789",
+            "BASE_URL": "http://127.0.0.1",
+            "RATELIMIT_ENABLED": "false",
+            "MAILBOX_DIR": str(tmp_path / "mailbox"),
+        }
+    )
+    with gunicorn(
+        "webapp:create_app()", env=env, workdir=tmp_path, ready_path="/en/subscribe"
+    ) as server:
         before = workers_rss(server.pid)
         for path, content_type, _ in LIMITED:
-            status = send_raw(server.url, head(path, content_type, None),
-                              chunked(256 * 1024 * 1024))
+            status = send_raw(
+                server.url, head(path, content_type, None), chunked(256 * 1024 * 1024)
+            )
             assert " 413 " in status, (path, status)
             declared = send_raw(server.url, head(path, content_type, 2**40), [b"x"])
             assert " 413 " in declared, (path, declared)
@@ -183,8 +194,10 @@ def test_too_large_bodies_get_413_in_the_reader_s_language(
     # Over the reader forms' limit, well under the app's.
     big = "x" * app.config["FORM_MAX_CONTENT_LENGTH"]
     assert len(big) < app.config["MAX_CONTENT_LENGTH"]
-    for language, heading in (("en", "What you sent is too large"),
-                              ("ru", "Отправленные данные слишком велики")):
+    for language, heading in (
+        ("en", "What you sent is too large"),
+        ("ru", "Отправленные данные слишком велики"),
+    ):
         for page in ("subscribe", "donate", "embed/subscribe"):
             response = client.post(f"/{language}/{page}", data={"email": "a@b.org", "x": big})
             assert response.status_code == 413, page
@@ -196,11 +209,17 @@ def test_too_large_bodies_get_413_in_the_reader_s_language(
     # Other routes keep the app-wide limit: the webhook reads a 100 KiB body (and finds no
     # signature in it), not more than MAX_CONTENT_LENGTH.
     app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_sizes"
-    assert client.post("/stripe/webhook", data=b"{" + b" " * 100_000 + b"}",
-                       content_type="application/json").status_code == 400
+    assert (
+        client.post(
+            "/stripe/webhook", data=b"{" + b" " * 100_000 + b"}", content_type="application/json"
+        ).status_code
+        == 400
+    )
     huge = b" " * (app.config["MAX_CONTENT_LENGTH"] + 1)
-    assert client.post("/stripe/webhook", data=huge,
-                       content_type="application/json").status_code == 413
+    assert (
+        client.post("/stripe/webhook", data=huge, content_type="application/json").status_code
+        == 413
+    )
 
 
 def test_the_limits_are_settings(app_config: dict[str, Any], app: Flask) -> None:
@@ -275,7 +294,9 @@ def chunked_post(client: FlaskClient, path: str, body: bytes, content_type: str)
     import io
 
     return client.post(
-        path, input_stream=io.BytesIO(body), content_type=content_type,
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
         headers={"Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
@@ -293,8 +314,9 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     from tests.subscribers.test_staff_views import signed_in
 
     token = csrf_token(client.get("/en/subscribe").text)
-    form = urlencode({"csrf_token": token, "email": "chunked@example.org", "name": "Chunk",
-                      "language": "en"}).encode()
+    form = urlencode(
+        {"csrf_token": token, "email": "chunked@example.org", "name": "Chunk", "language": "en"}
+    ).encode()
     signup = chunked_post(client, "/en/subscribe", form, "application/x-www-form-urlencoded")
     assert signup.status_code == 303, signup.status_code
     assert db_session.scalar(select(Subscriber.email)) == "chunked@example.org"
@@ -306,14 +328,19 @@ def test_chunked_bodies_within_the_limits_are_read_whole(
     assert len(csv) > app.config["MAX_CONTENT_LENGTH"]
     boundary = "chunkedboundary"
     multipart = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\nauto\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nen\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"l.csv\"\r\n"
-        "Content-Type: text/csv\r\n\r\n"
-    ).encode() + csv + f"\r\n--{boundary}--\r\n".encode()
-    upload = chunked_post(client, "/staff/subscribers/import", multipart,
-                          f"multipart/form-data; boundary={boundary}")
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="format"\r\n\r\nauto\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="l.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    upload = chunked_post(
+        client, "/staff/subscribers/import", multipart, f"multipart/form-data; boundary={boundary}"
+    )
     assert upload.status_code == 303, upload.status_code
     start_previewed_import(client, upload.headers["Location"])
     data = wait_for_import(client, upload.headers["Location"])

@@ -112,8 +112,11 @@ def world(app: Flask, db_session: Session, clock: FrozenClock) -> World:
     make_donation(db_session, donor=donor, plan=plan, paid_at=NOW - timedelta(days=30))
     lapsed = make_donor(db_session, name=LAPSED[0], email=LAPSED[1])
     make_plan(
-        db_session, donor=lapsed, status=PlanStatus.CANCELED,
-        started_at=NOW - timedelta(days=200), canceled_at=NOW - timedelta(days=10),
+        db_session,
+        donor=lapsed,
+        status=PlanStatus.CANCELED,
+        started_at=NOW - timedelta(days=200),
+        canceled_at=NOW - timedelta(days=10),
     )
     make_donation(db_session, donor=lapsed, paid_at=NOW - timedelta(days=100))
     both = make_donor(db_session, name=BOTH[0], email=BOTH[1])
@@ -125,7 +128,10 @@ def world(app: Flask, db_session: Session, clock: FrozenClock) -> World:
     db_session.add(Feed(url="https://news.example.org/feed.xml", language="en", created_at=NOW))
     db_session.add(
         StripeEvent(
-            id="evt_roles_1", type="invoice.paid", created_at=NOW, received_at=NOW,
+            id="evt_roles_1",
+            type="invoice.paid",
+            created_at=NOW,
+            received_at=NOW,
             outcome=f"recorded for donor {donor.id}",
         )
     )
@@ -143,8 +149,14 @@ def world(app: Flask, db_session: Session, clock: FrozenClock) -> World:
     sign_up(client, PENDING[1], name=PENDING[0])
     sign_up(client, SUBSCRIBER[1])  # known and confirmed: a link to the preferences
     queue(db_session, app, NOW, to=admin.email, context={"requested_by": admin.email})
-    queue(db_session, app, NOW, to=DONOR[1], template="donor_access",
-          context={"manage_url": "http://localhost/en/donate/manage", "link_valid_hours": 1})
+    queue(
+        db_session,
+        app,
+        NOW,
+        to=DONOR[1],
+        template="donor_access",
+        context={"manage_url": "http://localhost/en/donate/manage", "link_valid_hours": 1},
+    )
     approved_issue(app, db_session, clock, readers=2)
     deliver_pending(get_database(app), get_mailer(app), NOW)
 
@@ -159,9 +171,15 @@ def world(app: Flask, db_session: Session, clock: FrozenClock) -> World:
     )
     ids = world.ids
     column_ids = {
-        "donation_id": Donation.id, "donor_id": Donor.id, "campaign_id": Campaign.id,
-        "subscriber_id": Subscriber.id, "job_id": ImportJob.id, "issue_id": DigestIssue.id,
-        "article_id": Article.id, "feed_id": Feed.id, "user_id": StaffUser.id,
+        "donation_id": Donation.id,
+        "donor_id": Donor.id,
+        "campaign_id": Campaign.id,
+        "subscriber_id": Subscriber.id,
+        "job_id": ImportJob.id,
+        "issue_id": DigestIssue.id,
+        "article_id": Article.id,
+        "feed_id": Feed.id,
+        "user_id": StaffUser.id,
         "message_id": OutboxMessage.id,
     }
     for name, column in column_ids.items():
@@ -296,7 +314,8 @@ def test_staff_without_the_mailbox_right_see_only_their_own_messages(
     listing = client.get("/staff/mailbox")
     assert "1 message" in listing.text and user.email in listing.text
     (own,) = [
-        key for key in LocalMailbox(app.config["MAILBOX_DIR"]).keys_newest_first()
+        key
+        for key in LocalMailbox(app.config["MAILBOX_DIR"]).keys_newest_first()
         if key not in world.ids["key"]
     ]
     assert client.get(f"/staff/mailbox/{own}").status_code == 200
@@ -331,7 +350,7 @@ def test_a_viewer_gets_aggregates_but_no_list_of_people(
     personal = [report for report in REPORTS if report.personal]
     assert {report.slug for report in personal} == {"lapsed", "donor-subscribers"}
     for report in personal:
-        assert f"/staff/reports/{report.slug}\"" not in menu.text  # not offered
+        assert f'/staff/reports/{report.slug}"' not in menu.text  # not offered
         assert client.get(f"/staff/reports/{report.slug}").status_code == 403
         refused = client.post(f"/staff/reports/{report.slug}.csv", data=token(client))
         assert refused.status_code == 403

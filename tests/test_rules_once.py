@@ -165,9 +165,7 @@ def _counted_by_triggers(session: Session) -> dict[str, tuple[int, int]]:
 
 
 def _check_paid_rule_everywhere(session: Session) -> None:
-    donations = session.scalars(
-        select(Donation).execution_options(populate_existing=True)
-    ).all()
+    donations = session.scalars(select(Donation).execution_options(populate_existing=True)).all()
     in_python = {d.source: (int(net_amount(d)), 1) for d in donations if d.counts_as_paid}
     in_sql = {
         source: (int(net), 1)
@@ -228,7 +226,10 @@ def test_triggers_python_and_sql_agree_on_what_counts_as_paid(app: Flask) -> Non
 def test_net_amount_is_one_rule_for_a_gift_and_for_sql(app: Flask) -> None:
     with get_database(app).session() as session:
         gift = make_donation(
-            session, donor=make_donor(session), amount_minor=1000, refunded_minor=250,
+            session,
+            donor=make_donor(session),
+            amount_minor=1000,
+            refunded_minor=250,
             disputed_minor=100,
         )
         session.commit()
@@ -266,7 +267,10 @@ def test_approval_and_the_send_time_check_agree_on_who_wants_an_issue(app: Flask
             SubscriberStatus, (False, True), (False, True), LANGUAGE_LISTS
         ):
             subscriber = make_subscriber(
-                session, status=str(status), suppressed=suppressed, paused=paused,
+                session,
+                status=str(status),
+                suppressed=suppressed,
+                paused=paused,
                 digest_languages=languages,
             )
             expected[subscriber.id] = _wants(status, suppressed, paused, languages)
@@ -278,8 +282,12 @@ def test_approval_and_the_send_time_check_agree_on_who_wants_an_issue(app: Flask
         deliveries = {}
         for subscriber_id in expected:
             delivery = DigestDelivery(
-                issue_id=issue.id, subscriber_id=subscriber_id, status=DeliveryStatus.PENDING,
-                attempts=0, next_attempt_at=NOW, claimed_by="run-1",
+                issue_id=issue.id,
+                subscriber_id=subscriber_id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=NOW,
+                claimed_by="run-1",
             )
             session.add(delivery)
             session.flush()
@@ -321,7 +329,8 @@ def test_current_donors_are_those_with_a_running_plan_or_a_paid_gift_this_year(
                     donation.paid_at = when if status == DonationStatus.PAID else None
                     donation.created_at = when
                 expected[donor.id] = plan_status in (
-                    PlanStatus.ACTIVE, PlanStatus.PAST_DUE
+                    PlanStatus.ACTIVE,
+                    PlanStatus.PAST_DUE,
                 ) or gift_name in ("paid-recently", "paid-at-the-edge")
         session.flush()
         current = set(session.scalars(select(Donor.id).where(current_donor_condition(now))))

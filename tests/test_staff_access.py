@@ -53,7 +53,8 @@ def dummy_path(rule: Rule) -> str:
 def staff_rules(app: Flask) -> list[Rule]:
     """Every rule under /staff."""
     return [
-        rule for rule in app.url_map.iter_rules()
+        rule
+        for rule in app.url_map.iter_rules()
         if rule.rule == "/staff" or rule.rule.startswith("/staff/")
     ]
 
@@ -98,7 +99,8 @@ def test_every_staff_rule_is_marked(app: Flask) -> None:
 
 def test_public_staff_endpoints_are_only_the_sign_in_steps(app: Flask) -> None:
     public = {
-        rule.endpoint for rule in staff_rules(app)
+        rule.endpoint
+        for rule in staff_rules(app)
         if getattr(app.view_functions[rule.endpoint], "public_staff_endpoint", False)
     }
     assert public == {"staff.login", "staff.login_totp"}

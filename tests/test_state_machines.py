@@ -57,36 +57,62 @@ Sub, Imp = SubscriberStatus, ImportStatus
 TABLES = [
     (
         OUTBOX_MOVES,
-        {(Out.PENDING, Out.PENDING), (Out.PENDING, Out.SENT), (Out.PENDING, Out.FAILED),
-         (Out.FAILED, Out.PENDING)},
+        {
+            (Out.PENDING, Out.PENDING),
+            (Out.PENDING, Out.SENT),
+            (Out.PENDING, Out.FAILED),
+            (Out.FAILED, Out.PENDING),
+        },
         InvalidTransition,
     ),
     (
         ISSUE_MOVES,
-        {(Iss.DRAFT, Iss.SENDING), (Iss.SENDING, Iss.PAUSED), (Iss.SENDING, Iss.SENT),
-         (Iss.PAUSED, Iss.SENDING)},
+        {
+            (Iss.DRAFT, Iss.SENDING),
+            (Iss.SENDING, Iss.PAUSED),
+            (Iss.SENDING, Iss.SENT),
+            (Iss.PAUSED, Iss.SENDING),
+        },
         IssueStateError,
     ),
     (
         DELIVERY_MOVES,
-        {(Dlv.PENDING, Dlv.PENDING), (Dlv.PENDING, Dlv.SENT), (Dlv.PENDING, Dlv.FAILED),
-         (Dlv.PENDING, Dlv.SKIPPED)},
+        {
+            (Dlv.PENDING, Dlv.PENDING),
+            (Dlv.PENDING, Dlv.SENT),
+            (Dlv.PENDING, Dlv.FAILED),
+            (Dlv.PENDING, Dlv.SKIPPED),
+        },
         IllegalMove,
     ),
     (
         # Only forward: pending, processing, expired, failed, paid (paid is the end).
         DONATION_MOVES,
-        {(Don.PENDING, Don.PROCESSING), (Don.PENDING, Don.EXPIRED), (Don.PENDING, Don.FAILED),
-         (Don.PENDING, Don.PAID), (Don.PROCESSING, Don.EXPIRED), (Don.PROCESSING, Don.FAILED),
-         (Don.PROCESSING, Don.PAID), (Don.EXPIRED, Don.FAILED), (Don.EXPIRED, Don.PAID),
-         (Don.FAILED, Don.PAID)},
+        {
+            (Don.PENDING, Don.PROCESSING),
+            (Don.PENDING, Don.EXPIRED),
+            (Don.PENDING, Don.FAILED),
+            (Don.PENDING, Don.PAID),
+            (Don.PROCESSING, Don.EXPIRED),
+            (Don.PROCESSING, Don.FAILED),
+            (Don.PROCESSING, Don.PAID),
+            (Don.EXPIRED, Don.FAILED),
+            (Don.EXPIRED, Don.PAID),
+            (Don.FAILED, Don.PAID),
+        },
         IllegalDonationMove,
     ),
     (
         PLAN_MOVES,
-        {(Pl.INCOMPLETE, Pl.ACTIVE), (Pl.INCOMPLETE, Pl.PAST_DUE), (Pl.INCOMPLETE, Pl.CANCELED),
-         (Pl.ACTIVE, Pl.PAST_DUE), (Pl.ACTIVE, Pl.CANCELED), (Pl.PAST_DUE, Pl.ACTIVE),
-         (Pl.PAST_DUE, Pl.CANCELED)},
+        {
+            (Pl.INCOMPLETE, Pl.ACTIVE),
+            (Pl.INCOMPLETE, Pl.PAST_DUE),
+            (Pl.INCOMPLETE, Pl.CANCELED),
+            (Pl.ACTIVE, Pl.PAST_DUE),
+            (Pl.ACTIVE, Pl.CANCELED),
+            (Pl.PAST_DUE, Pl.ACTIVE),
+            (Pl.PAST_DUE, Pl.CANCELED),
+        },
         IllegalPlanMove,
     ),
     (
@@ -94,28 +120,57 @@ TABLES = [
         # under_review) go anywhere; closed ones (warning_closed, won, lost, prevented)
         # only to another closed one.
         DISPUTE_MOVES,
-        {(a, b) for a in (Dsp.WARNING_NEEDS_RESPONSE, Dsp.WARNING_UNDER_REVIEW,
-                          Dsp.NEEDS_RESPONSE, Dsp.UNDER_REVIEW)
-         for b in (Dsp.WARNING_NEEDS_RESPONSE, Dsp.WARNING_UNDER_REVIEW, Dsp.WARNING_CLOSED,
-                   Dsp.NEEDS_RESPONSE, Dsp.UNDER_REVIEW, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
-         if a != b}
-        | {(a, b) for a in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
-           for b in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED) if a != b},
+        {
+            (a, b)
+            for a in (
+                Dsp.WARNING_NEEDS_RESPONSE,
+                Dsp.WARNING_UNDER_REVIEW,
+                Dsp.NEEDS_RESPONSE,
+                Dsp.UNDER_REVIEW,
+            )
+            for b in (
+                Dsp.WARNING_NEEDS_RESPONSE,
+                Dsp.WARNING_UNDER_REVIEW,
+                Dsp.WARNING_CLOSED,
+                Dsp.NEEDS_RESPONSE,
+                Dsp.UNDER_REVIEW,
+                Dsp.WON,
+                Dsp.LOST,
+                Dsp.PREVENTED,
+            )
+            if a != b
+        }
+        | {
+            (a, b)
+            for a in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
+            for b in (Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED)
+            if a != b
+        },
         IllegalDisputeMove,
     ),
     (
         SUBSCRIBER_MOVES,
-        {(Sub.PENDING, Sub.CONFIRMED), (Sub.PENDING, Sub.UNSUBSCRIBED),
-         (Sub.PENDING, Sub.BOUNCED), (Sub.CONFIRMED, Sub.UNSUBSCRIBED),
-         (Sub.CONFIRMED, Sub.BOUNCED), (Sub.UNSUBSCRIBED, Sub.CONFIRMED),
-         (Sub.UNSUBSCRIBED, Sub.BOUNCED), (Sub.BOUNCED, Sub.CONFIRMED),
-         (Sub.BOUNCED, Sub.UNSUBSCRIBED)},
+        {
+            (Sub.PENDING, Sub.CONFIRMED),
+            (Sub.PENDING, Sub.UNSUBSCRIBED),
+            (Sub.PENDING, Sub.BOUNCED),
+            (Sub.CONFIRMED, Sub.UNSUBSCRIBED),
+            (Sub.CONFIRMED, Sub.BOUNCED),
+            (Sub.UNSUBSCRIBED, Sub.CONFIRMED),
+            (Sub.UNSUBSCRIBED, Sub.BOUNCED),
+            (Sub.BOUNCED, Sub.CONFIRMED),
+            (Sub.BOUNCED, Sub.UNSUBSCRIBED),
+        },
         SubscriberInvalidTransition,
     ),
     (
         IMPORT_MOVES,
-        {(Imp.QUEUED, Imp.RUNNING), (Imp.QUEUED, Imp.FAILED), (Imp.RUNNING, Imp.FINISHED),
-         (Imp.RUNNING, Imp.FAILED)},
+        {
+            (Imp.QUEUED, Imp.RUNNING),
+            (Imp.QUEUED, Imp.FAILED),
+            (Imp.RUNNING, Imp.FINISHED),
+            (Imp.RUNNING, Imp.FAILED),
+        },
         SubscriberInvalidTransition,
     ),
 ]
@@ -208,9 +263,7 @@ def test_advance_donation_ends_on_the_furthest_status_in_any_order() -> None:
         donation = Donation(status=Don.PENDING, updated_at=T0)
         for status in events:
             advance_donation(donation, status, now=LATER)
-        assert donation.status == max(
-            (Don.PENDING, *events), key=DONATION_ORDER.index
-        ), events
+        assert donation.status == max((Don.PENDING, *events), key=DONATION_ORDER.index), events
 
 
 #: The ordering `advance_plan` had before its table, written out by hand: a plan ends on
@@ -228,7 +281,9 @@ def _plan_by_rank(plan: Plan, status: Pl, state_at: datetime, now: datetime) -> 
     current = Pl(plan.status)
     known_at = plan.stripe_state_at
     if known_at is not None and (PLAN_RANK[status], state_at, PLAN_PRECEDENCE[status]) <= (
-        PLAN_RANK[current], known_at, PLAN_PRECEDENCE[current]
+        PLAN_RANK[current],
+        known_at,
+        PLAN_PRECEDENCE[current],
     ):
         return False
     if known_at is None and PLAN_RANK[status] < PLAN_RANK[current]:
@@ -242,13 +297,19 @@ def _plan_by_rank(plan: Plan, status: Pl, state_at: datetime, now: datetime) -> 
 
 
 def _plan(status: Pl, known_at: datetime | None) -> Plan:
-    return Plan(status=status, stripe_state_at=known_at, updated_at=None, started_at=None,
-                canceled_at=None)
+    return Plan(
+        status=status, stripe_state_at=known_at, updated_at=None, started_at=None, canceled_at=None
+    )
 
 
 def _plan_fields(plan: Plan) -> tuple[object, ...]:
-    return (Pl(plan.status), plan.stripe_state_at, plan.updated_at, plan.started_at,
-            plan.canceled_at)
+    return (
+        Pl(plan.status),
+        plan.stripe_state_at,
+        plan.updated_at,
+        plan.started_at,
+        plan.canceled_at,
+    )
 
 
 @pytest.mark.parametrize("current", list(Pl))
@@ -266,8 +327,7 @@ def test_advance_plan_keeps_the_rank_time_precedence_order(current: Pl, target: 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(list(Pl)), st.integers(0, 3)), min_size=1,
-                max_size=5))
+@given(st.lists(st.tuples(st.sampled_from(list(Pl)), st.integers(0, 3)), min_size=1, max_size=5))
 def test_advance_plan_ends_the_same_in_any_order(events: list[tuple[Pl, int]]) -> None:
     ends = set()
     for order in (events, list(reversed(events)), sorted(events)):
@@ -282,8 +342,14 @@ def test_advance_plan_ends_the_same_in_any_order(events: list[tuple[Pl, int]]) -
 #: the event's time, then the order of Stripe's statuses.
 DISPUTE_CLOSED = {Dsp.WARNING_CLOSED, Dsp.WON, Dsp.LOST, Dsp.PREVENTED}
 DISPUTE_PRECEDENCE = {
-    Dsp.WARNING_NEEDS_RESPONSE: 0, Dsp.WARNING_UNDER_REVIEW: 1, Dsp.WARNING_CLOSED: 2,
-    Dsp.NEEDS_RESPONSE: 3, Dsp.UNDER_REVIEW: 4, Dsp.WON: 5, Dsp.LOST: 6, Dsp.PREVENTED: 7,
+    Dsp.WARNING_NEEDS_RESPONSE: 0,
+    Dsp.WARNING_UNDER_REVIEW: 1,
+    Dsp.WARNING_CLOSED: 2,
+    Dsp.NEEDS_RESPONSE: 3,
+    Dsp.UNDER_REVIEW: 4,
+    Dsp.WON: 5,
+    Dsp.LOST: 6,
+    Dsp.PREVENTED: 7,
 }
 
 
@@ -306,16 +372,22 @@ def test_advance_dispute_keeps_the_rank_time_precedence_order(current: Dsp, targ
 
 
 def _subscriber(status: Sub) -> Subscriber:
-    return Subscriber(id=7, status=status, paused=True, paused_at=T0, confirmed_at=T0,
-                      unsubscribed_at=None)
+    return Subscriber(
+        id=7, status=status, paused=True, paused_at=T0, confirmed_at=T0, unsubscribed_at=None
+    )
 
 
 @pytest.mark.parametrize("current", list(Sub))
 @pytest.mark.parametrize("target", list(Sub))
 def test_change_status_moves_by_the_table_and_stamps(current: Sub, target: Sub) -> None:
     subscriber = _subscriber(current)
-    before = (subscriber.status, subscriber.paused, subscriber.paused_at,
-              subscriber.confirmed_at, subscriber.unsubscribed_at)
+    before = (
+        subscriber.status,
+        subscriber.paused,
+        subscriber.paused_at,
+        subscriber.confirmed_at,
+        subscriber.unsubscribed_at,
+    )
     if current == target:
         assert change_status(subscriber, target, now=LATER) is False, "same status: no move"
     elif SUBSCRIBER_MOVES.allows(current, target):
@@ -323,7 +395,9 @@ def test_change_status_moves_by_the_table_and_stamps(current: Sub, target: Sub) 
         assert subscriber.status == target
         if target == Sub.CONFIRMED:
             assert (subscriber.confirmed_at, subscriber.paused, subscriber.paused_at) == (
-                LATER, False, None
+                LATER,
+                False,
+                None,
             ), "confirming stamps the time and clears a pause"
         else:
             assert (subscriber.confirmed_at, subscriber.paused) == (T0, True)
@@ -332,8 +406,13 @@ def test_change_status_moves_by_the_table_and_stamps(current: Sub, target: Sub) 
     else:
         with pytest.raises(SubscriberInvalidTransition, match="subscriber 7 is"):
             change_status(subscriber, target, now=LATER)
-    after = (subscriber.status, subscriber.paused, subscriber.paused_at,
-             subscriber.confirmed_at, subscriber.unsubscribed_at)
+    after = (
+        subscriber.status,
+        subscriber.paused,
+        subscriber.paused_at,
+        subscriber.confirmed_at,
+        subscriber.unsubscribed_at,
+    )
     assert after == before, "no move, nothing stamped"
 
 

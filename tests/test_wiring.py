@@ -83,7 +83,11 @@ def run_child(app_config: dict[str, Any], clock: FrozenClock, *args: str) -> dic
     config["NOW"] = clock.now().isoformat()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(config), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,7 +99,10 @@ def receivers(signal: OrderedSignal) -> list[Any]:
 
 
 def test_a_permanent_failure_in_a_fresh_process_suppresses_the_subscriber(
-    app: Flask, app_config: dict[str, Any], db_session: Session, smtp_sink: SmtpSink,
+    app: Flask,
+    app_config: dict[str, Any],
+    db_session: Session,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     make_subscriber(db_session, email="gone@example.com")
@@ -143,8 +150,14 @@ def test_a_blocking_receiver_stops_the_erasure_with_nothing_changed(
     db_session.commit()
 
     with pytest.raises(ErasureBlocked):
-        erase_subscriber(db_session, reader, staff=None, secret=app.config["SECRET_KEY"],
-                         now=clock.now(), ip=None)
+        erase_subscriber(
+            db_session,
+            reader,
+            staff=None,
+            secret=app.config["SECRET_KEY"],
+            now=clock.now(),
+            ip=None,
+        )
     db_session.rollback()
 
     assert db_session.get(Subscriber, reader.id).email == email  # type: ignore[union-attr]
@@ -153,7 +166,9 @@ def test_a_blocking_receiver_stops_the_erasure_with_nothing_changed(
 
 
 def test_more_apps_in_one_process_connect_each_receiver_once_in_order(
-    app: Flask, app_config: dict[str, Any], db_session: Session,
+    app: Flask,
+    app_config: dict[str, Any],
+    db_session: Session,
 ) -> None:
     for _ in range(2):
         get_database(create_app(app_config)).engine.dispose()
@@ -182,6 +197,7 @@ def test_an_ordered_signal_calls_receivers_in_the_order_first_connected() -> Non
     calls: list[int] = []
     made = []
     for number in (7, 3, 11, 0, 5, 2, 9, 1, 8, 4, 10, 6):
+
         def receiver(_sender: object, number: int = number) -> int:
             calls.append(number)
             return number
@@ -202,9 +218,16 @@ def test_each_app_has_its_own_staff_nav(app: Flask, app_config: dict[str, Any]) 
     endpoints = [item.endpoint for item in get_nav(app).items()]
     assert endpoints == [item.endpoint for item in get_nav(other).items()]
     assert endpoints == [
-        "staff.dashboard", "reports.dashboard", "donations_staff.index",
-        "subscribers_staff.index", "digests_staff.index", "articles_staff.index",
-        "outbox.mailbox", "staff_users.index", "staff_audit.index", "staff_settings.edit",
+        "staff.dashboard",
+        "reports.dashboard",
+        "donations_staff.index",
+        "subscribers_staff.index",
+        "digests_staff.index",
+        "articles_staff.index",
+        "outbox.mailbox",
+        "staff_users.index",
+        "staff_audit.index",
+        "staff_settings.edit",
     ]
 
 
@@ -220,7 +243,10 @@ def test_staff_imports_nothing_from_site() -> None:
     for path in sorted((ROOT / "webapp" / "staff").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = (
-                [alias.name for alias in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
             )
             assert not any(n == "webapp.site" or n.startswith("webapp.site.") for n in names), path

@@ -28,7 +28,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
     instance = Path(instance_path)
     base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     languages = tuple(
-        code.strip() for code in env.get("LANGUAGES", ",".join(DEFAULT_LANGUAGES)).split(",")
+        code.strip()
+        for code in env.get("LANGUAGES", ",".join(DEFAULT_LANGUAGES)).split(",")
         if code.strip()
     )
     config: dict[str, Any] = {

@@ -108,22 +108,23 @@ def _publication_name(session: Session) -> str:
 # --- Receivers: each adapts a signal's arguments to one feature's function ----------------
 
 
-def _suppress_bounced_subscriber(_sender: Any, *, session: Session, address: str,
-                                 reason: str) -> None:
+def _suppress_bounced_subscriber(
+    _sender: Any, *, session: Session, address: str, reason: str
+) -> None:
     from webapp.subscribers.services import suppress_on_permanent_failure
 
     suppress_on_permanent_failure(session, address, reason)
 
 
-def _erase_donor(_sender: Any, *, session: Session, email: str,
-                 subscriber_id: int | None) -> None:
+def _erase_donor(_sender: Any, *, session: Session, email: str, subscriber_id: int | None) -> None:
     from webapp.donations.erasure import erase_donor
 
     erase_donor(session, email, subscriber_id)
 
 
-def _erase_digest_deliveries(_sender: Any, *, session: Session, email: str,
-                             subscriber_id: int | None) -> None:
+def _erase_digest_deliveries(
+    _sender: Any, *, session: Session, email: str, subscriber_id: int | None
+) -> None:
     from webapp.digests.setup import erase_deliveries
 
     erase_deliveries(session, email, subscriber_id)
@@ -142,8 +143,15 @@ def _load_demo_digest(_sender: Any, *, session: Session, now: datetime) -> str:
     return load_demo_digest(session, now=now)
 
 
-def _load_demo_history(_sender: Any, *, session: Session, donors: int, donations: int,
-                       now: datetime, progress: Callable[[int], Any]) -> str:
+def _load_demo_history(
+    _sender: Any,
+    *,
+    session: Session,
+    donors: int,
+    donations: int,
+    now: datetime,
+    progress: Callable[[int], Any],
+) -> str:
     from webapp.donations.history import generate_history
 
     return str(

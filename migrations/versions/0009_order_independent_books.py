@@ -73,7 +73,9 @@ def upgrade() -> None:
         sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["plan_id"], ["plans.id"], name=op.f("fk_plan_changes_plan_id_plans"),
+            ["plan_id"],
+            ["plans.id"],
+            name=op.f("fk_plan_changes_plan_id_plans"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_changes")),

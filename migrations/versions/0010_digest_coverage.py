@@ -44,13 +44,17 @@ def upgrade() -> None:
     )
     connection = op.get_bind()
     issues = sa.table(
-        "digest_issues", sa.column("id", sa.Integer), sa.column("status", sa.String),
+        "digest_issues",
+        sa.column("id", sa.Integer),
+        sa.column("status", sa.String),
         sa.column("items", sa.JSON),
     )
     articles = sa.table("articles", sa.column("id", sa.Integer))
     carried = sa.table(
-        "digest_issue_articles", sa.column("issue_id", sa.Integer),
-        sa.column("article_id", sa.Integer), sa.column("section", sa.String),
+        "digest_issue_articles",
+        sa.column("issue_id", sa.Integer),
+        sa.column("article_id", sa.Integer),
+        sa.column("section", sa.String),
     )
     existing = set(connection.scalars(sa.select(articles.c.id)))
     rows = []

@@ -18,11 +18,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("subscriber_imports") as batch:
-        batch.add_column(sa.Column("requested_encoding", sa.String(length=40), nullable=False,
-                                   server_default="auto"))
+        batch.add_column(
+            sa.Column(
+                "requested_encoding", sa.String(length=40), nullable=False, server_default="auto"
+            )
+        )
         batch.add_column(sa.Column("encoding", sa.String(length=40), nullable=True))
-        batch.add_column(sa.Column("dates_clamped", sa.Integer(), nullable=False,
-                                   server_default="0"))
+        batch.add_column(
+            sa.Column("dates_clamped", sa.Integer(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:

@@ -48,8 +48,9 @@ def articles(session: Session) -> list[Article]:
 
 
 def test_an_rss_feed_is_imported_with_every_field(db_session: Session, feed_server: str) -> None:
-    result = import_feed(db_session, f"{feed_server}/en.rss", "en", fetcher=fetch_feed,
-                         languages=LANGUAGES, now=NOW)
+    result = import_feed(
+        db_session, f"{feed_server}/en.rss", "en", fetcher=fetch_feed, languages=LANGUAGES, now=NOW
+    )
     db_session.commit()
     assert (result.created, result.skipped, result.error) == (2, 2, "")
     assert result.title == "The Meridian (English)"
@@ -57,7 +58,10 @@ def test_an_rss_feed_is_imported_with_every_field(db_session: Session, feed_serv
     assert sanctions.title == "Sanctions, explained"
     assert sanctions.lede == "What the new package changes — and what it does not."
     assert (sanctions.author, sanctions.section, sanctions.guid) == (
-        "Anna Petrova", "Economy", "meridian-101")
+        "Anna Petrova",
+        "Economy",
+        "meridian-101",
+    )
     assert sanctions.image_url == "https://meridian.example.org/img/sanctions.jpg"
     assert sanctions.published_at.replace(tzinfo=UTC) == datetime(2026, 11, 23, 8, tzinfo=UTC)
     assert election.image_url == "https://meridian.example.org/img/election.png"
@@ -97,27 +101,40 @@ def test_a_translation_link_chosen_by_staff_survives_the_next_import(
 
 def test_an_atom_feed_and_its_translations(db_session: Session, feed_server: str) -> None:
     for name, language in (("en.rss", "en"), ("ru.atom", "ru")):
-        import_feed(db_session, f"{feed_server}/{name}", language, fetcher=fetch_feed,
-                    languages=LANGUAGES, now=NOW)
+        import_feed(
+            db_session,
+            f"{feed_server}/{name}",
+            language,
+            fetcher=fetch_feed,
+            languages=LANGUAGES,
+            now=NOW,
+        )
     db_session.commit()
     pair = db_session.scalars(
-        select(Article).where(Article.translation_key == "sanctions-explained")
+        select(Article)
+        .where(Article.translation_key == "sanctions-explained")
         .order_by(Article.language)
     ).all()
     assert [(a.language, a.title) for a in pair] == [
-        ("en", "Sanctions, explained"), ("ru", "Санкции: объяснение")]
+        ("en", "Sanctions, explained"),
+        ("ru", "Санкции: объяснение"),
+    ]
     assert pair[1].author == "Анна Петрова" and pair[1].section == "Экономика"
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("missing.rss", "404"),
-    ("not-a-feed.html", "no entries"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("missing.rss", "404"),
+        ("not-a-feed.html", "no entries"),
+    ],
+)
 def test_bad_feeds_are_reported_not_raised(
     db_session: Session, feed_server: str, name: str, expected: str
 ) -> None:
-    result = import_feed(db_session, f"{feed_server}/{name}", "en", fetcher=fetch_feed,
-                         languages=LANGUAGES, now=NOW)
+    result = import_feed(
+        db_session, f"{feed_server}/{name}", "en", fetcher=fetch_feed, languages=LANGUAGES, now=NOW
+    )
     assert expected in result.error and result.created == 0
     assert str(result).startswith("failed:")
 
@@ -125,15 +142,22 @@ def test_bad_feeds_are_reported_not_raised(
 def test_a_broken_feed_gives_what_it_can_and_says_it_is_broken(
     db_session: Session, feed_server: str
 ) -> None:
-    result = import_feed(db_session, f"{feed_server}/broken.rss", "en", fetcher=fetch_feed,
-                         languages=LANGUAGES, now=NOW)
+    result = import_feed(
+        db_session,
+        f"{feed_server}/broken.rss",
+        "en",
+        fetcher=fetch_feed,
+        languages=LANGUAGES,
+        now=NOW,
+    )
     assert result.created == 1 and "not well formed" in result.error
 
 
 def test_unreachable_and_non_http_feeds(db_session: Session) -> None:
     for url in ("http://127.0.0.1:9/feed.xml", "file:///etc/passwd", "ftp://example.org/f"):
-        result = import_feed(db_session, url, "en", fetcher=fetch_feed, languages=LANGUAGES,
-                             now=NOW)
+        result = import_feed(
+            db_session, url, "en", fetcher=fetch_feed, languages=LANGUAGES, now=NOW
+        )
         assert result.error and result.created == 0
 
 
@@ -160,18 +184,22 @@ def test_the_job_imports_every_feed_and_keeps_each_outcome(
 def test_the_import_feed_command(
     db_session: Session, feed_server: str, runner: FlaskCliRunner
 ) -> None:
-    result = runner.invoke(main, ["articles", "import-feed", f"{feed_server}/ru.atom",
-                                  "--language", "ru"])
+    result = runner.invoke(
+        main, ["articles", "import-feed", f"{feed_server}/ru.atom", "--language", "ru"]
+    )
     assert result.exit_code == 0, result.output
     assert "1 new" in result.output
     assert db_session.scalar(select(func.count()).select_from(Feed)) == 1
-    once = runner.invoke(main, ["articles", "import-feed", f"{feed_server}/en.rss",
-                                "--language", "en", "--once"])
+    once = runner.invoke(
+        main, ["articles", "import-feed", f"{feed_server}/en.rss", "--language", "en", "--once"]
+    )
     assert once.exit_code == 0 and "2 new" in once.output
     assert db_session.scalar(select(func.count()).select_from(Feed)) == 1
-    bad = runner.invoke(main, ["articles", "import-feed", f"{feed_server}/en.rss",
-                               "--language", "de"])
+    bad = runner.invoke(
+        main, ["articles", "import-feed", f"{feed_server}/en.rss", "--language", "de"]
+    )
     assert bad.exit_code != 0 and "choose one of" in bad.output
-    missing = runner.invoke(main, ["articles", "import-feed", f"{feed_server}/missing.rss",
-                                   "--language", "en"])
+    missing = runner.invoke(
+        main, ["articles", "import-feed", f"{feed_server}/missing.rss", "--language", "en"]
+    )
     assert missing.exit_code == 1 and "404" in missing.output

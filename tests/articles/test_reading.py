@@ -18,29 +18,49 @@ SITE = "https://meridian.example.org"
 
 
 def make_article(session: Session, slug: str, language: str = "en", **fields: object) -> Article:
-    article = Article(url=f"{SITE}/{language}/{slug}", language=language, title=slug.title(),
-                      translation_key=slug, created_at=datetime(2026, 11, 1, tzinfo=UTC),
-                      published_at=datetime(2026, 11, 20, tzinfo=UTC), **fields)
+    article = Article(
+        url=f"{SITE}/{language}/{slug}",
+        language=language,
+        title=slug.title(),
+        translation_key=slug,
+        created_at=datetime(2026, 11, 1, tzinfo=UTC),
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        **fields,
+    )
     session.add(article)
     session.flush()
     return article
 
 
-def view(client: FlaskClient, url: str, *, ip: str = "203.0.113.7", agent: str = BROWSER,
-         beacon: bool = False) -> int:
+def view(
+    client: FlaskClient,
+    url: str,
+    *,
+    ip: str = "203.0.113.7",
+    agent: str = BROWSER,
+    beacon: bool = False,
+) -> int:
     environ = {"REMOTE_ADDR": ip}
     headers = {"User-Agent": agent}
     if beacon:
-        return client.post("/t/view", data=url, headers=headers, environ_base=environ,
-                           content_type="text/plain").status_code
-    return client.get("/t/view", query_string={"u": url}, headers=headers,
-                      environ_base=environ).status_code
+        return client.post(
+            "/t/view", data=url, headers=headers, environ_base=environ, content_type="text/plain"
+        ).status_code
+    return client.get(
+        "/t/view", query_string={"u": url}, headers=headers, environ_base=environ
+    ).status_code
 
 
 def views_of(session: Session, article: Article) -> int:
     session.expire_all()
-    return int(session.scalar(select(func.coalesce(func.sum(ArticleViewDay.views), 0))
-                              .where(ArticleViewDay.article_id == article.id)) or 0)
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(ArticleViewDay.views), 0)).where(
+                ArticleViewDay.article_id == article.id
+            )
+        )
+        or 0
+    )
 
 
 def test_one_view_per_visitor_article_and_day(
@@ -48,9 +68,12 @@ def test_one_view_per_visitor_article_and_day(
 ) -> None:
     article = make_article(db_session, "sanctions-explained")
     db_session.commit()
-    response = client.get("/t/view", query_string={"u": article.url + "?utm_source=x#top"},
-                          headers={"User-Agent": BROWSER},
-                          environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    response = client.get(
+        "/t/view",
+        query_string={"u": article.url + "?utm_source=x#top"},
+        headers={"User-Agent": BROWSER},
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+    )
     assert response.status_code == 200 and response.mimetype == "image/gif"
     assert "no-store" in response.headers["Cache-Control"]
     assert response.headers.get("Set-Cookie") is None  # cookieless
@@ -68,8 +91,13 @@ def test_bots_unknown_pages_and_junk_are_not_counted(
 ) -> None:
     article = make_article(db_session, "election-guide")
     db_session.commit()
-    for agent in ("Googlebot/2.1 (+http://www.google.com/bot.html)", "curl/8.5.0", "",
-                  "Mozilla/5.0 (compatible; HeadlessChrome)", "TelegramBot (like TwitterBot)"):
+    for agent in (
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+        "curl/8.5.0",
+        "",
+        "Mozilla/5.0 (compatible; HeadlessChrome)",
+        "TelegramBot (like TwitterBot)",
+    ):
         assert view(client, article.url, agent=agent) == 200
     for url in (f"{SITE}/en/unknown", "javascript:alert(1)", "", "x" * 3000, "\x00\xff"):
         assert view(client, url) == 200
@@ -108,13 +136,15 @@ def test_top_reads_rank_by_views_with_pins_and_exclusions(
     russian = make_article(db_session, "popular", language="ru")
     db_session.commit()
     today = clock.now().date()
-    db_session.add_all([
-        ArticleViewDay(article_id=popular.id, day=today, views=50),
-        ArticleViewDay(article_id=second.id, day=today - timedelta(days=3), views=20),
-        ArticleViewDay(article_id=excluded.id, day=today, views=500),
-        ArticleViewDay(article_id=old.id, day=today - timedelta(days=8), views=900),
-        ArticleViewDay(article_id=russian.id, day=today, views=5),
-    ])
+    db_session.add_all(
+        [
+            ArticleViewDay(article_id=popular.id, day=today, views=50),
+            ArticleViewDay(article_id=second.id, day=today - timedelta(days=3), views=20),
+            ArticleViewDay(article_id=excluded.id, day=today, views=500),
+            ArticleViewDay(article_id=old.id, day=today - timedelta(days=8), views=900),
+            ArticleViewDay(article_id=russian.id, day=today, views=5),
+        ]
+    )
     db_session.commit()
     data = client.get("/api/top-reads?lang=en").get_json()
     assert [a["title"] for a in data["articles"]] == ["Pinned", "Popular", "Second"]

@@ -42,18 +42,23 @@ ROUTES: dict[str, tuple[str, str, dict[str, str]]] = {
     "/wp/posts-only.xml": ("wordpress-export-posts-only.xml", "text/xml; charset=UTF-8", {}),
     "/koi8.xml": ("feedparser-koi8r.xml", "application/rss+xml; charset=koi8-r", {}),
     "/cp1251.xml": (
-        "derived-feedparser-koi8r-as-windows-1251.xml", "application/rss+xml; charset=windows-1251",
+        "derived-feedparser-koi8r-as-windows-1251.xml",
+        "application/rss+xml; charset=windows-1251",
         {},
     ),
     "/cp1251-no-charset.xml": (
-        "derived-feedparser-koi8r-as-windows-1251.xml", "application/rss+xml", {},
+        "derived-feedparser-koi8r-as-windows-1251.xml",
+        "application/rss+xml",
+        {},
     ),
     "/base/item.xml": (
-        "feedparser-item-link-content-location.xml", "text/xml",
+        "feedparser-item-link-content-location.xml",
+        "text/xml",
         {"Content-Location": "http://example.com/"},
     ),
     "/base/atom.xml": (
-        "feedparser-atom-entry-link-content-location.xml", "application/atom+xml",
+        "feedparser-atom-entry-link-content-location.xml",
+        "application/atom+xml",
         {"Content-Location": "http://example.com/"},
     ),
     "/docuri/item.xml": ("feedparser-item-link-docuri.xml", "text/xml", {}),
@@ -150,8 +155,9 @@ def import_twice(db_session: Session, url: str, language: str = "en") -> list[Ar
     first = import_feed_row(db_session, feed, fetcher=fetch_feed, languages=LANGUAGES, now=NOW)
     db_session.commit()
     count = len(first_articles := _articles(db_session, feed))
-    again = import_feed_row(db_session, feed, fetcher=fetch_feed, languages=LANGUAGES,
-                            now=NOW + timedelta(hours=1))
+    again = import_feed_row(
+        db_session, feed, fetcher=fetch_feed, languages=LANGUAGES, now=NOW + timedelta(hours=1)
+    )
     db_session.commit()
     assert (again.created, again.updated, again.unchanged) == (0, 0, first.created)
     assert len(_articles(db_session, feed)) == count
@@ -160,9 +166,11 @@ def import_twice(db_session: Session, url: str, language: str = "en") -> list[Ar
 
 def _articles(db_session: Session, feed: Feed) -> list[Article]:
     db_session.expire_all()
-    return list(db_session.scalars(
-        select(Article).where(Article.feed_id == feed.id).order_by(Article.published_at.desc())
-    ))
+    return list(
+        db_session.scalars(
+            select(Article).where(Article.feed_id == feed.id).order_by(Article.published_at.desc())
+        )
+    )
 
 
 def test_a_ghost_feed(db_session: Session, real_server: str) -> None:
@@ -172,8 +180,7 @@ def test_a_ghost_feed(db_session: Session, real_server: str) -> None:
     assert newest.title == "What Did I Learn While Creating feed-rs"
     assert newest.url == "https://nooptoday.com/what-did-i-learn-while-creating-feed-rs/"
     assert newest.author == "Muhammed Kadir Tan"
-    assert newest.published_at.replace(tzinfo=UTC) == datetime(2023, 11, 15, 11, 56, 32,
-                                                                tzinfo=UTC)
+    assert newest.published_at.replace(tzinfo=UTC) == datetime(2023, 11, 15, 11, 56, 32, tzinfo=UTC)
     assert articles[-1].title == "Using Custom Decorators in NestJS"
     assert all(a.url.startswith("https://nooptoday.com/") for a in articles)
     feed = db_session.scalars(select(Feed)).one()
@@ -191,15 +198,19 @@ def test_a_moved_wordpress_feed_with_root_relative_links(
         ("Another Post", f"{real_server}/blog/another-post.html"),
         ("My CPT Post", f"{real_server}/mycpt/amazing-article"),
     }
-    assert articles[0].published_at.replace(tzinfo=UTC) == datetime(2013, 11, 2, 23, 2, 32,
-                                                                     tzinfo=UTC)
+    assert articles[0].published_at.replace(tzinfo=UTC) == datetime(
+        2013, 11, 2, 23, 2, 32, tzinfo=UTC
+    )
 
 
-@pytest.mark.parametrize(("path", "link"), [
-    ("/base/item.xml", "http://example.com/relative/uri"),  # RSS, Content-Location header
-    ("/base/atom.xml", "http://example.com/relative/link"),  # Atom 0.3, Content-Location
-    ("/old/item.xml", "{server}/relative/uri"),  # the address after the redirect
-])
+@pytest.mark.parametrize(
+    ("path", "link"),
+    [
+        ("/base/item.xml", "http://example.com/relative/uri"),  # RSS, Content-Location header
+        ("/base/atom.xml", "http://example.com/relative/link"),  # Atom 0.3, Content-Location
+        ("/old/item.xml", "{server}/relative/uri"),  # the address after the redirect
+    ],
+)
 def test_feedparser_fixtures_for_relative_links(real_server: str, path: str, link: str) -> None:
     parsed = parse_feed(fetch_feed(real_server + path))
     assert parsed.entries[0]["link"] == link.format(server=real_server)
@@ -213,10 +224,15 @@ def test_cyrillic_feeds_decode_with_the_http_charset(
     assert fetched.headers["content-type"].startswith("application/rss+xml; charset=")
     assert parse_feed(fetched).entries[0]["title"] == "Как пережить новогоднюю ночь"
     # The one item has no link: skipped and said so, never an error.
-    result = import_feed(db_session, real_server + path, "ru", fetcher=fetch_feed,
-                         languages=LANGUAGES, now=NOW)
+    result = import_feed(
+        db_session, real_server + path, "ru", fetcher=fetch_feed, languages=LANGUAGES, now=NOW
+    )
     assert (result.created, result.skipped, dict(result.notes), result.error) == (
-        0, 1, {"no_link": 1}, "")
+        0,
+        1,
+        {"no_link": 1},
+        "",
+    )
 
 
 def test_without_the_http_charset_a_windows_1251_feed_is_mojibake(real_server: str) -> None:
@@ -255,24 +271,42 @@ def test_a_zero_date_and_a_broken_entry_lose_nothing_else(
     db_session.commit()
     assert (result.created, result.skipped) == (2, 2)
     assert dict(result.notes) == {"no_link": 1, "unreadable": 1, "undated": 1}
-    assert str(result) == ("2 new, 0 updated, 0 unchanged, 2 skipped: no link (1), "
-                           "unreadable (1); 1 date unknown")
+    assert str(result) == (
+        "2 new, 0 updated, 0 unchanged, 2 skipped: no link (1), unreadable (1); 1 date unknown"
+    )
     db_session.expire_all()
     dates = {a.title: a.published_at for a in db_session.scalars(select(Article))}
     assert dates["Zero date"] is None and dates["Good"] is not None
     assert db_session.get(Feed, feed.id).last_import_notes == {
-        "no_link": 1, "unreadable": 1, "undated": 1}
+        "no_link": 1,
+        "unreadable": 1,
+        "undated": 1,
+    }
 
 
 def test_undated_articles_are_shown_by_import_time(
     app: Any, client: FlaskClient, db_session: Session
 ) -> None:
-    old = Article(url="https://example.org/old", language="en", title="Dated, old",
-                  published_at=NOW - timedelta(days=3), created_at=NOW - timedelta(days=3))
-    undated = Article(url="https://example.org/undated", language="en", title="Undated",
-                      published_at=None, created_at=NOW - timedelta(days=1))
-    feed = Feed(url="https://example.org/feed", language="en", created_at=NOW,
-                last_import_notes={"no_link": 2, "unreadable": 1, "undated": 1})
+    old = Article(
+        url="https://example.org/old",
+        language="en",
+        title="Dated, old",
+        published_at=NOW - timedelta(days=3),
+        created_at=NOW - timedelta(days=3),
+    )
+    undated = Article(
+        url="https://example.org/undated",
+        language="en",
+        title="Undated",
+        published_at=None,
+        created_at=NOW - timedelta(days=1),
+    )
+    feed = Feed(
+        url="https://example.org/feed",
+        language="en",
+        created_at=NOW,
+        last_import_notes={"no_link": 2, "unreadable": 1, "undated": 1},
+    )
     db_session.add_all([old, undated, feed])
     db_session.flush()
     for article in (old, undated):  # equal views: the newer one first
@@ -288,8 +322,10 @@ def test_undated_articles_are_shown_by_import_time(
     assert listing.status_code == 200
     assert listing.text.index("Undated") < listing.text.index("Dated, old")
     page = client.get("/staff/articles/feeds").text
-    assert ("3 entries skipped: no link (2), unreadable entry (1); "
-            "1 date unknown (listed by import time)") in page
+    assert (
+        "3 entries skipped: no link (2), unreadable entry (1); "
+        "1 date unknown (listed by import time)"
+    ) in page
 
 
 @pytest.mark.parametrize("path", ["/trickle-body", "/trickle-headers"])
@@ -345,8 +381,14 @@ def test_billion_laughs_is_not_expanded(db_session: Session, real_server: str) -
     GENERATED["/laughs.rss"] = BILLION_LAUGHS
     tracemalloc.start()
     try:
-        result = import_feed(db_session, f"{real_server}/laughs.rss", "en", fetcher=fetch_feed,
-                             languages=LANGUAGES, now=NOW)
+        result = import_feed(
+            db_session,
+            f"{real_server}/laughs.rss",
+            "en",
+            fetcher=fetch_feed,
+            languages=LANGUAGES,
+            now=NOW,
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -360,7 +402,12 @@ def test_billion_laughs_is_not_expanded(db_session: Session, real_server: str) -
 def test_a_body_that_looks_like_a_path_is_not_opened(db_session: Session) -> None:
     """feedparser opens bytes that name a file; the importer hands it a stream."""
     secret = Path(__file__).parents[1] / "fixtures" / "real" / "feeds" / "ghost-noop-today.rss"
-    result = import_feed(db_session, "https://example.org/feed", "en",
-                         fetcher=lambda _url: FetchedFeed(str(secret).encode(), _url),
-                         languages=LANGUAGES, now=NOW)
+    result = import_feed(
+        db_session,
+        "https://example.org/feed",
+        "en",
+        fetcher=lambda _url: FetchedFeed(str(secret).encode(), _url),
+        languages=LANGUAGES,
+        now=NOW,
+    )
     assert result.created == 0 and result.error

@@ -75,8 +75,13 @@ def test_parallel_beacons_from_one_address_cannot_overshoot_the_cap(
 
     def beacon(n: int) -> int:
         # Each thread its own client, so its own request context and database session.
-        return view(unlimited_app.test_client(), article.url, ip="198.51.100.20",
-                    agent=f"{BROWSER} r/{n}", beacon=True)
+        return view(
+            unlimited_app.test_client(),
+            article.url,
+            ip="198.51.100.20",
+            agent=f"{BROWSER} r/{n}",
+            beacon=True,
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = set(pool.map(beacon, range(48)))
@@ -84,8 +89,9 @@ def test_parallel_beacons_from_one_address_cannot_overshoot_the_cap(
     assert views_of(db_session, article) == 3
 
 
-def test_a_setting_changes_the_cap(app_config: dict[str, Any], app: Flask,
-                                   db_session: Session) -> None:
+def test_a_setting_changes_the_cap(
+    app_config: dict[str, Any], app: Flask, db_session: Session
+) -> None:
     single = create_app({**app_config, "VIEWS_PER_ADDRESS": 1, "RATELIMIT_ENABLED": False})
     try:
         article = make_article(db_session, "single")
@@ -97,9 +103,7 @@ def test_a_setting_changes_the_cap(app_config: dict[str, Any], app: Flask,
         get_database(single).engine.dispose()
 
 
-def test_over_the_rate_limit_the_beacon_answers_a_bare_429(
-    app: Flask, db_session: Session
-) -> None:
+def test_over_the_rate_limit_the_beacon_answers_a_bare_429(app: Flask, db_session: Session) -> None:
     app.config["VIEW_RATE_LIMIT"] = "5 per minute"
     client = app.test_client()
     article = make_article(db_session, "limited")
@@ -108,10 +112,16 @@ def test_over_the_rate_limit_the_beacon_answers_a_bare_429(
     assert answers == [200] * 5
     same_address = {"REMOTE_ADDR": "203.0.113.7"}
     headers = {"User-Agent": BROWSER}
-    pixel = client.get("/t/view", query_string={"u": article.url}, headers=headers,
-                       environ_base=same_address)
-    beacon = client.post("/t/view", data=article.url, content_type="text/plain",
-                         headers=headers, environ_base=same_address)
+    pixel = client.get(
+        "/t/view", query_string={"u": article.url}, headers=headers, environ_base=same_address
+    )
+    beacon = client.post(
+        "/t/view",
+        data=article.url,
+        content_type="text/plain",
+        headers=headers,
+        environ_base=same_address,
+    )
     # The pixel and the beacon share one budget per address.
     for response in (pixel, beacon):
         assert response.status_code == 429

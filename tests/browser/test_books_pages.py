@@ -20,13 +20,26 @@ def test_staff_see_parked_stripe_events(
 ) -> None:
     make_staff(db_session, role="fundraiser", email="funds@test.example")
     when = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    db_session.add_all([
-        StripeEvent(id="evt_applied", type="checkout.session.completed", created_at=when,
-                    received_at=when, outcome="donation 1 paid"),
-        StripeEvent(id="evt_waiting", type="charge.refunded", created_at=when,
-                    received_at=when, outcome="parked: payment not recorded yet",
-                    parked=True, payload={"id": "ch_1"}),
-    ])
+    db_session.add_all(
+        [
+            StripeEvent(
+                id="evt_applied",
+                type="checkout.session.completed",
+                created_at=when,
+                received_at=when,
+                outcome="donation 1 paid",
+            ),
+            StripeEvent(
+                id="evt_waiting",
+                type="charge.refunded",
+                created_at=when,
+                received_at=when,
+                outcome="parked: payment not recorded yet",
+                parked=True,
+                payload={"id": "ch_1"},
+            ),
+        ]
+    )
     db_session.flush()
     db_session.add(StripeEventWait(event_id="evt_waiting", key="pi:pi_1"))
     db_session.commit()

@@ -12,9 +12,11 @@ from webapp.core.addresses import InvalidEmail, normalise_email
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("  Ann.Lee@Example.COM ", "ann.lee@example.com"),
-     ("o'brien+news@mail.example.org", "o'brien+news@mail.example.org"),
-     ("ПОЧТА@пример.рф", "почта@пример.рф")],
+    [
+        ("  Ann.Lee@Example.COM ", "ann.lee@example.com"),
+        ("o'brien+news@mail.example.org", "o'brien+news@mail.example.org"),
+        ("ПОЧТА@пример.рф", "почта@пример.рф"),
+    ],
 )
 def test_normalised(raw: str, expected: str) -> None:
     assert normalise_email(raw) == expected
@@ -22,9 +24,22 @@ def test_normalised(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "plain", "a@b", "a..b@example.com", ".a@example.com", "a@-example.com",
-     "a@example.test", "a@localhost", "a@example.local",
-     "a@" + "b" * 250 + ".com", "a\x00b@example.com", "a b@example.com", "@example.com"],
+    [
+        "",
+        "   ",
+        "plain",
+        "a@b",
+        "a..b@example.com",
+        ".a@example.com",
+        "a@-example.com",
+        "a@example.test",
+        "a@localhost",
+        "a@example.local",
+        "a@" + "b" * 250 + ".com",
+        "a\x00b@example.com",
+        "a b@example.com",
+        "@example.com",
+    ],
 )
 def test_refused(raw: str) -> None:
     with pytest.raises(InvalidEmail):
@@ -33,8 +48,9 @@ def test_refused(raw: str) -> None:
 
 def _validator(address: str) -> str | None:
     try:
-        return validate_email(address.strip().lower(),
-                              check_deliverability=False).normalized.lower()
+        return validate_email(
+            address.strip().lower(), check_deliverability=False
+        ).normalized.lower()
     except (EmailNotValidError, ValueError, UnicodeError):
         return None
 

@@ -70,8 +70,9 @@ def test_an_article_that_reaches_the_feed_late_goes_in_the_next_issue_once(
     feed = rss(
         ("monday", first_week - timedelta(days=3)), ("tuesday", first_week - timedelta(days=2))
     )
-    import_feed(db_session, url, "en", fetcher=lambda _url: feed, languages=LANGUAGES,
-                now=first_week)
+    import_feed(
+        db_session, url, "en", fetcher=lambda _url: feed, languages=LANGUAGES, now=first_week
+    )
     db_session.commit()
     first = english(app, db_session, clock)
     assert new_in(db_session, first) == ["monday", "tuesday"]
@@ -79,11 +80,16 @@ def test_an_article_that_reaches_the_feed_late_goes_in_the_next_issue_once(
 
     # An hour later the feed (a lagging CMS) shows an article dated the day before issue 1.
     clock.advance(hours=1)
-    late = rss(*[("monday", first_week - timedelta(days=3)),
-                 ("tuesday", first_week - timedelta(days=2)),
-                 ("late", first_week - timedelta(days=1))])
-    import_feed(db_session, url, "en", fetcher=lambda _url: late, languages=LANGUAGES,
-                now=clock.now())
+    late = rss(
+        *[
+            ("monday", first_week - timedelta(days=3)),
+            ("tuesday", first_week - timedelta(days=2)),
+            ("late", first_week - timedelta(days=1)),
+        ]
+    )
+    import_feed(
+        db_session, url, "en", fetcher=lambda _url: late, languages=LANGUAGES, now=clock.now()
+    )
     db_session.commit()
     clock.advance(days=7)
     second = english(app, db_session, clock)
@@ -188,7 +194,8 @@ def test_generated_histories_carry_every_article_once(
                 # The first build ever: older articles are the back catalogue, not news.
                 window = now - timedelta(days=7)
                 for article_id in [
-                    a for a, published in waiting.items()
+                    a
+                    for a, published in waiting.items()
                     if published <= window and imported[a] <= window - IMPORT_OVERLAP
                 ]:
                     del waiting[article_id]
@@ -221,16 +228,28 @@ def test_an_undated_article_is_carried_and_shown_like_any_other(
         b"<item><title>undated</title><link>https://news.example.org/en/undated</link>"
         b"<pubDate>0000-00-00T00:00:00Z</pubDate></item></channel>",
     )
-    result = import_feed(db_session, "https://news.example.org/feed.rss", "en",
-                         fetcher=lambda _url: feed, languages=LANGUAGES, now=now)
+    result = import_feed(
+        db_session,
+        "https://news.example.org/feed.rss",
+        "en",
+        fetcher=lambda _url: feed,
+        languages=LANGUAGES,
+        now=now,
+    )
     db_session.commit()
     assert result.created == 2
     undated = db_session.scalars(select(Article).where(Article.title == "undated")).one()
     assert undated.published_at is None
     first = english(app, db_session, clock)
     assert new_in(db_session, first) == ["dated", "undated"]
-    email = preview(db_session, get_mailer(app), issue_in(db_session, first),
-                    secret=app.config["SECRET_KEY"], now=clock.now(), as_donor=False)
+    email = preview(
+        db_session,
+        get_mailer(app),
+        issue_in(db_session, first),
+        secret=app.config["SECRET_KEY"],
+        now=clock.now(),
+        as_donor=False,
+    )
     assert "undated" in email.text and "dated" in email.text
     approve(db_session, first, clock.now())
     page = client.get(f"/en/digest/{first}")

@@ -144,9 +144,7 @@ def test_a_result_is_not_written_over_a_row_another_run_holds(
         session.commit()
         assert new.holds(session, row_id)
     row = deliveries(db_session, issue_id)
-    assert [(r.status, r.claimed_by) for r in row.values()] == [
-        (DeliveryStatus.PENDING, new.token)
-    ]
+    assert [(r.status, r.claimed_by) for r in row.values()] == [(DeliveryStatus.PENDING, new.token)]
 
 
 def test_the_outbox_worker_skips_a_message_it_lost(

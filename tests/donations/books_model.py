@@ -120,9 +120,11 @@ def _money_back(draw: Any, gift: int, payment: int, amount: int) -> list[Step]:
 def _one_time_script(draw: Any, gift: Gift) -> list[Step]:
     g = gift.index
     steps: list[Step] = [("open", g)]
-    outcome = draw(st.sampled_from(
-        ["paid", "paid", "paid", "delayed_paid", "delayed_failed", "expired", "abandoned"]
-    ))
+    outcome = draw(
+        st.sampled_from(
+            ["paid", "paid", "paid", "delayed_paid", "delayed_failed", "expired", "abandoned"]
+        )
+    )
     if outcome == "paid":
         steps.append(("pay", g))
     elif outcome.startswith("delayed"):
@@ -146,9 +148,11 @@ def _recurring_script(draw: Any, gift: Gift) -> list[Step]:
     amount = gift.amount
     charged = {0: amount}
     for _cycle in range(draw(st.integers(0, 4))):
-        action = draw(st.sampled_from(
-            ["none", "none", "none", "amount", "donor_cancel", "staff_cancel", "period_end"]
-        ))
+        action = draw(
+            st.sampled_from(
+                ["none", "none", "none", "amount", "donor_cancel", "staff_cancel", "period_end"]
+            )
+        )
         if action == "amount":
             amount = draw(st.sampled_from([a for a in AMOUNTS if a != amount]))
             steps.append(("donor_amount", g, amount))
@@ -198,8 +202,7 @@ def histories(draw: Any, max_gifts: int = 3) -> History:
         for i in range(count)
     ]
     scripts = [
-        draw(_recurring_script(gift) if gift.interval else _one_time_script(gift))
-        for gift in gifts
+        draw(_recurring_script(gift) if gift.interval else _one_time_script(gift)) for gift in gifts
     ]
     steps: list[Step] = []
     while any(scripts):
@@ -363,16 +366,19 @@ def reference_books(history: History) -> ReferenceBooks:
     unpaid_renewals = {key for key, p in payments.items() if key[1] > 0 and p.status != "paid"}
     return ReferenceBooks(
         payments={
-            key: payment.books() for key, payment in payments.items()
+            key: payment.books()
+            for key, payment in payments.items()
             if key not in unpaid_renewals  # a failed renewal is no donation
         },
         plans={
-            g: plan.books([p.paid_at for (pg, _), p in payments.items()
-                           if pg == g and p.paid_at is not None])
+            g: plan.books(
+                [p.paid_at for (pg, _), p in payments.items() if pg == g and p.paid_at is not None]
+            )
             for g, plan in plans.items()
         },
         failures={
-            (g, position): first for g, plan in plans.items()
+            (g, position): first
+            for g, plan in plans.items()
             for position, first in plan.failures.items()
         },
         emails=emails,
@@ -491,15 +497,14 @@ def play(
             plan_id = session.scalar(select(Plan.id).where(Plan.stripe_subscription_id == sub))
         if plan_id is None:
             completed = next(
-                evt for evt in world.events
+                evt
+                for evt in world.events
                 if evt["type"] == "checkout.session.completed"
                 and evt["data"]["object"]["id"] == run.sessions[g]
             )
             send([completed])
             with database.session() as session:
-                plan_id = session.scalar(
-                    select(Plan.id).where(Plan.stripe_subscription_id == sub)
-                )
+                plan_id = session.scalar(select(Plan.id).where(Plan.stripe_subscription_id == sub))
         assert plan_id is not None
         return int(plan_id)
 
@@ -514,15 +519,22 @@ def play(
             gift = gifts[g]
             with database.session() as session:
                 start_checkout(
-                    session, world,
+                    session,
+                    world,
                     GiftRequest(
-                        email=gift.email, name=f"Giver {g}", language="en",
+                        email=gift.email,
+                        name=f"Giver {g}",
+                        language="en",
                         frequency=Frequency(gift.interval or "one_time"),
-                        gift_minor=gift.amount, fee_minor=0, currency=gift.currency,
+                        gift_minor=gift.amount,
+                        fee_minor=0,
+                        currency=gift.currency,
                         checkout_token=f"token-{g}-{position}",
                         wants_newsletter=gift.wants_newsletter,
                     ),
-                    config=config, publication="Model Review", now=clock.now(),
+                    config=config,
+                    publication="Model Review",
+                    now=clock.now(),
                 )
                 session.commit()
             run.sessions[g] = next(reversed(world.sessions))
@@ -555,12 +567,22 @@ def play(
             with database.session() as session:
                 if action == "donor_amount":
                     selfservice.change_plan_amount(
-                        session, world, get_mailer(app), plan_id, int(step[2]),
-                        request_token=f"change-{position}", config=config, now=clock.now(),
+                        session,
+                        world,
+                        get_mailer(app),
+                        plan_id,
+                        int(step[2]),
+                        request_token=f"change-{position}",
+                        config=config,
+                        now=clock.now(),
                     )
                 else:
                     selfservice.cancel_plan(
-                        session, world, get_mailer(app), plan_id, config=config,
+                        session,
+                        world,
+                        get_mailer(app),
+                        plan_id,
+                        config=config,
                         now=clock.now(),
                     )
         elif action == "refund":
@@ -572,8 +594,11 @@ def play(
         elif action == "reconcile":
             with app.app_context():
                 reconcile_stripe(
-                    database, world, lambda: books_context(app, clock.now()),
-                    now=clock.now(), lookback=timedelta(days=3650),
+                    database,
+                    world,
+                    lambda: books_context(app, clock.now()),
+                    now=clock.now(),
+                    lookback=timedelta(days=3650),
                 )
         delivery.add(world.events[seen:])
         send(delivery.take_some())
@@ -689,27 +714,36 @@ def snapshot(app: Flask, run: Run, history: History) -> dict[str, Any]:
             subs[p.stripe_subscription_id]: _ts(p.current_period_end)
             for p in session.scalars(select(Plan))
         }
-        disputes = sorted(
-            (str(d.status), d.amount_minor) for d in session.scalars(select(Dispute))
-        )
-        receipts = sorted(
-            n for n in session.scalars(select(Donation.receipt_seq)) if n is not None
-        )
+        disputes = sorted((str(d.status), d.amount_minor) for d in session.scalars(select(Dispute)))
+        receipts = sorted(n for n in session.scalars(select(Donation.receipt_seq)) if n is not None)
         summaries = _summaries(session, subs)
         rebuilt = _rebuilt_summaries(session, subs)
         dashboard = _dashboard(session, at(run.world.now))
     return {
-        "payments": payments, "plans": plans, "failures": failures, "emails": emails,
-        "parked": parked, "periods": periods, "disputes": disputes,
-        "receipts_gapless": receipts == list(range(1, len(receipts) + 1)) or receipts == []
+        "payments": payments,
+        "plans": plans,
+        "failures": failures,
+        "emails": emails,
+        "parked": parked,
+        "periods": periods,
+        "disputes": disputes,
+        "receipts_gapless": receipts == list(range(1, len(receipts) + 1))
+        or receipts == []
         or receipts == list(range(receipts[0], receipts[0] + len(receipts))),
-        "summaries": summaries, "summaries_rebuilt": rebuilt, "dashboard": dashboard,
+        "summaries": summaries,
+        "summaries_rebuilt": rebuilt,
+        "dashboard": dashboard,
     }
 
 
 _SUMMARY_TABLES = [
-    "donation_month_totals", "donation_month_kinds", "donation_month_amounts",
-    "plan_month_deltas", "plan_cohort_counts", "donor_plan_counts", "plan_failure_months",
+    "donation_month_totals",
+    "donation_month_kinds",
+    "donation_month_amounts",
+    "plan_month_deltas",
+    "plan_cohort_counts",
+    "donor_plan_counts",
+    "plan_failure_months",
 ]
 
 
@@ -739,8 +773,17 @@ def _summaries(session: Session, subs: dict[str | None, int]) -> dict[str, list[
 
 
 _KEY_COLUMNS = {
-    "month", "kind", "currency", "campaign_id", "source", "language", "net_minor",
-    "start_month", "end_month", "donor_id", "plan_id",
+    "month",
+    "kind",
+    "currency",
+    "campaign_id",
+    "source",
+    "language",
+    "net_minor",
+    "start_month",
+    "end_month",
+    "donor_id",
+    "plan_id",
 }
 
 

@@ -1,10 +1,10 @@
 """Donation test data, for any feature's tests.
 
-    from tests.donations.factories import make_donor, make_donation, make_plan, make_campaign
+from tests.donations.factories import make_donor, make_donation, make_plan, make_campaign
 
-    donor = make_donor(db_session, email="ann@example.com")
-    make_donation(db_session, donor=donor, amount_minor=1000, currency="EUR")
-    db_session.commit()
+donor = make_donor(db_session, email="ann@example.com")
+make_donation(db_session, donor=donor, amount_minor=1000, currency="EUR")
+db_session.commit()
 """
 
 from __future__ import annotations

@@ -205,8 +205,12 @@ def subscription(
 
 
 def charge(
-    *, payment_intent: str | None, amount: int = 1000, amount_refunded: int = 0,
-    charge_id: str | None = None, metadata: dict[str, str] | None = None,
+    *,
+    payment_intent: str | None,
+    amount: int = 1000,
+    amount_refunded: int = 0,
+    charge_id: str | None = None,
+    metadata: dict[str, str] | None = None,
     currency: str = "eur",
 ) -> dict[str, Any]:
     """A charge (as in `charge.refunded`); one-time gifts' charges carry their
@@ -224,8 +228,12 @@ def charge(
 
 
 def dispute(
-    *, payment_intent: str | None, charge_id: str | None = None, amount: int = 1000,
-    status: str = "needs_response", dispute_id: str | None = None,
+    *,
+    payment_intent: str | None,
+    charge_id: str | None = None,
+    amount: int = 1000,
+    status: str = "needs_response",
+    dispute_id: str | None = None,
 ) -> dict[str, Any]:
     """A dispute (as in `charge.dispute.created`)."""
     return {

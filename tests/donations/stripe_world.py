@@ -72,9 +72,14 @@ class StripeWorld:
 
     def _subscription_object(self, sub: Mapping[str, Any]) -> dict[str, Any]:
         obj = se.subscription(
-            subscription_id=sub["id"], customer=sub["customer"], status=sub["status"],
-            amount=sub["amount"], currency=sub["currency"], interval=sub["interval"],
-            cancel_at_period_end=sub["cancel_at_period_end"], period_end=sub["period_end"],
+            subscription_id=sub["id"],
+            customer=sub["customer"],
+            status=sub["status"],
+            amount=sub["amount"],
+            currency=sub["currency"],
+            interval=sub["interval"],
+            cancel_at_period_end=sub["cancel_at_period_end"],
+            period_end=sub["period_end"],
         )
         obj["metadata"] = dict(sub["metadata"])
         obj["canceled_at"] = sub.get("canceled_at")
@@ -85,28 +90,40 @@ class StripeWorld:
     def _period(self, interval: str) -> int:
         return self.now + (365 if interval == "year" else 30) * DAY
 
-    def _new_payment(self, amount: int, currency: str, metadata: dict[str, str],
-                     invoice_id: str | None) -> tuple[str, str]:
+    def _new_payment(
+        self, amount: int, currency: str, metadata: dict[str, str], invoice_id: str | None
+    ) -> tuple[str, str]:
         intent = self._id("pi")
         charge = self._id("ch")
         # A plan's PaymentIntents carry no metadata of ours: only their invoice says.
-        self.intents[intent] = {"id": intent, "created": self.now, "invoice": invoice_id,
-                                "metadata": {} if invoice_id else dict(metadata)}
+        self.intents[intent] = {
+            "id": intent,
+            "created": self.now,
+            "invoice": invoice_id,
+            "metadata": {} if invoice_id else dict(metadata),
+        }
         self.charges[charge] = se.charge(
-            payment_intent=intent, amount=amount, charge_id=charge,
+            payment_intent=intent,
+            amount=amount,
+            charge_id=charge,
             # Renewal charges carry no metadata of ours; a one-time gift's carry its
             # PaymentIntent's (the donation id).
-            metadata={} if invoice_id else metadata, currency=currency,
+            metadata={} if invoice_id else metadata,
+            currency=currency,
         )
         return intent, charge
 
     def _invoice(self, sub: dict[str, Any], *, first: bool, paid: bool) -> dict[str, Any]:
         invoice_id = self._id("in")
         obj = se.invoice(
-            subscription=sub["id"], customer=sub["customer"], amount=sub["amount"],
-            currency=sub["currency"], invoice_id=invoice_id,
+            subscription=sub["id"],
+            customer=sub["customer"],
+            amount=sub["amount"],
+            currency=sub["currency"],
+            invoice_id=invoice_id,
             billing_reason="subscription_create" if first else "subscription_cycle",
-            status="paid" if paid else "open", paid_at=self.now,
+            status="paid" if paid else "open",
+            paid_at=self.now,
             period_end=self._period(sub["interval"]),
         )
         obj["parent"]["subscription_details"]["metadata"] = dict(sub["metadata"])
@@ -244,9 +261,13 @@ class StripeWorld:
             return
         sub_id = self._id("sub")
         sub = {
-            "id": sub_id, "customer": session["customer"], "status": "active",
-            "amount": session["amount_total"], "currency": session["currency"],
-            "interval": session["_interval"] or "month", "cancel_at_period_end": False,
+            "id": sub_id,
+            "customer": session["customer"],
+            "status": "active",
+            "amount": session["amount_total"],
+            "currency": session["currency"],
+            "interval": session["_interval"] or "month",
+            "cancel_at_period_end": False,
             "period_end": self._period(session["_interval"] or "month"),
             "metadata": dict(session["metadata"]),
         }
@@ -303,8 +324,7 @@ class StripeWorld:
         """A retry goes through: the invoice is paid, the subscription active again."""
         invoice = self.invoices[invoice_id]
         sub = self.subscriptions[invoice["parent"]["subscription_details"]["subscription"]]
-        invoice.update(status="paid", amount_paid=invoice["amount_due"],
-                       next_payment_attempt=None)
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], next_payment_attempt=None)
         invoice["attempt_count"] += 1
         invoice["status_transitions"] = {"paid_at": self.now}
         invoice["_intent"], invoice["_charge"] = self._new_payment(
@@ -332,8 +352,9 @@ class StripeWorld:
         sub["cancel_at_period_end"] = True
         self._emit("customer.subscription.updated", self._subscription_object(sub))
 
-    def charge_of_payment(self, *, session_id: str | None = None,
-                          invoice_id: str | None = None) -> str:
+    def charge_of_payment(
+        self, *, session_id: str | None = None, invoice_id: str | None = None
+    ) -> str:
         """The charge that paid a checkout (one-time) or an invoice."""
         if invoice_id:
             return str(self.invoices[invoice_id]["_charge"])
@@ -353,13 +374,19 @@ class StripeWorld:
         dispute_id = f"dp_{charge_id}"
         opening = dispute_id not in self.disputes
         self.disputes[dispute_id] = se.dispute(
-            payment_intent=charge["payment_intent"], charge_id=charge_id,
-            amount=charge["amount"], status=status, dispute_id=dispute_id,
+            payment_intent=charge["payment_intent"],
+            charge_id=charge_id,
+            amount=charge["amount"],
+            status=status,
+            dispute_id=dispute_id,
         )
         closed = status in ("won", "lost", "warning_closed", "prevented")
         event_type = (
-            "charge.dispute.created" if opening
-            else "charge.dispute.closed" if closed else "charge.dispute.updated"
+            "charge.dispute.created"
+            if opening
+            else "charge.dispute.closed"
+            if closed
+            else "charge.dispute.updated"
         )
         self._emit(event_type, self.disputes[dispute_id])
         if status == "needs_response" and opening:

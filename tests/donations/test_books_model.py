@@ -50,8 +50,11 @@ MODEL_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     # The app and its database are built once per test; each example empties the tables.
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
     derandomize=not SOAK,
 )
 
@@ -76,8 +79,11 @@ def check_run(snapshot: dict[str, Any], reference: dict[str, Any]) -> None:
 
 
 @MODEL_SETTINGS
-@given(history=model.histories(max_gifts=MAX_GIFTS), seed=st.integers(0, 2**32 - 1),
-       forgetful=st.booleans())
+@given(
+    history=model.histories(max_gifts=MAX_GIFTS),
+    seed=st.integers(0, 2**32 - 1),
+    forgetful=st.booleans(),
+)
 def test_any_order_and_duplicates_give_the_books_of_the_history(
     app: Flask, clock: FrozenClock, history: model.History, seed: int, forgetful: bool
 ) -> None:
@@ -88,8 +94,9 @@ def test_any_order_and_duplicates_give_the_books_of_the_history(
     assert in_order.webhook_errors == 0
     check_run(first, reference)
 
-    shuffled = model.play(app, clock, history, model.Delivery(random.Random(seed)),
-                          forgetful=forgetful)
+    shuffled = model.play(
+        app, clock, history, model.Delivery(random.Random(seed)), forgetful=forgetful
+    )
     second = model.snapshot(app, shuffled, history)
     assert shuffled.webhook_errors == 0
     check_run(second, reference)
@@ -100,8 +107,11 @@ def test_any_order_and_duplicates_give_the_books_of_the_history(
 @settings(
     max_examples=max(EXAMPLES // 3, 8),
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
     derandomize=not SOAK,
 )
 @given(history=model.histories(max_gifts=MAX_GIFTS), seed=st.integers(0, 2**32 - 1))
@@ -117,8 +127,13 @@ def test_concurrent_delivery_gives_the_same_books(
     in_order = model.play(app, clock, history, model.Delivery(None))
     first = model.snapshot(app, in_order, history)
     check_run(first, reference)
-    raced = model.play(app, clock, history, model.Delivery(random.Random(seed), 0.5),
-                       deliver=model.threaded_delivery(app, threads=4))
+    raced = model.play(
+        app,
+        clock,
+        history,
+        model.Delivery(random.Random(seed), 0.5),
+        deliver=model.threaded_delivery(app, threads=4),
+    )
     second = model.snapshot(app, raced, history)
     check_run(second, reference)
     for key in ("periods", "disputes", "summaries", "dashboard"):

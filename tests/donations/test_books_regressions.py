@@ -83,18 +83,34 @@ def event_row(db_session: Session, evt: dict[str, Any]) -> StripeEvent:
     return row
 
 
-def open_gift(app: Flask, world: StripeWorld, clock: FrozenClock, *, email: str,
-              frequency: Frequency = Frequency.ONE_TIME, amount: int = 1000,
-              wants_newsletter: bool = False) -> str:
+def open_gift(
+    app: Flask,
+    world: StripeWorld,
+    clock: FrozenClock,
+    *,
+    email: str,
+    frequency: Frequency = Frequency.ONE_TIME,
+    amount: int = 1000,
+    wants_newsletter: bool = False,
+) -> str:
     """A gift opened through the app's checkout; returns the Checkout Session id."""
     with get_database(app).session() as session:
         start_checkout(
-            session, world,
-            GiftRequest(email=email, name="", language="en", frequency=frequency,
-                        gift_minor=amount, fee_minor=0, currency="EUR",
-                        checkout_token=f"token-{email}-{amount}",
-                        wants_newsletter=wants_newsletter),
-            config=donation_config(app.config), publication="The Test Review",
+            session,
+            world,
+            GiftRequest(
+                email=email,
+                name="",
+                language="en",
+                frequency=frequency,
+                gift_minor=amount,
+                fee_minor=0,
+                currency="EUR",
+                checkout_token=f"token-{email}-{amount}",
+                wants_newsletter=wants_newsletter,
+            ),
+            config=donation_config(app.config),
+            publication="The Test Review",
             now=clock.now(),
         )
         session.commit()
@@ -117,16 +133,21 @@ def test_a_cancellation_before_its_checkout_leaves_the_plan_cancelled(
     sub, customer = "sub_early_end", "cus_early_end"
     deleted = se.event(
         "customer.subscription.deleted",
-        se.subscription(subscription_id=sub, customer=customer, status="canceled",
-                        donation_id=donation.id),
+        se.subscription(
+            subscription_id=sub, customer=customer, status="canceled", donation_id=donation.id
+        ),
         created=t0 + 50,
     )
     answer = se.post_event(client, deleted)
     assert answer.status_code == 200 and answer.json["outcome"].startswith("parked")
     assert event_row(db_session, deleted).parked
     checkout = se.checkout_session(
-        donation_id=donation.id, session_id=donation.stripe_checkout_session_id,
-        mode="subscription", subscription=sub, invoice="in_early_end", customer=customer,
+        donation_id=donation.id,
+        session_id=donation.stripe_checkout_session_id,
+        mode="subscription",
+        subscription=sub,
+        invoice="in_early_end",
+        customer=customer,
     )
     se.post_event(client, se.event("checkout.session.completed", checkout, created=t0))
     db_session.expire_all()
@@ -144,10 +165,15 @@ def test_a_refund_before_its_checkout_is_taken_out_when_the_payment_arrives(
 ) -> None:
     donation = pending(db_session, amount_minor=2500)
     intent = "pi_refunded_early"
-    refund = se.event("charge.refunded", se.charge(
-        payment_intent=intent, amount=2500, amount_refunded=2500,
-        metadata={"donation_id": str(donation.id)},
-    ))
+    refund = se.event(
+        "charge.refunded",
+        se.charge(
+            payment_intent=intent,
+            amount=2500,
+            amount_refunded=2500,
+            metadata={"donation_id": str(donation.id)},
+        ),
+    )
     assert se.post_event(client, refund).json["outcome"].startswith("parked")
     # Stripe retries, and reconciliation, find it recorded: still one, still waiting.
     assert se.post_event(client, refund).json["status"] == "duplicate"
@@ -158,10 +184,15 @@ def test_a_refund_before_its_checkout_is_taken_out_when_the_payment_arrives(
     force_login(staff_client, db_session, staff)
     listing = staff_client.get("/staff/donations/events?parked=y").text
     assert refund["id"] in listing and "Parked (1)" in listing
-    completed = se.event("checkout.session.completed", se.checkout_session(
-        donation_id=donation.id, session_id=donation.stripe_checkout_session_id,
-        amount=2500, payment_intent=intent,
-    ))
+    completed = se.event(
+        "checkout.session.completed",
+        se.checkout_session(
+            donation_id=donation.id,
+            session_id=donation.stripe_checkout_session_id,
+            amount=2500,
+            payment_intent=intent,
+        ),
+    )
     se.post_event(client, completed)
     db_session.expire_all()
     assert donation.status == DonationStatus.PAID
@@ -171,11 +202,13 @@ def test_a_refund_before_its_checkout_is_taken_out_when_the_payment_arrives(
 
 
 def test_a_renewal_refund_is_found_when_the_invoice_lookup_failed(
-    app: Flask, client: FlaskClient, db_session: Session, world: StripeWorld,
+    app: Flask,
+    client: FlaskClient,
+    db_session: Session,
+    world: StripeWorld,
     clock: FrozenClock,
 ) -> None:
-    checkout = open_gift(app, world, clock, email="plan@example.com",
-                         frequency=Frequency.MONTHLY)
+    checkout = open_gift(app, world, clock, email="plan@example.com", frequency=Frequency.MONTHLY)
     world.complete_checkout(checkout)
     deliver(client, world)
     seen = len(world.events)
@@ -191,11 +224,13 @@ def test_a_renewal_refund_is_found_when_the_invoice_lookup_failed(
 
 
 def test_without_stripe_to_ask_a_renewal_refund_waits_and_reconciliation_applies_it(
-    app: Flask, client: FlaskClient, db_session: Session, world: StripeWorld,
+    app: Flask,
+    client: FlaskClient,
+    db_session: Session,
+    world: StripeWorld,
     clock: FrozenClock,
 ) -> None:
-    checkout = open_gift(app, world, clock, email="plan2@example.com",
-                         frequency=Frequency.MONTHLY)
+    checkout = open_gift(app, world, clock, email="plan2@example.com", frequency=Frequency.MONTHLY)
     world.complete_checkout(checkout)
     deliver(client, world)
     seen = len(world.events)
@@ -209,8 +244,11 @@ def test_without_stripe_to_ask_a_renewal_refund_waits_and_reconciliation_applies
     app.extensions["stripe_gateway"] = world
     with app.app_context():
         result = reconcile_stripe(
-            get_database(app), world, lambda: books_context(app, clock.now()),
-            now=clock.now(), lookback=timedelta(days=3),
+            get_database(app),
+            world,
+            lambda: books_context(app, clock.now()),
+            now=clock.now(),
+            lookback=timedelta(days=3),
         )
     assert result.parked_applied == 1, str(result)
     db_session.expire_all()
@@ -224,39 +262,58 @@ def test_without_stripe_to_ask_a_renewal_refund_waits_and_reconciliation_applies
 
 def paid_gift(db_session: Session, amount: int = 3000) -> Donation:
     donor = make_donor(db_session, email="disputed@example.com")
-    donation = make_donation(db_session, donor=donor, amount_minor=amount,
-                             stripe_payment_intent_id=se.new_id("pi"))
+    donation = make_donation(
+        db_session, donor=donor, amount_minor=amount, stripe_payment_intent_id=se.new_id("pi")
+    )
     db_session.commit()
     return donation
 
 
-def dispute_event(donation: Donation, status: str, event_type: str, created: int,
-                  dispute_id: str = "dp_case") -> dict[str, Any]:
-    return se.event(event_type, se.dispute(
-        payment_intent=donation.stripe_payment_intent_id, amount=donation.amount_minor,
-        status=status, dispute_id=dispute_id,
-    ), created=created)
+def dispute_event(
+    donation: Donation, status: str, event_type: str, created: int, dispute_id: str = "dp_case"
+) -> dict[str, Any]:
+    return se.event(
+        event_type,
+        se.dispute(
+            payment_intent=donation.stripe_payment_intent_id,
+            amount=donation.amount_minor,
+            status=status,
+            dispute_id=dispute_id,
+        ),
+        created=created,
+    )
 
 
-@pytest.mark.parametrize(("path", "net"), [
-    (["warning_needs_response", "warning_closed"], 3000),
-    (["warning_needs_response", "warning_under_review", "prevented"], 3000),
-    (["needs_response", "under_review", "won"], 3000),
-    (["needs_response", "lost"], 0),
-    (["needs_response"], 0),
-    (["warning_needs_response"], 3000),
-])
+@pytest.mark.parametrize(
+    ("path", "net"),
+    [
+        (["warning_needs_response", "warning_closed"], 3000),
+        (["warning_needs_response", "warning_under_review", "prevented"], 3000),
+        (["needs_response", "under_review", "won"], 3000),
+        (["needs_response", "lost"], 0),
+        (["needs_response"], 0),
+        (["warning_needs_response"], 3000),
+    ],
+)
 def test_disputes_hold_money_only_while_stripe_has_withdrawn_it(
     client: FlaskClient, db_session: Session, path: list[str], net: int
 ) -> None:
     donation = paid_gift(db_session)
     t0 = int(time.time())
     for step, status in enumerate(path):
-        kind = "charge.dispute.created" if step == 0 else (
-            "charge.dispute.closed" if status in ("won", "lost", "warning_closed", "prevented")
-            else "charge.dispute.updated")
-        assert se.post_event(client, dispute_event(donation, status, kind, t0 + step)).status_code \
+        kind = (
+            "charge.dispute.created"
+            if step == 0
+            else (
+                "charge.dispute.closed"
+                if status in ("won", "lost", "warning_closed", "prevented")
+                else "charge.dispute.updated"
+            )
+        )
+        assert (
+            se.post_event(client, dispute_event(donation, status, kind, t0 + step)).status_code
             == 200
+        )
     db_session.expire_all()
     assert donation.net_minor == net
 
@@ -268,8 +325,9 @@ def test_a_late_dispute_created_after_it_was_won_changes_nothing(
     t0 = int(time.time())
     se.post_event(client, dispute_event(donation, "won", "charge.dispute.closed", t0 + 20))
     se.post_event(client, dispute_event(donation, "needs_response", "charge.dispute.created", t0))
-    se.post_event(client, dispute_event(donation, "under_review", "charge.dispute.updated",
-                                        t0 + 10))
+    se.post_event(
+        client, dispute_event(donation, "under_review", "charge.dispute.updated", t0 + 10)
+    )
     db_session.expire_all()
     assert donation.disputed_minor == 0 and donation.net_minor == 3000
 
@@ -311,9 +369,15 @@ def test_the_thank_you_page_racing_the_webhook_sends_one_receipt_and_one_opt_in(
 
 def donate_form(page: str, **fields: str) -> dict[str, str]:
     token = page.split('name="checkout_token"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
-    data = {"csrf_token": csrf_token(page), "checkout_token": token, "frequency": "one_time",
-            "currency": "EUR", "amount": "other", "custom_amount": "25",
-            "email": "mistyped@exmaple.com"}
+    data = {
+        "csrf_token": csrf_token(page),
+        "checkout_token": token,
+        "frequency": "one_time",
+        "currency": "EUR",
+        "amount": "other",
+        "custom_amount": "25",
+        "email": "mistyped@exmaple.com",
+    }
     data.update(fields)
     return data
 
@@ -327,8 +391,10 @@ def test_back_and_a_corrected_form_open_a_new_checkout_with_the_new_values(
     assert first.status_code == again.status_code == 303
     assert first.headers["Location"] == again.headers["Location"]
     # Back in the browser (the same page, the same token), corrected, sent again.
-    corrected = client.post("/en/donate", data=donate_form(
-        page, custom_amount="10", frequency="monthly", email="right@example.com"))
+    corrected = client.post(
+        "/en/donate",
+        data=donate_form(page, custom_amount="10", frequency="monthly", email="right@example.com"),
+    )
     assert corrected.headers["Location"] != first.headers["Location"]
     newest = world.sessions[corrected.headers["Location"].rsplit("/", 1)[1]]
     assert newest["amount_total"] == 1000 and newest["mode"] == "subscription"
@@ -351,15 +417,15 @@ def test_thousands_typed_in_english_are_thousands_and_ambiguity_is_asked(
     unclear = client.post("/ru/donate", data=donate_form(ru_page, custom_amount="2,500"))
     assert unclear.status_code == 400
     assert "2500" in unclear.text.replace("\xa0", "").replace(" ", "") and "2,50" in unclear.text
-    decimal = client.post("/ru/donate", data=donate_form(ru_page, custom_amount="10,50",
-                                                          checkout_token="another-token-123"))
+    decimal = client.post(
+        "/ru/donate",
+        data=donate_form(ru_page, custom_amount="10,50", checkout_token="another-token-123"),
+    )
     assert decimal.status_code == 303
     assert world.sessions[decimal.headers["Location"].rsplit("/", 1)[1]]["amount_total"] == 1050
 
 
-def test_the_hints_follow_the_currency_and_form_pages_are_not_stored(
-    client: FlaskClient
-) -> None:
+def test_the_hints_follow_the_currency_and_form_pages_are_not_stored(client: FlaskClient) -> None:
     page = client.get("/en/donate?currency=USD")
     assert page.headers["Cache-Control"] == "no-store"
     assert "Between $1 and $10,000." in page.text
@@ -374,13 +440,28 @@ def test_receipt_numbers_are_given_on_payment_and_abandoned_checkouts_end_expire
 ) -> None:
     abandoned = pending(db_session, email="abandon@example.com")
     paid = pending(db_session, email="payer@example.com")
-    se.post_event(client, se.event("checkout.session.expired", se.checkout_session(
-        donation_id=abandoned.id, session_id=abandoned.stripe_checkout_session_id,
-        status="expired", payment_status="unpaid",
-    )))
-    se.post_event(client, se.event("checkout.session.completed", se.checkout_session(
-        donation_id=paid.id, session_id=paid.stripe_checkout_session_id,
-    )))
+    se.post_event(
+        client,
+        se.event(
+            "checkout.session.expired",
+            se.checkout_session(
+                donation_id=abandoned.id,
+                session_id=abandoned.stripe_checkout_session_id,
+                status="expired",
+                payment_status="unpaid",
+            ),
+        ),
+    )
+    se.post_event(
+        client,
+        se.event(
+            "checkout.session.completed",
+            se.checkout_session(
+                donation_id=paid.id,
+                session_id=paid.stripe_checkout_session_id,
+            ),
+        ),
+    )
     db_session.expire_all()
     assert abandoned.status == DonationStatus.EXPIRED and abandoned.receipt_number == ""
     assert paid.receipt_number == "R-000001"
@@ -397,9 +478,12 @@ def test_receipt_numbers_are_given_on_payment_and_abandoned_checkouts_end_expire
 def test_an_erased_donor_who_never_subscribed_can_be_erased_and_give_again(
     client: FlaskClient, db_session: Session, world: StripeWorld
 ) -> None:
-    donor = make_donor(db_session, email="gone@example.com", name="Gone Giver",
-                       stripe_customer_id=world.find_or_create_customer("gone@example.com",
-                                                                         "", "k"))
+    donor = make_donor(
+        db_session,
+        email="gone@example.com",
+        name="Gone Giver",
+        stripe_customer_id=world.find_or_create_customer("gone@example.com", "", "k"),
+    )
     make_donation(db_session, donor=donor, amount_minor=1200)
     admin = make_staff(db_session, role="admin")
     db_session.commit()
@@ -407,8 +491,9 @@ def test_an_erased_donor_who_never_subscribed_can_be_erased_and_give_again(
     path = f"/staff/donations/donors/{donor.id}/erase"
     form = client.get(path)
     assert form.status_code == 200
-    done = client.post(path, data={"csrf_token": csrf_token(form.text),
-                                   "confirm_email": "gone@example.com"})
+    done = client.post(
+        path, data={"csrf_token": csrf_token(form.text), "confirm_email": "gone@example.com"}
+    )
     assert done.status_code == 303
     db_session.expire_all()
     erased = db_session.get(Donor, donor.id)
@@ -431,8 +516,9 @@ def test_a_donor_with_a_running_plan_is_not_erased(
     force_login(client, db_session, admin)
     path = f"/staff/donations/donors/{donor.id}/erase"
     form = client.get(path)
-    blocked = client.post(path, data={"csrf_token": csrf_token(form.text),
-                                      "confirm_email": "still@example.com"})
+    blocked = client.post(
+        path, data={"csrf_token": csrf_token(form.text), "confirm_email": "still@example.com"}
+    )
     assert blocked.status_code == 409 and "still running" in blocked.text
     db_session.expire_all()
     assert db_session.get(Donor, donor.id).email == "still@example.com"  # type: ignore[union-attr]
@@ -449,8 +535,11 @@ def test_reconciliation_dates_a_late_checkout_by_its_payment_not_by_the_run(
     world.now = int(clock.now().timestamp())
     with app.app_context():
         result = reconcile_stripe(
-            get_database(app), world, lambda: books_context(app, clock.now()),
-            now=clock.now(), lookback=timedelta(days=3),
+            get_database(app),
+            world,
+            lambda: books_context(app, clock.now()),
+            now=clock.now(),
+            lookback=timedelta(days=3),
         )
     assert result.checkouts_settled == 1 and result.applied == 0
     db_session.expire_all()
@@ -459,8 +548,9 @@ def test_reconciliation_dates_a_late_checkout_by_its_payment_not_by_the_run(
     assert as_utc(donation.paid_at) == datetime(2026, 12, 27, 21, 0, tzinfo=UTC)
 
 
-def live_plan(app: Flask, client: FlaskClient, world: StripeWorld, clock: FrozenClock,
-              email: str) -> Plan:
+def live_plan(
+    app: Flask, client: FlaskClient, world: StripeWorld, clock: FrozenClock, email: str
+) -> Plan:
     checkout = open_gift(app, world, clock, email=email, frequency=Frequency.MONTHLY)
     world.complete_checkout(checkout)
     deliver(client, world)
@@ -469,7 +559,10 @@ def live_plan(app: Flask, client: FlaskClient, world: StripeWorld, clock: Frozen
 
 
 def test_two_cancels_at_once_send_one_confirmation(
-    app: Flask, client: FlaskClient, db_session: Session, world: StripeWorld,
+    app: Flask,
+    client: FlaskClient,
+    db_session: Session,
+    world: StripeWorld,
     clock: FrozenClock,
 ) -> None:
     plan = live_plan(app, client, world, clock, "twotabs@example.com")
@@ -478,8 +571,11 @@ def test_two_cancels_at_once_send_one_confirmation(
 
     def cancel() -> None:
         with get_database(app).session() as session:
-            results.append(selfservice.cancel_plan(
-                session, world, get_mailer(app), plan.id, config=config, now=clock.now()))
+            results.append(
+                selfservice.cancel_plan(
+                    session, world, get_mailer(app), plan.id, config=config, now=clock.now()
+                )
+            )
 
     tabs = [threading.Thread(target=cancel) for _ in range(2)]
     for tab in tabs:
@@ -492,7 +588,10 @@ def test_two_cancels_at_once_send_one_confirmation(
 
 
 def test_applying_a_request_locks_the_plan_before_the_request(
-    app: Flask, client: FlaskClient, world: StripeWorld, clock: FrozenClock,
+    app: Flask,
+    client: FlaskClient,
+    world: StripeWorld,
+    clock: FrozenClock,
 ) -> None:
     """Phase three took the request's lock, then the plan's; phase one takes the plan's,
     then the request's. A tab in phase one and its twin in phase three then each held one
@@ -529,7 +628,10 @@ def test_applying_a_request_locks_the_plan_before_the_request(
 
 
 def test_fifteen_ten_fifteen_within_a_second_reach_stripe_and_the_books_agree(
-    app: Flask, client: FlaskClient, db_session: Session, world: StripeWorld,
+    app: Flask,
+    client: FlaskClient,
+    db_session: Session,
+    world: StripeWorld,
     clock: FrozenClock,
 ) -> None:
     plan = live_plan(app, client, world, clock, "changes@example.com")
@@ -537,14 +639,26 @@ def test_fifteen_ten_fifteen_within_a_second_reach_stripe_and_the_books_agree(
     for number, amount in enumerate([1500, 1000, 1500]):
         with get_database(app).session() as session:
             assert selfservice.change_plan_amount(
-                session, world, get_mailer(app), plan.id, amount,
-                request_token=f"form-{number}", config=config, now=clock.now(),
+                session,
+                world,
+                get_mailer(app),
+                plan.id,
+                amount,
+                request_token=f"form-{number}",
+                config=config,
+                now=clock.now(),
             )
     # The same form sent twice (a double click) is the same change: nothing more.
     with get_database(app).session() as session:
         assert not selfservice.change_plan_amount(
-            session, world, get_mailer(app), plan.id, 1500, request_token="form-2",
-            config=config, now=clock.now(),
+            session,
+            world,
+            get_mailer(app),
+            plan.id,
+            1500,
+            request_token="form-2",
+            config=config,
+            now=clock.now(),
         )
     assert world.subscriptions[plan.stripe_subscription_id]["amount"] == 1500
     assert [e["type"] for e in world.events].count("customer.subscription.updated") == 3
@@ -560,16 +674,23 @@ def test_a_statement_on_request_is_sent_once_per_window(
     donor = make_donor(db_session, email="statements@example.com")
     make_donation(db_session, donor=donor, amount_minor=1000, paid_at=clock.now())
     db_session.commit()
-    link = manage_url(donor, base_url="", secret=app.config["SECRET_KEY"], language="en",
-                      now=clock.now())
+    link = manage_url(
+        donor, base_url="", secret=app.config["SECRET_KEY"], language="en", now=clock.now()
+    )
     page = client.get(link).text
     for _click in range(40):
-        assert client.post(f"{link}/statement", data={
-            "csrf_token": csrf_token(page), "year": str(clock.now().year)}).status_code == 303
+        assert (
+            client.post(
+                f"{link}/statement",
+                data={"csrf_token": csrf_token(page), "year": str(clock.now().year)},
+            ).status_code
+            == 303
+        )
     assert emails(db_session)["yearly_statement"] == 1
     clock.advance(minutes=11)
-    client.post(f"{link}/statement", data={"csrf_token": csrf_token(page),
-                                           "year": str(clock.now().year)})
+    client.post(
+        f"{link}/statement", data={"csrf_token": csrf_token(page), "year": str(clock.now().year)}
+    )
     assert emails(db_session)["yearly_statement"] == 2
 
 
@@ -577,15 +698,21 @@ def test_a_parked_event_that_cannot_be_applied_does_not_block_the_payment(
     client: FlaskClient, db_session: Session
 ) -> None:
     donation = pending(db_session, amount_minor=2500)
-    broken = se.charge(payment_intent="pi_broken", amount=2500,
-                       metadata={"donation_id": str(donation.id)})
+    broken = se.charge(
+        payment_intent="pi_broken", amount=2500, metadata={"donation_id": str(donation.id)}
+    )
     broken["amount_refunded"] = "not a number"
     refund = se.event("charge.refunded", broken)
     assert se.post_event(client, refund).json["outcome"].startswith("parked")
-    completed = se.event("checkout.session.completed", se.checkout_session(
-        donation_id=donation.id, session_id=donation.stripe_checkout_session_id,
-        amount=2500, payment_intent="pi_broken",
-    ))
+    completed = se.event(
+        "checkout.session.completed",
+        se.checkout_session(
+            donation_id=donation.id,
+            session_id=donation.stripe_checkout_session_id,
+            amount=2500,
+            payment_intent="pi_broken",
+        ),
+    )
     assert se.post_event(client, completed).status_code == 200
     db_session.expire_all()
     assert donation.status == DonationStatus.PAID and donation.refunded_minor == 0

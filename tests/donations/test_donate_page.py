@@ -112,8 +112,11 @@ def test_query_links_choose_currency_frequency_and_carry_source(client: FlaskCli
     ],
 )
 def test_bad_input_gets_a_clear_message_and_no_stripe_call(
-    client: FlaskClient, db_session: Session, gateway: CountingGateway,
-    fields: dict[str, str], message: str,
+    client: FlaskClient,
+    db_session: Session,
+    gateway: CountingGateway,
+    fields: dict[str, str],
+    message: str,
 ) -> None:
     page = client.get("/donate")
     response = client.post("/donate", data=form_data(page.text, **fields))
@@ -144,16 +147,25 @@ def test_a_one_time_gift_opens_checkout_with_our_metadata(
     client: FlaskClient, db_session: Session, stripe_emulator: StripeEmulator
 ) -> None:
     page = client.get("/donate?source=article-7&utm_source=newsletter")
-    response = client.post("/donate", data=form_data(
-        page.text, cover_fee="y", subscribe="y", source="article-7", utm_source="newsletter",
-    ))
+    response = client.post(
+        "/donate",
+        data=form_data(
+            page.text,
+            cover_fee="y",
+            subscribe="y",
+            source="article-7",
+            utm_source="newsletter",
+        ),
+    )
     assert response.status_code == 303
     url = response.headers["Location"]
     assert url.startswith(stripe_emulator.api_base + "/_checkout/cs_")
     (donation,) = donations(db_session)
     fee = fee_to_cover(2500, percent_bp=150, fixed_minor=25)
     assert (donation.status, donation.amount_minor, donation.fee_covered_minor) == (
-        DonationStatus.PENDING, 2500 + fee, fee,
+        DonationStatus.PENDING,
+        2500 + fee,
+        fee,
     )
     assert donation.source == "article-7" and donation.utm_source == "newsletter"
     assert donation.wants_newsletter and donation.donor.stripe_customer_id
@@ -168,13 +180,23 @@ def test_a_monthly_gift_opens_a_subscription_checkout(
     client: FlaskClient, db_session: Session, stripe_emulator: StripeEmulator
 ) -> None:
     page = client.get("/ru/donate")
-    response = client.post("/ru/donate", data=form_data(
-        page.text, frequency="monthly", amount="other", custom_amount="7,50", currency="GBP",
-    ))
+    response = client.post(
+        "/ru/donate",
+        data=form_data(
+            page.text,
+            frequency="monthly",
+            amount="other",
+            custom_amount="7,50",
+            currency="GBP",
+        ),
+    )
     assert response.status_code == 303
     (donation,) = donations(db_session)
     assert (donation.frequency, donation.amount_minor, donation.currency, donation.language) == (
-        Frequency.MONTHLY, 750, "GBP", "ru",
+        Frequency.MONTHLY,
+        750,
+        "GBP",
+        "ru",
     )
     checkout = stripe_emulator.client().v1.checkout.sessions.retrieve(
         donation.stripe_checkout_session_id
@@ -223,9 +245,16 @@ def test_cancel_returns_to_the_form_with_the_values_kept(
     client: FlaskClient, db_session: Session, stripe_emulator: StripeEmulator
 ) -> None:
     page = client.get("/donate")
-    response = client.post("/donate", data=form_data(
-        page.text, custom_amount="12.34", amount="other", frequency="yearly", name="Kept Name",
-    ))
+    response = client.post(
+        "/donate",
+        data=form_data(
+            page.text,
+            custom_amount="12.34",
+            amount="other",
+            frequency="yearly",
+            name="Kept Name",
+        ),
+    )
     status, pay_page = stripe_emulator.get(response.headers["Location"])
     cancel_url = pay_page.split('id="cancel" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     parts = urlsplit(cancel_url)
@@ -237,7 +266,9 @@ def test_cancel_returns_to_the_form_with_the_values_kept(
 
 
 def test_the_thank_you_page_confirms_by_asking_stripe_when_no_webhook_came(
-    client: FlaskClient, db_session: Session, stripe_emulator: StripeEmulator,
+    client: FlaskClient,
+    db_session: Session,
+    stripe_emulator: StripeEmulator,
     smtp_sink: SmtpSink,
 ) -> None:
     page = client.get("/donate")
@@ -284,11 +315,15 @@ def test_stripe_down_gives_a_clear_503_and_the_values_stay(
 def test_too_many_checkouts_answer_429_with_a_page(app: Flask, client: FlaskClient) -> None:
     app.config["DONATE_EMAIL_LIMIT"] = "2 per hour"
     page = client.get("/donate")
-    codes = [client.post("/donate", data=form_data(page.text, checkout_token=f"tok{i}" * 6)
-                         ).status_code for i in range(3)]
+    codes = [
+        client.post("/donate", data=form_data(page.text, checkout_token=f"tok{i}" * 6)).status_code
+        for i in range(3)
+    ]
     assert codes == [303, 303, 429]
-    assert "Too many requests" in client.post(
-        "/donate", data=form_data(page.text, checkout_token="tok9" * 6)).text
+    assert (
+        "Too many requests"
+        in client.post("/donate", data=form_data(page.text, checkout_token="tok9" * 6)).text
+    )
 
 
 def test_a_campaign_page_shows_its_progress_and_records_the_campaign(
@@ -297,10 +332,12 @@ def test_a_campaign_page_shows_its_progress_and_records_the_campaign(
     campaign = make_campaign(db_session, slug="winter-drive", goal_minor=100_000)
     donor = make_donor(db_session)
     make_donation(db_session, donor=donor, campaign_id=campaign.id, amount_minor=30_000)
-    make_donation(db_session, donor=donor, campaign_id=campaign.id, amount_minor=10_000,
-                  refunded_minor=10_000)
-    make_donation(db_session, donor=donor, campaign_id=campaign.id, amount_minor=5_000,
-                  currency="USD")
+    make_donation(
+        db_session, donor=donor, campaign_id=campaign.id, amount_minor=10_000, refunded_minor=10_000
+    )
+    make_donation(
+        db_session, donor=donor, campaign_id=campaign.id, amount_minor=5_000, currency="USD"
+    )
     db_session.commit()
     page = client.get("/ru/donate/winter-drive")
     assert page.status_code == 200
@@ -313,12 +350,25 @@ def test_a_campaign_page_shows_its_progress_and_records_the_campaign(
     assert client.get("/donate/no-such-campaign").status_code == 404
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     fields=st.dictionaries(
-        st.sampled_from(["frequency", "amount", "custom_amount", "currency", "email", "name",
-                         "cover_fee", "source", "utm_source", "checkout_token"]),
+        st.sampled_from(
+            [
+                "frequency",
+                "amount",
+                "custom_amount",
+                "currency",
+                "email",
+                "name",
+                "cover_fee",
+                "source",
+                "utm_source",
+                "checkout_token",
+            ]
+        ),
         st.text(max_size=300),
         max_size=6,
     )

@@ -50,16 +50,24 @@ def webhook(stripe_emulator: StripeEmulator, live_server: LiveServer) -> Iterato
 
 
 def open_checkout(
-    db_session: Session, gateway: StripeApiGateway, *, frequency: Frequency, amount: int,
+    db_session: Session,
+    gateway: StripeApiGateway,
+    *,
+    frequency: Frequency,
+    amount: int,
     email: str,
 ) -> tuple[Donation, dict[str, Any]]:
     """What the donation page does: a donor, a pending gift, a Checkout Session."""
     donor = make_donor(db_session, email=email, name="Flow Donor")
     donor.stripe_customer_id = gateway.find_or_create_customer(email, "Flow Donor", f"c-{email}")
     donation = make_donation(
-        db_session, donor=donor, status=DonationStatus.PENDING, frequency=frequency,
+        db_session,
+        donor=donor,
+        status=DonationStatus.PENDING,
+        frequency=frequency,
         kind=DonationKind.RECURRING if frequency.is_recurring else DonationKind.ONE_TIME,
-        amount_minor=amount, currency="EUR",
+        amount_minor=amount,
+        currency="EUR",
     )
     checkout = gateway.create_checkout_session(
         CheckoutRequest(
@@ -99,7 +107,10 @@ def status_of(db_session: Session, donation_id: int) -> DonationStatus:
 
 
 def test_a_one_time_gift_paid_through_the_emulator(
-    app: Flask, db_session: Session, stripe_emulator: StripeEmulator, webhook: str,
+    app: Flask,
+    db_session: Session,
+    stripe_emulator: StripeEmulator,
+    webhook: str,
     smtp_sink: SmtpSink,
 ) -> None:
     gateway = app.extensions["stripe_gateway"]
@@ -117,7 +128,10 @@ def test_a_one_time_gift_paid_through_the_emulator(
 
 
 def test_a_monthly_gift_counts_its_first_payment_once(
-    app: Flask, db_session: Session, stripe_emulator: StripeEmulator, webhook: str,
+    app: Flask,
+    db_session: Session,
+    stripe_emulator: StripeEmulator,
+    webhook: str,
     smtp_sink: SmtpSink,
 ) -> None:
     gateway = app.extensions["stripe_gateway"]
@@ -127,8 +141,13 @@ def test_a_monthly_gift_counts_its_first_payment_once(
     assert stripe_emulator.pay(checkout["url"]).status == 303
     wait_until(lambda: status_of(db_session, donation.id) == DonationStatus.PAID)
     # Every event the emulator sent (checkout completed, subscription created, invoice paid...)
-    wait_until(lambda: all(d.get("status") for d in stripe_emulator.deliveries()
-                           if d.get("url", "").endswith("/stripe/webhook")))
+    wait_until(
+        lambda: all(
+            d.get("status")
+            for d in stripe_emulator.deliveries()
+            if d.get("url", "").endswith("/stripe/webhook")
+        )
+    )
     time.sleep(0.3)
     db_session.expire_all()
     payments = db_session.scalars(select(Donation).where(Donation.status == "paid")).all()
@@ -142,7 +161,10 @@ def test_a_monthly_gift_counts_its_first_payment_once(
 
 
 def test_reconciliation_applies_what_the_webhook_missed_once(
-    app: Flask, db_session: Session, stripe_emulator: StripeEmulator, runner: FlaskCliRunner,
+    app: Flask,
+    db_session: Session,
+    stripe_emulator: StripeEmulator,
+    runner: FlaskCliRunner,
     smtp_sink: SmtpSink,
 ) -> None:
     gateway = app.extensions["stripe_gateway"]

@@ -33,8 +33,9 @@ def app_config(app_config: dict[str, Any], stripe_emulator: StripeEmulator) -> d
 
 def ask_for_link(client: FlaskClient, email: str, lang: str = "en") -> Any:
     page = client.get(f"/{lang}/donate/manage")
-    return client.post(f"/{lang}/donate/manage",
-                       data={"csrf_token": csrf_token(page.text), "email": email})
+    return client.post(
+        f"/{lang}/donate/manage", data={"csrf_token": csrf_token(page.text), "email": email}
+    )
 
 
 def link_from(sink: SmtpSink, count: int = 1) -> str:
@@ -83,19 +84,31 @@ def subscribed_plan(
     """A real subscription in the emulator (paid through its Checkout) and our plan row."""
     stripe = emulator.client()
     customer = stripe.v1.customers.create({"email": email})
-    checkout = stripe.v1.checkout.sessions.create({
-        "mode": "subscription", "customer": customer.id,
-        "line_items": [{"price_data": {"currency": "eur", "unit_amount": amount,
-                                       "product_data": {"name": "Monthly gift"},
-                                       "recurring": {"interval": "month"}}, "quantity": 1}],
-        "success_url": "http://localhost/ok?session_id={CHECKOUT_SESSION_ID}",
-        "cancel_url": "http://localhost/no",
-    })
+    checkout = stripe.v1.checkout.sessions.create(
+        {
+            "mode": "subscription",
+            "customer": customer.id,
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": "eur",
+                        "unit_amount": amount,
+                        "product_data": {"name": "Monthly gift"},
+                        "recurring": {"interval": "month"},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "success_url": "http://localhost/ok?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": "http://localhost/no",
+        }
+    )
     assert emulator.pay(checkout.url).status == 303
     subscription_id = stripe.v1.checkout.sessions.retrieve(checkout.id).subscription
     donor = make_donor(db_session, email=email, stripe_customer_id=customer.id)
-    plan = make_plan(db_session, donor=donor, amount_minor=amount,
-                     stripe_subscription_id=str(subscription_id))
+    plan = make_plan(
+        db_session, donor=donor, amount_minor=amount, stripe_subscription_id=str(subscription_id)
+    )
     db_session.commit()
     return plan
 
@@ -107,13 +120,16 @@ def open_manage_page(client: FlaskClient, smtp_sink: SmtpSink, email: str) -> tu
 
 
 def test_changing_the_amount_updates_stripe_the_plan_and_tells_the_donor(
-    client: FlaskClient, db_session: Session, smtp_sink: SmtpSink,
+    client: FlaskClient,
+    db_session: Session,
+    smtp_sink: SmtpSink,
     stripe_emulator: StripeEmulator,
 ) -> None:
     plan = subscribed_plan(db_session, stripe_emulator, "change@example.com")
     link, page = open_manage_page(client, smtp_sink, "change@example.com")
-    response = client.post(f"{link}/plans/{plan.id}/amount",
-                           data={"csrf_token": csrf_token(page), "amount": "15"})
+    response = client.post(
+        f"{link}/plans/{plan.id}/amount", data={"csrf_token": csrf_token(page), "amount": "15"}
+    )
     assert response.status_code == 303
     db_session.expire_all()
     assert db_session.get(Plan, plan.id).amount_minor == 1500
@@ -124,20 +140,27 @@ def test_changing_the_amount_updates_stripe_the_plan_and_tells_the_donor(
     message = smtp_sink.wait_for(2)[-1]
     assert "updated" in message.subject
     for bad in ("abc", "0.10", "99999999"):
-        client.post(f"{link}/plans/{plan.id}/amount",
-                    data={"csrf_token": csrf_token(page), "amount": bad})
+        client.post(
+            f"{link}/plans/{plan.id}/amount", data={"csrf_token": csrf_token(page), "amount": bad}
+        )
     db_session.expire_all()
     assert db_session.get(Plan, plan.id).amount_minor == 1500
 
 
 def test_cancelling_ends_the_subscription_at_stripe_and_here(
-    client: FlaskClient, db_session: Session, smtp_sink: SmtpSink,
+    client: FlaskClient,
+    db_session: Session,
+    smtp_sink: SmtpSink,
     stripe_emulator: StripeEmulator,
 ) -> None:
     plan = subscribed_plan(db_session, stripe_emulator, "stop@example.com")
     link, page = open_manage_page(client, smtp_sink, "stop@example.com")
-    assert client.post(f"{link}/plans/{plan.id}/cancel",
-                       data={"csrf_token": csrf_token(page)}).status_code == 303
+    assert (
+        client.post(
+            f"{link}/plans/{plan.id}/cancel", data={"csrf_token": csrf_token(page)}
+        ).status_code
+        == 303
+    )
     db_session.expire_all()
     assert db_session.get(Plan, plan.id).status == PlanStatus.CANCELED
     subscription = stripe_emulator.client().v1.subscriptions.retrieve(plan.stripe_subscription_id)
@@ -146,7 +169,9 @@ def test_cancelling_ends_the_subscription_at_stripe_and_here(
 
 
 def test_the_billing_portal_and_other_peoples_plans(
-    client: FlaskClient, db_session: Session, smtp_sink: SmtpSink,
+    client: FlaskClient,
+    db_session: Session,
+    smtp_sink: SmtpSink,
     stripe_emulator: StripeEmulator,
 ) -> None:
     plan = subscribed_plan(db_session, stripe_emulator, "card@example.com")
@@ -157,8 +182,12 @@ def test_the_billing_portal_and_other_peoples_plans(
     portal = client.post(f"{link}/portal", data={"csrf_token": csrf_token(page)})
     assert portal.status_code == 303
     assert portal.headers["Location"].startswith(stripe_emulator.api_base + "/_portal/")
-    assert client.post(f"{link}/plans/{other_plan.id}/cancel",
-                       data={"csrf_token": csrf_token(page)}).status_code == 404
+    assert (
+        client.post(
+            f"{link}/plans/{other_plan.id}/cancel", data={"csrf_token": csrf_token(page)}
+        ).status_code
+        == 404
+    )
     assert client.post(f"{link}/plans/{plan.id}/cancel", data={}).status_code == 400
     db_session.expire_all()
     assert db_session.get(Plan, plan.id).status == PlanStatus.ACTIVE
@@ -172,11 +201,18 @@ def test_yearly_statements_net_of_refunds_and_never_twice(
     make_donation(db_session, donor=ann, amount_minor=1000, paid_at=in_2025)
     make_donation(db_session, donor=ann, amount_minor=2500, currency="USD", paid_at=in_2025)
     make_donation(db_session, donor=ann, amount_minor=900, refunded_minor=900, paid_at=in_2025)
-    make_donation(db_session, donor=ann, amount_minor=7000, paid_at=datetime(2024, 5, 1,
-                                                                               tzinfo=UTC))
+    make_donation(
+        db_session, donor=ann, amount_minor=7000, paid_at=datetime(2024, 5, 1, tzinfo=UTC)
+    )
     bob = make_donor(db_session, email="bob@example.com")
-    make_donation(db_session, donor=bob, amount_minor=500, plan=None,
-                  frequency=Frequency.MONTHLY, paid_at=in_2025)
+    make_donation(
+        db_session,
+        donor=bob,
+        amount_minor=500,
+        plan=None,
+        frequency=Frequency.MONTHLY,
+        paid_at=in_2025,
+    )
     make_donor(db_session, email="none@example.com")
     db_session.commit()
     app.config["STATEMENT_YEAR"] = 2025
@@ -189,8 +225,12 @@ def test_yearly_statements_net_of_refunds_and_never_twice(
     rows = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
     assert sorted(r.to_address for r in rows) == ["ann@example.com", "bob@example.com"]
     raw = next(r for r in rows if r.to_address == "ann@example.com").raw
-    text = BytesParser(policy=email.policy.default).parsebytes(raw).get_body(
-        preferencelist=("plain",)).get_content()
+    text = (
+        BytesParser(policy=email.policy.default)
+        .parsebytes(raw)
+        .get_body(preferencelist=("plain",))
+        .get_content()
+    )
     assert "2025" in text and "€10" in text and "$25" in text and "€9" not in text
     again = runner.invoke(main, ["jobs", "run", "yearly-statements"])
     assert "0 statements" in again.output

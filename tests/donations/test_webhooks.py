@@ -179,14 +179,21 @@ def subscription_checkout(donation: Donation) -> tuple[dict[str, Any], dict[str,
     subscription_id = se.new_id("sub")
     invoice_id = se.new_id("in")
     checkout = completed_event(
-        donation, mode="subscription", customer=customer, subscription=subscription_id,
+        donation,
+        mode="subscription",
+        customer=customer,
+        subscription=subscription_id,
         invoice=invoice_id,
     )
     first_invoice = se.event(
         "invoice.paid",
         se.invoice(
-            subscription=subscription_id, customer=customer, amount=donation.amount_minor,
-            invoice_id=invoice_id, billing_reason="subscription_create", donation_id=donation.id,
+            subscription=subscription_id,
+            customer=customer,
+            amount=donation.amount_minor,
+            invoice_id=invoice_id,
+            billing_reason="subscription_create",
+            donation_id=donation.id,
         ),
     )
     return checkout, first_invoice
@@ -243,8 +250,9 @@ def test_each_renewal_is_one_donation_with_its_receipt(
     smtp_sink.wait_for(1)
     renewal = se.event(
         "invoice.paid",
-        se.invoice(subscription=plan.stripe_subscription_id, customer=checkout["customer"],
-                   amount=500),
+        se.invoice(
+            subscription=plan.stripe_subscription_id, customer=checkout["customer"], amount=500
+        ),
     )
     se.post_event(client, renewal)
     se.post_event(client, renewal)
@@ -263,8 +271,12 @@ def test_a_failed_renewal_emails_a_link_to_fix_the_card_and_recovery_clears_it(
     plan, checkout = activate_plan(client, db_session)
     smtp_sink.wait_for(1)
     smtp_sink.clear()
-    failed = se.invoice(subscription=plan.stripe_subscription_id, customer=checkout["customer"],
-                        amount=500, status="open")
+    failed = se.invoice(
+        subscription=plan.stripe_subscription_id,
+        customer=checkout["customer"],
+        amount=500,
+        status="open",
+    )
     t0 = int(time.time())
     se.post_event(client, se.event("invoice.payment_failed", failed, created=t0 + 10))
     db_session.expire_all()
@@ -274,8 +286,9 @@ def test_a_failed_renewal_emails_a_link_to_fix_the_card_and_recovery_clears_it(
     # Stripe's retries: another failure event for the same invoice sends no second email.
     retry = dict(failed, attempt_count=2)
     se.post_event(client, se.event("invoice.payment_failed", retry, created=t0 + 20))
-    recovered = dict(failed, status="paid", amount_paid=500,
-                     status_transitions={"paid_at": t0 + 30})
+    recovered = dict(
+        failed, status="paid", amount_paid=500, status_transitions={"paid_at": t0 + 30}
+    )
     se.post_event(client, se.event("invoice.paid", recovered, created=t0 + 30))
     db_session.expire_all()
     assert plan.status == PlanStatus.ACTIVE and plan.last_failed_at is None
@@ -289,8 +302,9 @@ def test_a_late_update_after_deletion_leaves_the_plan_cancelled(
 ) -> None:
     plan, checkout = activate_plan(client, db_session)
     t0 = int(time.time())
-    active = se.subscription(subscription_id=plan.stripe_subscription_id,
-                             customer=checkout["customer"], amount=900)
+    active = se.subscription(
+        subscription_id=plan.stripe_subscription_id, customer=checkout["customer"], amount=900
+    )
     deleted = dict(active, status="canceled")
     se.post_event(client, se.event("customer.subscription.deleted", deleted, created=t0 + 10))
     se.post_event(client, se.event("customer.subscription.updated", active, created=t0 + 5))
@@ -305,15 +319,25 @@ def test_a_late_update_after_deletion_leaves_the_plan_cancelled(
 def test_an_older_subscription_state_is_ignored(client: FlaskClient, db_session: Session) -> None:
     plan, checkout = activate_plan(client, db_session)
     t0 = int(time.time())
-    newer = se.subscription(subscription_id=plan.stripe_subscription_id,
-                            customer=checkout["customer"], amount=1500, cancel_at_period_end=True)
-    older = se.subscription(subscription_id=plan.stripe_subscription_id,
-                            customer=checkout["customer"], amount=800, status="past_due")
+    newer = se.subscription(
+        subscription_id=plan.stripe_subscription_id,
+        customer=checkout["customer"],
+        amount=1500,
+        cancel_at_period_end=True,
+    )
+    older = se.subscription(
+        subscription_id=plan.stripe_subscription_id,
+        customer=checkout["customer"],
+        amount=800,
+        status="past_due",
+    )
     se.post_event(client, se.event("customer.subscription.updated", newer, created=t0 + 20))
     se.post_event(client, se.event("customer.subscription.updated", older, created=t0 + 10))
     db_session.expire_all()
     assert (plan.status, plan.amount_minor, plan.cancel_at_period_end) == (
-        PlanStatus.ACTIVE, 1500, True,
+        PlanStatus.ACTIVE,
+        1500,
+        True,
     )
     assert plan.current_period_end is not None
 
@@ -353,10 +377,12 @@ def test_a_refunded_renewal_is_found_by_its_payment_intent(
     client: FlaskClient, db_session: Session
 ) -> None:
     plan, checkout = activate_plan(client, db_session)
-    renewal = se.invoice(subscription=plan.stripe_subscription_id, customer=checkout["customer"],
-                         amount=500)
-    renewal["payments"] = {"data": [{"payment": {"type": "payment_intent",
-                                                 "payment_intent": "pi_renewal_1"}}]}
+    renewal = se.invoice(
+        subscription=plan.stripe_subscription_id, customer=checkout["customer"], amount=500
+    )
+    renewal["payments"] = {
+        "data": [{"payment": {"type": "payment_intent", "payment_intent": "pi_renewal_1"}}]
+    }
     se.post_event(client, se.event("invoice.paid", renewal))
     refund = se.charge(payment_intent="pi_renewal_1", amount=500, amount_refunded=500)
     se.post_event(client, se.event("charge.refunded", refund))
@@ -369,9 +395,10 @@ def test_a_refunded_renewal_is_found_by_its_payment_intent(
 
 
 def nothing_written(db_session: Session) -> bool:
-    return count(db_session, StripeEvent) == 0 and db_session.scalars(
-        select(Donation).where(Donation.status != "pending")
-    ).first() is None
+    return (
+        count(db_session, StripeEvent) == 0
+        and db_session.scalars(select(Donation).where(Donation.status != "pending")).first() is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -393,14 +420,18 @@ def test_bad_signatures_are_refused_and_nothing_is_written(
     elif tamper == "reserialised":
         header = se.sign(body)
         response = client.post(
-            "/stripe/webhook", data=json.dumps(evt, indent=2).encode(),
-            headers={"Stripe-Signature": header}, content_type="application/json",
+            "/stripe/webhook",
+            data=json.dumps(evt, indent=2).encode(),
+            headers={"Stripe-Signature": header},
+            content_type="application/json",
         )
     elif tamper == "no-header":
         response = client.post("/stripe/webhook", data=body, content_type="application/json")
     else:
         response = client.post(
-            "/stripe/webhook", data=body, headers={"Stripe-Signature": "t=abc,v1=zz"},
+            "/stripe/webhook",
+            data=body,
+            headers={"Stripe-Signature": "t=abc,v1=zz"},
             content_type="application/json",
         )
     assert response.status_code == 400
@@ -491,8 +522,9 @@ def test_a_renewal_adopts_a_plan_whose_checkout_never_arrived(
     client: FlaskClient, db_session: Session
 ) -> None:
     donation = pending(db_session, frequency=Frequency.MONTHLY, amount_minor=800)
-    renewal = se.invoice(subscription="sub_lost", customer="cus_lost", amount=800,
-                         donation_id=donation.id)
+    renewal = se.invoice(
+        subscription="sub_lost", customer="cus_lost", amount=800, donation_id=donation.id
+    )
     assert se.post_event(client, se.event("invoice.paid", renewal)).status_code == 200
     db_session.expire_all()
     plan = db_session.scalars(select(Plan)).one()
@@ -507,9 +539,13 @@ def test_a_cancellation_at_period_end_keeps_the_plan_until_stripe_ends_it(
     plan, checkout = activate_plan(client, db_session)
     t0 = int(time.time())
     period_end = t0 + 40 * 86400  # past the first invoice's period end (30 days)
-    ending = se.subscription(subscription_id=plan.stripe_subscription_id,
-                             customer=checkout["customer"], amount=500,
-                             cancel_at_period_end=True, period_end=period_end)
+    ending = se.subscription(
+        subscription_id=plan.stripe_subscription_id,
+        customer=checkout["customer"],
+        amount=500,
+        cancel_at_period_end=True,
+        period_end=period_end,
+    )
     se.post_event(client, se.event("customer.subscription.updated", ending, created=t0 + 1))
     db_session.expire_all()
     assert plan.status == PlanStatus.ACTIVE and plan.cancel_at_period_end

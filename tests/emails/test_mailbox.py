@@ -17,7 +17,10 @@ def deliver(folder: Path, count: int, to: str = "reader@example.org") -> None:
                 subject=f"Письмо {index}", html=f"<p>HTML {index}</p>", text=f"Text {index}\n"
             )
             message = build_message(
-                rendered, sender="Review <news@review.example>", to=to, headers=None,
+                rendered,
+                sender="Review <news@review.example>",
+                to=to,
+                headers=None,
                 message_id_domain="review.example",
             )
             sender.send("news@review.example", [to], message_bytes(message))

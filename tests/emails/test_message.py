@@ -157,11 +157,17 @@ def test_fast_writer_makes_the_same_message(
 def test_fast_writer_checks_headers_the_same_way() -> None:
     with pytest.raises(HeaderError):
         build_message_bytes(
-            RENDERED, sender="a@b.example", to="x@y.example\nBcc: z@y.example",
-            headers=None, message_id_domain="b.example",
+            RENDERED,
+            sender="a@b.example",
+            to="x@y.example\nBcc: z@y.example",
+            headers=None,
+            message_id_domain="b.example",
         )
     with pytest.raises(HeaderError):
         build_message_bytes(
-            RENDERED, sender="a@b.example", to="x@y.example", headers={"Date": "now"},
+            RENDERED,
+            sender="a@b.example",
+            to="x@y.example",
+            headers={"Date": "now"},
             message_id_domain="b.example",
         )

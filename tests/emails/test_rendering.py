@@ -42,8 +42,7 @@ def mini(tmp_path: Path) -> EmailRenderer:
         "hello",
         "Hi {{ recipient.name }}\n",
         mini_mjml(
-            'Dear {{ recipient.name }}, <a href="{{ recipient.link }}">open</a> '
-            "from {{ sender }}"
+            'Dear {{ recipient.name }}, <a href="{{ recipient.link }}">open</a> from {{ sender }}'
         ),
         "Dear {{ recipient.name }}, open {{ recipient.link }} from {{ sender }}\n",
     )

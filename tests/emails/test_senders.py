@@ -35,7 +35,10 @@ from tests.helpers.smtp import SmtpSink, free_port
 def make_message(to: str = "reader@example.org", subject: str = "Hello") -> bytes:
     rendered = RenderedEmail(subject=subject, html="<p>Hi</p>", text="Hi\n")
     message = build_message(
-        rendered, sender="Review <news@review.example>", to=to, headers=None,
+        rendered,
+        sender="Review <news@review.example>",
+        to=to,
+        headers=None,
         message_id_domain="review.example",
     )
     return message_bytes(message)
@@ -85,9 +88,24 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
-            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
@@ -117,14 +135,16 @@ def any_sender(
     """Each real sender, with a function returning the messages it delivered."""
     smtp_sink.clear()
     if request.param == "smtp":
-        yield SmtpSender.from_url(smtp_sink.url, timeout=5), lambda: [
-            m.raw for m in smtp_sink.messages
-        ]
+        yield (
+            SmtpSender.from_url(smtp_sink.url, timeout=5),
+            lambda: [m.raw for m in smtp_sink.messages],
+        )
     else:
         box = LocalMailbox(tmp_path / "mailbox")
-        yield MaildirSender(tmp_path / "mailbox"), lambda: [
-            box.get(key).raw for key in box.keys_newest_first()
-        ]
+        yield (
+            MaildirSender(tmp_path / "mailbox"),
+            lambda: [box.get(key).raw for key in box.keys_newest_first()],
+        )
 
 
 def test_both_senders_keep_the_protocol(any_sender: tuple[Sender, Any]) -> None:
@@ -165,7 +185,9 @@ def test_maildir_refuses_line_breaks_in_addresses(tmp_path: Path) -> None:
 
 
 def test_from_url_reads_every_part() -> None:
-    sender = SmtpSender.from_url("smtp://us%40er:p%40ss%3Aw%2Frd@mail.example:2525?starttls=required")
+    sender = SmtpSender.from_url(
+        "smtp://us%40er:p%40ss%3Aw%2Frd@mail.example:2525?starttls=required"
+    )
     assert (sender.host, sender.port) == ("mail.example", 2525)
     assert (sender.username, sender.password) == ("us@er", "p@ss:w/rd")
     assert sender.starttls == "required" and not sender.implicit_tls
@@ -177,8 +199,13 @@ def test_from_url_reads_every_part() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://mail.example", "smtp://", "smtp://user:secret@host:notaport", "mail.example:25",
-     "smtp://host?starttls=sometimes"],
+    [
+        "http://mail.example",
+        "smtp://",
+        "smtp://user:secret@host:notaport",
+        "mail.example:25",
+        "smtp://host?starttls=sometimes",
+    ],
 )
 def test_from_url_refuses_bad_urls_without_echoing_the_password(url: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -258,9 +285,7 @@ def test_reply_codes_map_to_failures(smtp_sink: SmtpSink) -> None:
 
 def test_login_with_percent_decoded_credentials() -> None:
     handler = RecordingHandler()
-    with smtp_server(
-        handler, authenticator=handler.authenticate, auth_require_tls=False
-    ) as server:
+    with smtp_server(handler, authenticator=handler.authenticate, auth_require_tls=False) as server:
         url = f"smtp://us%40er:p%40ss%3Aw%2Frd%20%C3%A9@127.0.0.1:{server.port}"
         with SmtpSender.from_url(url, timeout=5) as sender:
             sender.send("news@review.example", ["reader@example.org"], make_message())

@@ -77,7 +77,10 @@ class SinkHandler:
         with self.lock:
             self.messages.append(
                 ReceivedMessage(
-                    envelope.mail_from or "", list(envelope.rcpt_tos), raw, parsed  # type: ignore[arg-type]
+                    envelope.mail_from or "",
+                    list(envelope.rcpt_tos),
+                    raw,
+                    parsed,  # type: ignore[arg-type]
                 )
             )
         return "250 Message accepted"

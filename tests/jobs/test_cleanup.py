@@ -21,7 +21,10 @@ def count(session: Session, model: object) -> int:
 
 
 def test_cleanup_expires_old_pending_signups_only(
-    app: Flask, runner: FlaskCliRunner, db_session: Session, smtp_sink: SmtpSink,
+    app: Flask,
+    runner: FlaskCliRunner,
+    db_session: Session,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     client = app.test_client()
@@ -50,10 +53,14 @@ def test_cleanup_expires_old_pending_signups_only(
     # Nothing personal is kept: consent, history and the queued email went too.
     assert count(db_session, ConsentRecord) == 1
     assert count(db_session, OutboxMessage) == 1
-    assert db_session.scalar(
-        select(func.count()).select_from(OutboxMessage)
-        .where(OutboxMessage.to_address == "never@example.com")
-    ) == 0
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.to_address == "never@example.com")
+        )
+        == 0
+    )
     assert count(db_session, SubscriberEvent) == 2  # recent@: signup, confirmation_sent
 
 
@@ -80,8 +87,14 @@ def test_cleanup_drops_staff_sessions_ended_a_month_ago(
 
     user = make_staff(db_session, role="editor")
     db_session.commit()
-    start_session(db_session, user=user, ip=None, user_agent="test", now=clock.now(),
-                  lifetime=timedelta(hours=1))
+    start_session(
+        db_session,
+        user=user,
+        ip=None,
+        user_agent="test",
+        now=clock.now(),
+        lifetime=timedelta(hours=1),
+    )
     db_session.commit()
     clock.advance(days=10)
     start_session(db_session, user=user, ip=None, user_agent="test", now=clock.now())

@@ -69,11 +69,13 @@ def pending_with_link(client: FlaskClient, smtp_sink: SmtpSink, address: str) ->
 def counts(session: Session, subscriber_id: int) -> tuple[int, int]:
     session.expire_all()
     consents = session.scalar(
-        select(func.count()).select_from(ConsentRecord)
+        select(func.count())
+        .select_from(ConsentRecord)
         .where(ConsentRecord.subscriber_id == subscriber_id)
     )
     events = session.scalar(
-        select(func.count()).select_from(SubscriberEvent)
+        select(func.count())
+        .select_from(SubscriberEvent)
         .where(SubscriberEvent.subscriber_id == subscriber_id)
     )
     return int(consents or 0), int(events or 0)
@@ -117,8 +119,12 @@ def test_a_signup_asked_again_while_the_cleanup_runs_survives(
     def reader_asks_again() -> None:
         answer = client.post(
             "/subscribe",
-            data={"email": "again@example.com", "language": "en", "name": "",
-                  "csrf_token": csrf_token(signup_page.text)},
+            data={
+                "email": "again@example.com",
+                "language": "en",
+                "name": "",
+                "csrf_token": csrf_token(signup_page.text),
+            },
         )
         assert answer.status_code in (200, 302, 303), answer.status_code
 

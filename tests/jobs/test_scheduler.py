@@ -77,8 +77,13 @@ def test_every_job_is_scheduled_with_coalescing_one_instance_and_a_grace_time(
 ) -> None:
     scheduler = build_scheduler(app, "holder")
     scheduled = {job.id: job for job in scheduler.get_jobs()}
-    assert {"cleanup", "send-email", "import-articles", "reconcile-stripe",
-            "yearly-statements"} <= set(scheduled)
+    assert {
+        "cleanup",
+        "send-email",
+        "import-articles",
+        "reconcile-stripe",
+        "yearly-statements",
+    } <= set(scheduled)
     for job in scheduled.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time >= 300
@@ -98,16 +103,23 @@ def test_jobs_list_shows_next_and_last_runs(app: Flask, runner: FlaskCliRunner) 
     assert listing.exit_code == 0
     cleanup = next(line for line in listing.output.splitlines() if line.startswith("cleanup"))
     assert "03:30" in cleanup and " ok: expired" in cleanup
-    assert "never" in next(line for line in listing.output.splitlines()
-                           if line.startswith("yearly-statements"))
+    assert "never" in next(
+        line for line in listing.output.splitlines() if line.startswith("yearly-statements")
+    )
 
 
 def test_the_job_table_is_read_only_and_importing_a_job_module_adds_nothing() -> None:
     from jobs import cleanup
 
     jobs = load_jobs()
-    assert list(jobs) == ["import-articles", "cleanup", "build-digests", "send-email",
-                          "reconcile-stripe", "yearly-statements"]
+    assert list(jobs) == [
+        "import-articles",
+        "cleanup",
+        "build-digests",
+        "send-email",
+        "reconcile-stripe",
+        "yearly-statements",
+    ]
     with pytest.raises(TypeError):
         jobs["extra"] = jobs["cleanup"]  # type: ignore[index]
     importlib.reload(cleanup)

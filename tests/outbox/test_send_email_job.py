@@ -20,7 +20,10 @@ def test_job_is_registered() -> None:
 
 
 def test_cli_sends_everything_due_and_exits(
-    app: Flask, runner: FlaskCliRunner, db_session: Session, smtp_sink: SmtpSink,
+    app: Flask,
+    runner: FlaskCliRunner,
+    db_session: Session,
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     ids = [queue(db_session, app, clock.now(), to=f"r{i}@example.org").id for i in range(3)]

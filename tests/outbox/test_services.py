@@ -60,8 +60,11 @@ def test_queued_email_arrives_with_both_parts(
     settings.publication_name = "The Test Review"
     db_session.commit()
     message = queue(
-        db_session, app, clock.now(),
-        template="confirm_subscription", language="ru",
+        db_session,
+        app,
+        clock.now(),
+        template="confirm_subscription",
+        language="ru",
         context={"confirm_url": "http://localhost/confirm/T0KEN?a=1&b=2"},
         headers={"List-Id": "The Test Review <list.test.example>"},
         subscriber_id=42,
@@ -177,12 +180,16 @@ def test_421_then_recovery(
     counts = deliver_pending(get_database(app), get_mailer(app), clock.now())
     assert counts.sent == 2
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
-        "one@example.org", "two@example.org"
+        "one@example.org",
+        "two@example.org",
     ]
 
 
 def test_550_fails_once_calls_the_hook_and_is_not_retried(
-    app: Flask, db_session: Session, smtp_sink: SmtpSink, clock: FrozenClock,
+    app: Flask,
+    db_session: Session,
+    smtp_sink: SmtpSink,
+    clock: FrozenClock,
     bounces: list[tuple[str, str]],
 ) -> None:
     smtp_sink.handler.reply_for["x@y.example"] = "550 5.1.1 no such user"
@@ -204,7 +211,10 @@ def test_550_fails_once_calls_the_hook_and_is_not_retried(
 
 
 def test_a_broken_hook_does_not_lose_the_failure(
-    app: Flask, db_session: Session, smtp_sink: SmtpSink, clock: FrozenClock,
+    app: Flask,
+    db_session: Session,
+    smtp_sink: SmtpSink,
+    clock: FrozenClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(_sender: object, *, session: Session, address: str, reason: str) -> None:
@@ -227,7 +237,10 @@ def test_a_broken_hook_does_not_lose_the_failure(
 
 
 def test_gives_up_after_the_last_try_without_suppressing(
-    app: Flask, db_session: Session, smtp_sink: SmtpSink, clock: FrozenClock,
+    app: Flask,
+    db_session: Session,
+    smtp_sink: SmtpSink,
+    clock: FrozenClock,
     bounces: list[tuple[str, str]],
 ) -> None:
     smtp_sink.handler.reply_for["full@example.org"] = "452 4.2.2 mailbox full"
@@ -303,9 +316,7 @@ def test_a_crashed_worker_s_lease_runs_out(
     assert len(smtp_sink.messages) == 1
 
 
-def test_deliver_now_never_raises(
-    app: Flask, db_session: Session, clock: FrozenClock
-) -> None:
+def test_deliver_now_never_raises(app: Flask, db_session: Session, clock: FrozenClock) -> None:
     message = queue(db_session, app, clock.now())
     mailer = get_mailer(app)
 

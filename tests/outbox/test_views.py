@@ -26,7 +26,10 @@ from webapp.outbox.views import EMAIL_HTML_CSP
 def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     """Mail goes to the local mailbox (no SMTP server), cheap password hashing."""
     return {
-        **app_config, "SMTP_URL": None, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8192,
+        **app_config,
+        "SMTP_URL": None,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8192,
     }
 
 
@@ -43,7 +46,10 @@ def editor(client: FlaskClient, db_session: Session) -> Any:
 def deliver_to_mailbox(app: Flask, db_session: Session, clock: FrozenClock, count: int) -> None:
     for index in range(count):
         queue(
-            db_session, app, clock.now(), to=f"reader{index}@example.org",
+            db_session,
+            app,
+            clock.now(),
+            to=f"reader{index}@example.org",
             template="confirm_subscription",
             context={"confirm_url": f"http://localhost/confirm/T{index}?a=1&b=2"},
         )
@@ -136,7 +142,9 @@ def test_state_changes_need_the_csrf_token(client: FlaskClient, editor: Any) -> 
 
 
 def test_outbox_lists_failures_and_retries_them(
-    request: pytest.FixtureRequest, app_config: dict[str, Any], smtp_sink: SmtpSink,
+    request: pytest.FixtureRequest,
+    app_config: dict[str, Any],
+    smtp_sink: SmtpSink,
     clock: FrozenClock,
 ) -> None:
     app_config["SMTP_URL"] = smtp_sink.url
@@ -176,9 +184,7 @@ def test_nav_shows_the_email_section(client: FlaskClient, editor: Any) -> None:
     assert "/staff/mailbox" in links(page.text)
 
 
-def test_anonymous_and_viewers_are_kept_out(
-    client: FlaskClient, db_session: Session
-) -> None:
+def test_anonymous_and_viewers_are_kept_out(client: FlaskClient, db_session: Session) -> None:
     for path in ("/staff/mailbox", "/staff/outbox", "/staff/mailbox/x/html"):
         response = client.get(path)
         assert response.status_code == 302 and "/staff/login" in response.headers["Location"]

@@ -1,11 +1,11 @@
 """Staff test data and sign-in helpers, for any feature's tests.
 
-    from tests.staff.factories import make_staff, login, force_login
+from tests.staff.factories import make_staff, login, force_login
 
-    user = make_staff(db_session, role="editor")
-    db_session.commit()
-    login(client, user.email)              # through the real form (CSRF, argon2, session)
-    force_login(client, db_session, user)  # same cookie, skips the form (fast, for access tests)
+user = make_staff(db_session, role="editor")
+db_session.commit()
+login(client, user.email)              # through the real form (CSRF, argon2, session)
+force_login(client, db_session, user)  # same cookie, skips the form (fast, for access tests)
 """
 
 from __future__ import annotations

@@ -18,8 +18,13 @@ def test_record_audit_writes_one_row(app: Flask, db_session: Session, clock: Fro
     actor = make_staff(db_session, email="ed@example.org")
     with app.app_context():
         entry = record_audit(
-            db_session, actor=actor, action="subscribers.export", target_type="subscriber_list",
-            target_id=42, details={"rows": 3, "since": date(2026, 1, 1)}, ip="192.0.2.1",
+            db_session,
+            actor=actor,
+            action="subscribers.export",
+            target_type="subscriber_list",
+            target_id=42,
+            details={"rows": 3, "since": date(2026, 1, 1)},
+            ip="192.0.2.1",
             now=clock.now(),
         )
     db_session.commit()
@@ -41,18 +46,26 @@ def test_audit_page_newest_first_with_filters_and_paging(
     start = clock.now() - timedelta(days=1)
     for i in range(60):
         record_audit(
-            db_session, actor=admin if i % 2 else other, action="subscribers.export",
-            target_id=i, now=start + timedelta(minutes=i),
+            db_session,
+            actor=admin if i % 2 else other,
+            action="subscribers.export",
+            target_id=i,
+            now=start + timedelta(minutes=i),
         )
-    record_audit(db_session, actor=None, action="digest.sent", target_id="issue-7",
-                 now=start + timedelta(hours=5))
+    record_audit(
+        db_session,
+        actor=None,
+        action="digest.sent",
+        target_id="issue-7",
+        now=start + timedelta(hours=5),
+    )
     db_session.commit()
     force_login(client, db_session, admin)  # adds a "staff.login" entry, the newest
 
     page = client.get("/staff/audit/")
     assert page.status_code == 200
     text = page.text
-    table = text[text.index("<tbody>"):]
+    table = text[text.index("<tbody>") :]
     assert table.index("<code>staff.login</code>") < table.index("<code>digest.sent</code>")
     assert table.index("<code>digest.sent</code>") < table.index("<code>subscribers.export</code>")
     assert "Page 1 of 2" in text and "62 entries" in text

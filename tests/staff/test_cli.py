@@ -20,8 +20,17 @@ def staff(db_session: Session, email: str) -> StaffUser | None:
 
 def test_create_with_password(runner: FlaskCliRunner, db_session: Session) -> None:
     result = runner.invoke(
-        args=["staff", "create", "Admin@Example.org", "--role", "admin",
-              "--password", "a long enough password", "--name", "Ada"]
+        args=[
+            "staff",
+            "create",
+            "Admin@Example.org",
+            "--role",
+            "admin",
+            "--password",
+            "a long enough password",
+            "--name",
+            "Ada",
+        ]
     )
     assert result.exit_code == 0, result.output
     assert "Created admin admin@example.org" in result.output
@@ -33,9 +42,7 @@ def test_create_with_password(runner: FlaskCliRunner, db_session: Session) -> No
     assert entry.action == "staff.created" and entry.actor_email == "system"
 
 
-def test_create_prompts_twice_when_no_password(
-    runner: FlaskCliRunner, db_session: Session
-) -> None:
+def test_create_prompts_twice_when_no_password(runner: FlaskCliRunner, db_session: Session) -> None:
     result = runner.invoke(
         args=["staff", "create", "ed@example.org", "--role", "editor"],
         input="typed secret words\ntyped secret words\n",
@@ -48,20 +55,49 @@ def test_create_prompts_twice_when_no_password(
 def test_create_refuses_bad_input_with_non_zero_exit(
     runner: FlaskCliRunner, db_session: Session
 ) -> None:
-    bad_role = runner.invoke(args=["staff", "create", "a@example.org", "--role", "king",
-                                   "--password", "a long enough password"])
+    bad_role = runner.invoke(
+        args=[
+            "staff",
+            "create",
+            "a@example.org",
+            "--role",
+            "king",
+            "--password",
+            "a long enough password",
+        ]
+    )
     assert bad_role.exit_code != 0 and "Unknown role 'king'" in bad_role.output
-    short = runner.invoke(args=["staff", "create", "a@example.org", "--role", "viewer",
-                                "--password", "short"])
+    short = runner.invoke(
+        args=["staff", "create", "a@example.org", "--role", "viewer", "--password", "short"]
+    )
     assert short.exit_code != 0 and "at least 12 characters" in short.output
-    bad_email = runner.invoke(args=["staff", "create", "nope", "--role", "viewer",
-                                    "--password", "a long enough password"])
+    bad_email = runner.invoke(
+        args=["staff", "create", "nope", "--role", "viewer", "--password", "a long enough password"]
+    )
     assert bad_email.exit_code != 0 and "not a valid email address" in bad_email.output
-    ok = runner.invoke(args=["staff", "create", "a@example.org", "--role", "viewer",
-                             "--password", "a long enough password"])
+    ok = runner.invoke(
+        args=[
+            "staff",
+            "create",
+            "a@example.org",
+            "--role",
+            "viewer",
+            "--password",
+            "a long enough password",
+        ]
+    )
     assert ok.exit_code == 0
-    duplicate = runner.invoke(args=["staff", "create", "A@example.org", "--role", "viewer",
-                                    "--password", "a long enough password"])
+    duplicate = runner.invoke(
+        args=[
+            "staff",
+            "create",
+            "A@example.org",
+            "--role",
+            "viewer",
+            "--password",
+            "a long enough password",
+        ]
+    )
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
     db_session.expire_all()
     assert list(db_session.scalars(select(StaffUser.email))) == ["a@example.org"]

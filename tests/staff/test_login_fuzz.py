@@ -23,8 +23,12 @@ text = st.one_of(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(email=text, password=text, extra=st.dictionaries(st.text(max_size=10), text, max_size=3),
-       raw=st.binary(max_size=200))
+@given(
+    email=text,
+    password=text,
+    extra=st.dictionaries(st.text(max_size=10), text, max_size=3),
+    raw=st.binary(max_size=200),
+)
 def test_login_never_500s(
     app: Flask, db_session: Session, email: str, password: str, extra: dict[str, str], raw: bytes
 ) -> None:
@@ -41,6 +45,9 @@ def test_login_never_500s(
     db_session.expire_all()
     assert db_session.scalar(select(func.count()).select_from(StaffUser)) == 0
     assert db_session.scalar(select(func.count()).select_from(StaffSession)) == 0
-    assert db_session.scalar(
-        select(func.count()).select_from(AuditLog).where(AuditLog.action == "staff.login")
-    ) == 0
+    assert (
+        db_session.scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.action == "staff.login")
+        )
+        == 0
+    )

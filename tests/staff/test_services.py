@@ -19,8 +19,12 @@ from webapp.staff.services import LoginOutcome
 
 def test_create_staff_user_validates(db_session: Session, clock: FrozenClock) -> None:
     user = services.create_staff_user(
-        db_session, email=" Mixed@Case.ORG ", role="Editor",
-        password="twelve chars", now=clock.now(), name=" Nina ",
+        db_session,
+        email=" Mixed@Case.ORG ",
+        role="Editor",
+        password="twelve chars",
+        now=clock.now(),
+        name=" Nina ",
     )
     assert (user.email, user.role, user.name) == ("mixed@case.org", "editor", "Nina")
     assert user.active
@@ -59,14 +63,20 @@ def test_authenticate_outcomes(app: Flask, db_session: Session, clock: FrozenClo
     user = make_staff(db_session, email="a@example.org")
     with app.app_context():
         ok = services.authenticate(
-            db_session, email="A@example.org", password="correct horse battery staple",
-            ip="1.2.3.4", now=clock.now(),
+            db_session,
+            email="A@example.org",
+            password="correct horse battery staple",
+            ip="1.2.3.4",
+            now=clock.now(),
         )
         assert ok.outcome is LoginOutcome.OK and ok.user is user
         user.totp_enabled, user.totp_secret = True, "JBSWY3DPEHPK3PXP"
         second = services.authenticate(
-            db_session, email="a@example.org", password="correct horse battery staple",
-            ip="1.2.3.4", now=clock.now(),
+            db_session,
+            email="a@example.org",
+            password="correct horse battery staple",
+            ip="1.2.3.4",
+            now=clock.now(),
         )
         assert second.outcome is LoginOutcome.TOTP_REQUIRED
         wrong = services.authenticate(
@@ -80,7 +90,11 @@ def test_sessions_start_load_revoke(app: Flask, db_session: Session, clock: Froz
     user = make_staff(db_session)
     with app.app_context():
         row, token = services.start_session(
-            db_session, user=user, ip="1.2.3.4", user_agent="UA" * 500, now=clock.now(),
+            db_session,
+            user=user,
+            ip="1.2.3.4",
+            user_agent="UA" * 500,
+            now=clock.now(),
             lifetime=timedelta(hours=1),
         )
     assert len(row.user_agent) == 300 and row.ip_hash and "1.2.3.4" not in row.ip_hash
@@ -105,7 +119,10 @@ def test_delete_stale_staff_rows(app: Flask, db_session: Session, clock: FrozenC
     live, _ = services.start_session(db_session, user=user, ip=None, user_agent="", now=clock.now())
     with app.app_context():
         services.authenticate(
-            db_session, email="x@example.org", password="wrong", ip="1.2.3.4",
+            db_session,
+            email="x@example.org",
+            password="wrong",
+            ip="1.2.3.4",
             now=clock.now() - timedelta(days=2),
         )
     db_session.commit()

@@ -63,7 +63,9 @@ def test_settings_are_saved_and_audited(
     assert settings.site_url == "https://review.example"
     assert settings.primary_color == "#1d4ed8"
     assert settings.embed_origins() == {
-        "https://review.example", "https://blog.example.org", "https://shop.example.org:8443"
+        "https://review.example",
+        "https://blog.example.org",
+        "https://shop.example.org:8443",
     }
     entry = db_session.scalars(select(AuditLog).where(AuditLog.action == "settings.updated")).one()
     assert "publication_name" in entry.details and entry.actor_email == "boss@example.org"

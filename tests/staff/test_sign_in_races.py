@@ -62,8 +62,12 @@ def counting_hasher(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cou
     yield hasher
 
 
-def run_in_parallel(app: Flask, count: int, prepare: Callable[[FlaskClient], Any],
-                    act: Callable[[FlaskClient, Any], Any]) -> list[Any]:
+def run_in_parallel(
+    app: Flask,
+    count: int,
+    prepare: Callable[[FlaskClient], Any],
+    act: Callable[[FlaskClient, Any], Any],
+) -> list[Any]:
     """`prepare` then, all released at once, `act` in `count` threads, one client each."""
     barrier = threading.Barrier(count)
 
@@ -180,8 +184,11 @@ def test_a_locked_account_is_refused_without_hashing(
     before = counting_hasher.calls
     response = client.post(
         "/staff/login",
-        data={"email": "locked@example.org", "password": DEFAULT_PASSWORD,
-              "csrf_token": login_page_token(client)},
+        data={
+            "email": "locked@example.org",
+            "password": DEFAULT_PASSWORD,
+            "csrf_token": login_page_token(client),
+        },
     )
     assert response.status_code == 429 and "locked for 15 minutes" in response.text
     assert counting_hasher.calls == before
@@ -231,9 +238,7 @@ def test_a_used_code_is_refused_the_second_time(
     code = pyotp.TOTP(SECRET).at(clock.now())
     assert post_code(code)(client, password_step(client)) == 302
     fresh = client.application.test_client()
-    again = fresh.post(
-        "/staff/login/totp", data={"code": code, "csrf_token": password_step(fresh)}
-    )
+    again = fresh.post("/staff/login/totp", data={"code": code, "csrf_token": password_step(fresh)})
     assert again.status_code == 422
     assert "That code is not right" in again.text
     # The next time step's code works.

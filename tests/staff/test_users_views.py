@@ -31,8 +31,13 @@ def test_admin_adds_user_with_temporary_password_shown_once(
     admin_client(client, db_session)
     response = client.post(
         "/staff/users/new",
-        data={"csrf_token": token(client), "email": "New@Example.org", "name": "Nina",
-              "role": "editor", "password": ""},
+        data={
+            "csrf_token": token(client),
+            "email": "New@Example.org",
+            "name": "Nina",
+            "role": "editor",
+            "password": "",
+        },
     )
     assert response.status_code == 200
     match = re.search(r'id="temporary-password">([^<]+)<', response.text)
@@ -55,20 +60,32 @@ def test_admin_sets_password_and_bad_input_is_refused(
     admin_client(client, db_session)
     ok = client.post(
         "/staff/users/new",
-        data={"csrf_token": token(client), "email": "set@example.org", "role": "viewer",
-              "password": "a long enough password"},
+        data={
+            "csrf_token": token(client),
+            "email": "set@example.org",
+            "role": "viewer",
+            "password": "a long enough password",
+        },
     )
     assert ok.status_code == 302
     duplicate = client.post(
         "/staff/users/new",
-        data={"csrf_token": token(client), "email": "SET@example.org", "role": "viewer",
-              "password": "a long enough password"},
+        data={
+            "csrf_token": token(client),
+            "email": "SET@example.org",
+            "role": "viewer",
+            "password": "a long enough password",
+        },
     )
     assert duplicate.status_code == 409 and "already exists" in duplicate.text
     short = client.post(
         "/staff/users/new",
-        data={"csrf_token": token(client), "email": "short@example.org", "role": "viewer",
-              "password": "tooshort"},
+        data={
+            "csrf_token": token(client),
+            "email": "short@example.org",
+            "role": "viewer",
+            "password": "tooshort",
+        },
     )
     bad_role = client.post(
         "/staff/users/new",
@@ -80,8 +97,12 @@ def test_admin_sets_password_and_bad_input_is_refused(
     )
     nul_name = client.post(
         "/staff/users/new",
-        data={"csrf_token": token(client), "email": "n@example.org", "role": "viewer",
-              "name": "a\x00b"},
+        data={
+            "csrf_token": token(client),
+            "email": "n@example.org",
+            "role": "viewer",
+            "name": "a\x00b",
+        },
     )
     nul_email = client.post(
         "/staff/users/new",
@@ -135,8 +156,11 @@ def test_deactivation_revokes_sessions_and_reactivation_restores_sign_in(
     page = editor_browser.get("/staff/login")
     refused = editor_browser.post(
         "/staff/login",
-        data={"csrf_token": csrf_token(page.text), "email": "ed@example.org",
-              "password": "correct horse battery staple"},
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": "ed@example.org",
+            "password": "correct horse battery staple",
+        },
     )
     assert refused.status_code == 422
     assert client.get("/staff/users/").status_code == 200

@@ -23,7 +23,9 @@ def post_login(
     return client.post(
         "/staff/login",
         data={
-            "email": email, "password": password, "next": next_,
+            "email": email,
+            "password": password,
+            "next": next_,
             "csrf_token": csrf_token(page.text),
         },
         environ_base={"REMOTE_ADDR": ip},
@@ -139,9 +141,7 @@ def test_unknown_address_locks_like_a_known_one(client: FlaskClient) -> None:
     assert statuses == [422, 422, 422, 422, 429, 429]
 
 
-def test_success_resets_the_account_count(
-    client: FlaskClient, db_session: Session
-) -> None:
+def test_success_resets_the_account_count(client: FlaskClient, db_session: Session) -> None:
     make_staff(db_session, email="a@example.org")
     db_session.commit()
     for _ in range(4):
@@ -204,7 +204,8 @@ def test_session_id_rotates_on_login_and_old_cookie_is_useless(
     response = client.post(
         "/staff/login",
         data={
-            "email": "a@example.org", "password": DEFAULT_PASSWORD,
+            "email": "a@example.org",
+            "password": DEFAULT_PASSWORD,
             "csrf_token": csrf_token(page.text),
         },
     )
@@ -216,9 +217,12 @@ def test_session_id_rotates_on_login_and_old_cookie_is_useless(
     thief = app.test_client()
     thief.set_cookie("session", first_cookie)
     assert thief.get("/staff/").status_code == 302
-    assert db_session.scalar(
-        select(func.count()).select_from(StaffSession).where(StaffSession.revoked_at.is_(None))
-    ) == 1
+    assert (
+        db_session.scalar(
+            select(func.count()).select_from(StaffSession).where(StaffSession.revoked_at.is_(None))
+        )
+        == 1
+    )
 
 
 def test_logout_is_post_only_and_revokes_the_session(
@@ -282,9 +286,7 @@ def test_session_expires_and_last_seen_is_touched_at_most_once_a_minute(
     assert client.get("/staff/").status_code == 302
 
 
-def test_deactivated_user_is_signed_out_at_once(
-    client: FlaskClient, db_session: Session
-) -> None:
+def test_deactivated_user_is_signed_out_at_once(client: FlaskClient, db_session: Session) -> None:
     user = make_staff(db_session, role="viewer", email="v@example.org")
     db_session.commit()
     force_login(client, db_session, user)
@@ -306,20 +308,32 @@ def test_change_password_keeps_this_session_and_ends_others(
     token = csrf_token(page.text)
     bad = client.post(
         "/staff/account/password",
-        data={"csrf_token": token, "current_password": WRONG,
-              "new_password": "a brand new password", "confirm_password": "a brand new password"},
+        data={
+            "csrf_token": token,
+            "current_password": WRONG,
+            "new_password": "a brand new password",
+            "confirm_password": "a brand new password",
+        },
     )
     assert bad.status_code == 422 and "The current password is not right." in bad.text
     short = client.post(
         "/staff/account/password",
-        data={"csrf_token": token, "current_password": DEFAULT_PASSWORD,
-              "new_password": "short", "confirm_password": "short"},
+        data={
+            "csrf_token": token,
+            "current_password": DEFAULT_PASSWORD,
+            "new_password": "short",
+            "confirm_password": "short",
+        },
     )
     assert short.status_code == 422
     ok = client.post(
         "/staff/account/password",
-        data={"csrf_token": token, "current_password": DEFAULT_PASSWORD,
-              "new_password": "a brand new password", "confirm_password": "a brand new password"},
+        data={
+            "csrf_token": token,
+            "current_password": DEFAULT_PASSWORD,
+            "new_password": "a brand new password",
+            "confirm_password": "a brand new password",
+        },
     )
     assert ok.status_code == 302
     assert client.get("/staff/").status_code == 200

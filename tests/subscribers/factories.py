@@ -1,9 +1,9 @@
 """Subscriber test data and the steps a reader takes, for any feature's tests.
 
-    from tests.subscribers.factories import make_subscriber, sign_up
+from tests.subscribers.factories import make_subscriber, sign_up
 
-    subscriber = make_subscriber(db_session, email="ann@example.com", status="confirmed")
-    sign_up(client, "bob@example.com", language="ru")   # through the real page
+subscriber = make_subscriber(db_session, email="ann@example.com", status="confirmed")
+sign_up(client, "bob@example.com", language="ru")   # through the real page
 """
 
 from __future__ import annotations
@@ -82,8 +82,13 @@ def sign_up(
     """Fill in and send the signup page as a reader would (no redirects followed)."""
     page = client.get(f"{prefix}/subscribe", environ_base={"REMOTE_ADDR": ip})
     assert page.status_code == 200, page.status_code
-    data = {"email": email, "language": language, "name": name,
-            "csrf_token": csrf_token(page.text), **extra}
+    data = {
+        "email": email,
+        "language": language,
+        "name": name,
+        "csrf_token": csrf_token(page.text),
+        **extra,
+    }
     return client.post(f"{prefix}/subscribe", data=data, environ_base={"REMOTE_ADDR": ip})
 
 
@@ -117,8 +122,13 @@ def one_email_to(sink: SmtpSink, address: str, count: int = 1) -> ReceivedMessag
 
 
 def upload_import(
-    client: FlaskClient, body: bytes, *, filename: str = "list.csv", file_format: str = "auto",
-    language: str = "en", start: bool = True,
+    client: FlaskClient,
+    body: bytes,
+    *,
+    filename: str = "list.csv",
+    file_format: str = "auto",
+    language: str = "en",
+    start: bool = True,
 ) -> TestResponse:
     """Start an import from the staff page as staff do (the page's form, its CSRF token):
     upload, then (unless `start` is false) press "Start" on the preview page. The answer
@@ -126,8 +136,12 @@ def upload_import(
     page = client.get("/staff/subscribers/import")
     response = client.post(
         "/staff/subscribers/import",
-        data={"csrf_token": csrf_token(page.text), "format": file_format, "language": language,
-              "file": (io.BytesIO(body), filename)},
+        data={
+            "csrf_token": csrf_token(page.text),
+            "format": file_format,
+            "language": language,
+            "file": (io.BytesIO(body), filename),
+        },
         content_type="multipart/form-data",
     )
     if start and response.status_code == 303:
@@ -143,8 +157,10 @@ def start_previewed_import(
     page = client.get(job_path)
     if 'value="start"' not in page.text and action == "start":
         return page  # failed already (nothing to start), or started
-    return client.post(f"{job_path}/start", data={
-        "csrf_token": csrf_token(page.text), "encoding": encoding, "action": action})
+    return client.post(
+        f"{job_path}/start",
+        data={"csrf_token": csrf_token(page.text), "encoding": encoding, "action": action},
+    )
 
 
 def wait_for_import(client: FlaskClient, job_path: str) -> dict[str, Any]:

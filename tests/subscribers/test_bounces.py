@@ -30,16 +30,17 @@ def test_repeated_soft_bounces_suppress(db_session: Session, clock: FrozenClock)
     subscriber = make_subscriber(db_session, email="full@example.com")
     db_session.commit()
     for _ in range(services.SOFT_BOUNCE_LIMIT - 1):
-        services.record_soft_bounce(db_session, "FULL@example.com", "452 mailbox full",
-                                    now=clock.now())
+        services.record_soft_bounce(
+            db_session, "FULL@example.com", "452 mailbox full", now=clock.now()
+        )
     assert subscriber.status == "confirmed" and not subscriber.suppressed
-    services.record_soft_bounce(db_session, "full@example.com", "452 mailbox full",
-                                now=clock.now())
+    services.record_soft_bounce(db_session, "full@example.com", "452 mailbox full", now=clock.now())
     db_session.commit()
     assert subscriber.status == "bounced"
     assert subscriber.suppression_reason == "soft_bounces"
-    assert services.record_soft_bounce(db_session, "unknown@example.com", "x",
-                                       now=clock.now()) is None
+    assert (
+        services.record_soft_bounce(db_session, "unknown@example.com", "x", now=clock.now()) is None
+    )
 
 
 def test_complaint_unsubscribes_and_suppresses(db_session: Session, clock: FrozenClock) -> None:
@@ -61,8 +62,9 @@ def test_confirming_again_lifts_a_bounce(
     make_subscriber(db_session, email="fixed@example.com", status="bounced")
     db_session.commit()
     sign_up(client, "fixed@example.com")
-    link = first_url_containing(one_email_to(smtp_sink, "fixed@example.com").part("text/plain"),
-                                "/subscribe/confirm/")
+    link = first_url_containing(
+        one_email_to(smtp_sink, "fixed@example.com").part("text/plain"), "/subscribe/confirm/"
+    )
     page = client.get(path_of(link))
     client.post(path_of(link), data={"csrf_token": csrf_token(page.text)})
     subscriber = get_subscriber(db_session, "fixed@example.com")

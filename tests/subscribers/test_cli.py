@@ -22,8 +22,18 @@ def test_import_command_reports_counts_and_rejections(
     runner: FlaskCliRunner, db_session: Session, tmp_path: Path
 ) -> None:
     report = tmp_path / "rejected.csv"
-    result = runner.invoke(main, ["subscribers", "import", str(DATA / "rejects.csv"),
-                                  "--language", "ru", "--report", str(report)])
+    result = runner.invoke(
+        main,
+        [
+            "subscribers",
+            "import",
+            str(DATA / "rejects.csv"),
+            "--language",
+            "ru",
+            "--report",
+            str(report),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Encoding: utf-8 (detected)." in result.output
     assert "3 added, 0 changed, 0 already on the list, 6 rejected" in result.output
@@ -36,19 +46,23 @@ def test_import_command_reports_counts_and_rejections(
 def test_import_command_with_explicit_format_and_failures(
     runner: FlaskCliRunner, db_session: Session
 ) -> None:
-    ok = runner.invoke(main, ["subscribers", "import", str(DATA / "substack.csv"),
-                              "--format", "substack"])
+    ok = runner.invoke(
+        main, ["subscribers", "import", str(DATA / "substack.csv"), "--format", "substack"]
+    )
     assert ok.exit_code == 0, ok.output
-    wrong = runner.invoke(main, ["subscribers", "import", str(DATA / "ghost.csv"),
-                                 "--format", "substack"])
+    wrong = runner.invoke(
+        main, ["subscribers", "import", str(DATA / "ghost.csv"), "--format", "substack"]
+    )
     assert wrong.exit_code == 1 and "ghost export" in wrong.output
     latin = runner.invoke(main, ["subscribers", "import", str(DATA / "latin1.csv")])
     assert latin.exit_code == 0 and "Encoding: cp1252 (detected)." in latin.output
-    unknown = runner.invoke(main, ["subscribers", "import", str(DATA / "latin1.csv"),
-                                   "--encoding", "no-such-codec"])
+    unknown = runner.invoke(
+        main, ["subscribers", "import", str(DATA / "latin1.csv"), "--encoding", "no-such-codec"]
+    )
     assert unknown.exit_code == 2 and "Unknown text encoding" in unknown.output
-    bad_language = runner.invoke(main, ["subscribers", "import", str(DATA / "ghost.csv"),
-                                        "--language", "xx"])
+    bad_language = runner.invoke(
+        main, ["subscribers", "import", str(DATA / "ghost.csv"), "--language", "xx"]
+    )
     assert bad_language.exit_code == 2
 
 
@@ -66,9 +80,14 @@ def test_export_command_round_trips(
     runner.invoke(main, ["subscribers", "export", str(only), "--status", "unsubscribed"])
     assert "b@example.com" in only.read_text(encoding="utf-8-sig")
     assert "a@example.com" not in only.read_text(encoding="utf-8-sig")
-    assert db_session.scalar(
-        select(func.count()).select_from(AuditLog).where(AuditLog.action == "subscribers.export")
-    ) == 2
+    assert (
+        db_session.scalar(
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "subscribers.export")
+        )
+        == 2
+    )
     db_session.query(SubscriberEvent).delete()
     db_session.query(Subscriber).delete()
     db_session.commit()
@@ -88,26 +107,35 @@ def test_demo_loads_a_believable_list_once(runner: FlaskCliRunner, db_session: S
     assert admin.email == "demo@readership.local" and admin.role == "admin"
     assert check_password(admin, password)
 
-    statuses = dict(db_session.execute(
-        select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
+    statuses = dict(
+        db_session.execute(
+            select(Subscriber.status, func.count()).group_by(Subscriber.status)
+        ).all()
+    )
     assert set(statuses) >= {"confirmed", "unsubscribed"}
     assert statuses["confirmed"] > 90
-    languages = dict(db_session.execute(
-        select(Subscriber.language, func.count()).group_by(Subscriber.language)).all())
+    languages = dict(
+        db_session.execute(
+            select(Subscriber.language, func.count()).group_by(Subscriber.language)
+        ).all()
+    )
     assert languages["en"] > 30 and languages["ru"] > 30
     sources = set(db_session.scalars(select(Subscriber.source).distinct()))
     assert {"signup_page", "embed", "import"} <= {str(s) for s in sources}
     oldest = db_session.scalar(select(func.min(Subscriber.created_at)))
     newest = db_session.scalar(select(func.max(Subscriber.created_at)))
     assert (newest - oldest).days > 365
-    imported = db_session.scalar(select(func.count()).select_from(Subscriber)
-                                 .where(Subscriber.import_job_id.is_not(None)))
+    imported = db_session.scalar(
+        select(func.count()).select_from(Subscriber).where(Subscriber.import_job_id.is_not(None))
+    )
     assert 0 < imported < 50
     assert db_session.scalar(select(func.count()).select_from(ConsentRecord)) == 150 - imported
     assert db_session.scalar(select(func.count()).select_from(SubscriberEvent)) > 300
     # Every address is on a reserved example domain: nothing can reach a real person.
-    assert all(".example." in e or e.endswith(("example.com", "example.org", "example.net"))
-               for e in db_session.scalars(select(Subscriber.email)))
+    assert all(
+        ".example." in e or e.endswith(("example.com", "example.org", "example.net"))
+        for e in db_session.scalars(select(Subscriber.email))
+    )
 
     again = runner.invoke(main, ["demo", "--if-empty"])
     assert again.exit_code == 0
@@ -124,8 +152,9 @@ def test_demo_with_a_given_password_and_no_staff_hint(
     skipped = runner.invoke(main, ["demo", "--if-empty"])
     assert "database not empty, demo skipped" in skipped.output
     assert "readership staff create EMAIL --role admin" in skipped.output
-    loaded = runner.invoke(main, ["demo", "--subscribers", "10",
-                                  "--password", "a long demo password"])
+    loaded = runner.invoke(
+        main, ["demo", "--subscribers", "10", "--password", "a long demo password"]
+    )
     assert loaded.exit_code == 0, loaded.output
     assert "demo@readership.local / a long demo password" in loaded.output
 

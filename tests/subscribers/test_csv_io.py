@@ -20,13 +20,25 @@ DATA = Path(__file__).parent / "data"
 LANGUAGES = ("en", "ru")
 
 
-def run(session: Session, clock: FrozenClock, path: Path, fmt: str = "auto",
-        language: str = "en", batch_size: int = 1000) -> ImportJob:
-    job = csv_io.start_import(session, filename=path.name, requested_format=fmt,
-                              default_language=language, now=clock.now())
+def run(
+    session: Session,
+    clock: FrozenClock,
+    path: Path,
+    fmt: str = "auto",
+    language: str = "en",
+    batch_size: int = 1000,
+) -> ImportJob:
+    job = csv_io.start_import(
+        session,
+        filename=path.name,
+        requested_format=fmt,
+        default_language=language,
+        now=clock.now(),
+    )
     session.commit()
-    return csv_io.run_import(session, job, path, languages=LANGUAGES, now=clock.now,
-                             batch_size=batch_size)
+    return csv_io.run_import(
+        session, job, path, languages=LANGUAGES, now=clock.now, batch_size=batch_size
+    )
 
 
 def rejections(job: ImportJob) -> list[tuple[int, str, str]]:
@@ -55,7 +67,8 @@ def test_our_own_format(db_session: Session, clock: FrozenClock) -> None:
     # Each imported person points at the import: that is their "imported" history line.
     assert anna.import_job_id == job.id
     assert [(line.kind, line.detail["format"]) for line in history(db_session, anna)] == [
-        ("imported", "readership")]
+        ("imported", "readership")
+    ]
     assert anna.consents == [] and anna.events == []
 
 
@@ -157,8 +170,10 @@ def test_export_then_import_restores_the_list(
     out = io.StringIO(newline="")
     assert csv_io.export_subscribers(db_session, out) == len(before) == 9
     text = out.getvalue()
-    assert text.startswith("\ufeffemail,name,language,languages,status,source,created_at,"
-                           "confirmed_at,unsubscribed_at,paused")
+    assert text.startswith(
+        "\ufeffemail,name,language,languages,status,source,created_at,"
+        "confirmed_at,unsubscribed_at,paused"
+    )
     export = tmp_path / "export.csv"
     export.write_text(text, encoding="utf-8", newline="")
     for model in (SubscriberEvent, ConsentRecord, Subscriber):
@@ -173,11 +188,18 @@ def _snapshot(session: Session) -> dict[str, tuple[object, ...]]:
     session.expire_all()
     rows = session.scalars(select(Subscriber))
     return {
-        s.email: (s.name, s.languages, str(s.status), str(s.source),
-                  as_utc(s.created_at).replace(microsecond=0),
-                  s.confirmed_at and as_utc(s.confirmed_at).replace(microsecond=0),
-                  s.unsubscribed_at and as_utc(s.unsubscribed_at).replace(microsecond=0),
-                  s.paused, s.suppressed, s.suppression_reason)
+        s.email: (
+            s.name,
+            s.languages,
+            str(s.status),
+            str(s.source),
+            as_utc(s.created_at).replace(microsecond=0),
+            s.confirmed_at and as_utc(s.confirmed_at).replace(microsecond=0),
+            s.unsubscribed_at and as_utc(s.unsubscribed_at).replace(microsecond=0),
+            s.paused,
+            s.suppressed,
+            s.suppression_reason,
+        )
         for s in rows
     }
 
@@ -201,11 +223,11 @@ def test_a_legacy_8_bit_file_is_read_in_its_detected_encoding(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty"), (b"name,phone\r\nAnn,123\r\n", "No email column"),
-     (b"\xef\xbb\xbf", "empty")],
+    [(b"", "empty"), (b"name,phone\r\nAnn,123\r\n", "No email column"), (b"\xef\xbb\xbf", "empty")],
 )
-def test_unusable_files(db_session: Session, clock: FrozenClock, tmp_path: Path,
-                        content: bytes, message: str) -> None:
+def test_unusable_files(
+    db_session: Session, clock: FrozenClock, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     job = run(db_session, clock, path)
@@ -238,14 +260,25 @@ def test_progress_is_reported_per_batch(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
     path = tmp_path / "many.csv"
-    path.write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(25)),
-                    encoding="utf-8")
+    path.write_text("email\n" + "".join(f"p{i}@example.com\n" for i in range(25)), encoding="utf-8")
     seen: list[tuple[int, int]] = []
-    job = csv_io.start_import(db_session, filename="many.csv", requested_format="auto",
-                              default_language="en", now=clock.now())
+    job = csv_io.start_import(
+        db_session,
+        filename="many.csv",
+        requested_format="auto",
+        default_language="en",
+        now=clock.now(),
+    )
     db_session.commit()
-    csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now,
-                      progress=lambda done, total: seen.append((done, total)), batch_size=10)
+    csv_io.run_import(
+        db_session,
+        job,
+        path,
+        languages=LANGUAGES,
+        now=clock.now,
+        progress=lambda done, total: seen.append((done, total)),
+        batch_size=10,
+    )
     assert seen == [(10, 25), (20, 25), (25, 25)]
     assert job.percent == 100 and job.created_count == 25
 
@@ -262,8 +295,9 @@ def _write(tmp_path: Path, body: bytes | str, name: str = "hostile.csv") -> Path
 def _adds_up(job: ImportJob, data_lines: int) -> None:
     """Every data line is counted once: added, changed, already there or rejected."""
     assert job.processed_rows == job.total_rows == data_lines
-    assert (job.created_count + job.updated_count + job.unchanged_count
-            + job.rejected_count) == data_lines
+    assert (
+        job.created_count + job.updated_count + job.unchanged_count + job.rejected_count
+    ) == data_lines
 
 
 def _emails(session: Session) -> list[str]:
@@ -274,8 +308,11 @@ def _emails(session: Session) -> list[str]:
 def test_an_unterminated_quote_costs_its_line_only(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, 'email,name\nann@example.com,Ann\n"bob@example.com,Bob\n'
-                            "carol@example.com,Carol\ndan@example.com,Dan\n")
+    path = _write(
+        tmp_path,
+        'email,name\nann@example.com,Ann\n"bob@example.com,Bob\n'
+        "carol@example.com,Carol\ndan@example.com,Dan\n",
+    )
     job = run(db_session, clock, path)
     assert rejections(job) == [(3, '"bob@example.com,Bob', "unterminated_quote")]
     assert _emails(db_session) == ["ann@example.com", "carol@example.com", "dan@example.com"]
@@ -287,11 +324,16 @@ def test_a_stray_quote_later_on_does_not_glue_rows_together(
 ) -> None:
     # The open quote of line 2 "closes" on line 4: the record would have the right width,
     # but line 3 it swallowed is a row of its own, so line 2 is refused and 3 read again.
-    path = _write(tmp_path, 'email,name\nbob@example.com,"Bob\ncarol@example.com,Carol\n'
-                            'erin@example.com,Erin "the" Best"\nfay@example.com,Fay\n')
+    path = _write(
+        tmp_path,
+        'email,name\nbob@example.com,"Bob\ncarol@example.com,Carol\n'
+        'erin@example.com,Erin "the" Best"\nfay@example.com,Fay\n',
+    )
     job = run(db_session, clock, path)
     assert [(line, reason) for line, _, reason in rejections(job)] == [
-        (2, "unterminated_quote"), (4, "unterminated_quote")]
+        (2, "unterminated_quote"),
+        (4, "unterminated_quote"),
+    ]
     assert _emails(db_session) == ["carol@example.com", "fay@example.com"]
     _adds_up(job, 4)
 
@@ -299,12 +341,18 @@ def test_a_stray_quote_later_on_does_not_glue_rows_together(
 def test_a_quoted_cell_may_span_lines(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, 'email,name,note\nann@example.com,"Ann\nLee",two\r\nlines\n'
-                            'bob@example.com,Bob,"a note\nover two lines"\n')
+    path = _write(
+        tmp_path,
+        'email,name,note\nann@example.com,"Ann\nLee",two\r\nlines\n'
+        'bob@example.com,Bob,"a note\nover two lines"\n',
+    )
     assert run(db_session, clock, path).rejected_count == 1  # "two\r\nlines": width 4
     _wipe_subscribers(db_session)
-    path = _write(tmp_path, 'email,name,note\nann@example.com,"Ann\nLee",x\n'
-                            'bob@example.com,Bob,"a note\nover two lines"\n')
+    path = _write(
+        tmp_path,
+        'email,name,note\nann@example.com,"Ann\nLee",x\n'
+        'bob@example.com,Bob,"a note\nover two lines"\n',
+    )
     job = run(db_session, clock, path)
     assert (job.created_count, job.rejected_count, job.total_rows) == (2, 0, 2)
     assert get_subscriber(db_session, "ann@example.com").name == "Ann Lee"
@@ -332,8 +380,13 @@ def test_nul_bytes_huge_cells_and_wrong_widths_are_refused_with_their_line(
     )
     job = run(db_session, clock, _write(tmp_path, body))
     assert [(line, reason) for line, _, reason in rejections(job)] == [
-        (2, "nul_byte"), (3, "nul_byte"), (4, "row_too_long"), (5, "row_too_long"),
-        (6, "wrong_field_count"), (8, "row_too_long")]
+        (2, "nul_byte"),
+        (3, "nul_byte"),
+        (4, "row_too_long"),
+        (5, "row_too_long"),
+        (6, "wrong_field_count"),
+        (8, "row_too_long"),
+    ]
     assert rejections(job)[0][1] == "nul@example.com,Ni l"  # NUL-free in the report
     assert _emails(db_session) == ["ok@example.com", "trailing@example.com"]
     _adds_up(job, 8)
@@ -342,8 +395,10 @@ def test_nul_bytes_huge_cells_and_wrong_widths_are_refused_with_their_line(
 def test_mixed_line_ends_keep_their_line_numbers(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, b"email,name\r\na@example.com,A\rnot-an-email,B\nc@example.com,C"
-                            b"\r\n\r\nd@example.com,D")
+    path = _write(
+        tmp_path,
+        b"email,name\r\na@example.com,A\rnot-an-email,B\nc@example.com,C\r\n\r\nd@example.com,D",
+    )
     job = run(db_session, clock, path)
     assert rejections(job) == [(3, "not-an-email", "bad_email")]
     assert _emails(db_session) == ["a@example.com", "c@example.com", "d@example.com"]
@@ -353,10 +408,13 @@ def test_mixed_line_ends_keep_their_line_numbers(
 def test_future_and_unreadable_dates_are_the_import_time_and_counted(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, "email,created_at,confirmed_at\n"
-                            "a@example.com,9999-01-01T00:00:00.000Z,\n"
-                            "b@example.com,0000-00-00T00:00:00Z,0000-00-00 00:00:00\n"
-                            "c@example.com,2020-05-01T10:00:00Z,\n")
+    path = _write(
+        tmp_path,
+        "email,created_at,confirmed_at\n"
+        "a@example.com,9999-01-01T00:00:00.000Z,\n"
+        "b@example.com,0000-00-00T00:00:00Z,0000-00-00 00:00:00\n"
+        "c@example.com,2020-05-01T10:00:00Z,\n",
+    )
     job = run(db_session, clock, path)
     assert (job.created_count, job.rejected_count, job.dates_clamped) == (3, 0, 2)
     assert as_utc(get_subscriber(db_session, "a@example.com").created_at) == clock.now()
@@ -367,10 +425,17 @@ def test_future_and_unreadable_dates_are_the_import_time_and_counted(
 # --- Encodings ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("codec", "expected"), [
-    ("cp1251", "cp1251"), ("koi8-r", "koi8-r"), ("utf-16", "utf-16"), ("utf-16-be", "utf-16"),
-    ("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"),
-])
+@pytest.mark.parametrize(
+    ("codec", "expected"),
+    [
+        ("cp1251", "cp1251"),
+        ("koi8-r", "koi8-r"),
+        ("utf-16", "utf-16"),
+        ("utf-16-be", "utf-16"),
+        ("utf-8", "utf-8"),
+        ("utf-8-sig", "utf-8-sig"),
+    ],
+)
 def test_cyrillic_lists_in_every_encoding_excel_writes(
     db_session: Session, clock: FrozenClock, tmp_path: Path, codec: str, expected: str
 ) -> None:
@@ -387,10 +452,17 @@ def test_cyrillic_lists_in_every_encoding_excel_writes(
 def test_a_wrong_forced_encoding_refuses_the_rows_it_cannot_decode(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, "email,name\nolga@example.com,Ольга\nann@example.com,Ann\n"
-                  .encode("cp1251"))
-    job = csv_io.start_import(db_session, filename="x.csv", requested_format="auto",
-                              default_language="en", now=clock.now(), requested_encoding="utf-8")
+    path = _write(
+        tmp_path, "email,name\nolga@example.com,Ольга\nann@example.com,Ann\n".encode("cp1251")
+    )
+    job = csv_io.start_import(
+        db_session,
+        filename="x.csv",
+        requested_format="auto",
+        default_language="en",
+        now=clock.now(),
+        requested_encoding="utf-8",
+    )
     db_session.commit()
     csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now)
     assert [(line, reason) for line, _, reason in rejections(job)] == [(2, "undecodable_text")]
@@ -398,15 +470,22 @@ def test_a_wrong_forced_encoding_refuses_the_rows_it_cannot_decode(
 
 
 def test_the_preview_shows_the_first_rows_decoded(tmp_path: Path) -> None:
-    path = _write(tmp_path, "email;name\nolga@example.com;Ольга\n\"broken;x\n".encode("koi8-r"))
+    path = _write(tmp_path, 'email;name\nolga@example.com;Ольга\n"broken;x\n'.encode("koi8-r"))
     preview = csv_io.preview_csv(path)
     assert (preview.encoding, preview.detected_encoding, preview.format) == (
-        "koi8-r", True, "readership")
+        "koi8-r",
+        True,
+        "readership",
+    )
     assert preview.header == ["email", "name"]
     assert [(r.line, r.cells, r.problem) for r in preview.rows] == [
-        (2, ["olga@example.com", "Ольга"], None), (3, None, "unterminated_quote")]
+        (2, ["olga@example.com", "Ольга"], None),
+        (3, None, "unterminated_quote"),
+    ]
     assert csv_io.preview_csv(path, encoding="cp1251").rows[0].cells != [
-        "olga@example.com", "Ольга"]
+        "olga@example.com",
+        "Ольга",
+    ]
 
 
 # --- Statuses from values -----------------------------------------------------------------
@@ -415,13 +494,16 @@ def test_the_preview_shows_the_first_rows_decoded(tmp_path: Path) -> None:
 def test_mailchimp_statuses_come_from_values_not_columns(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, (
-        '"Email Address",Name,MEMBER_RATING,OPTIN_TIME,CONFIRM_TIME,UNSUB_TIME,UNSUB_REASON,'
-        "CLEAN_TIME,CLEAN_CAMPAIGN_TITLE,LEID\n"
-        "sub@example.com,Sub Scriber,2,2020-01-01 10:00:00,2020-01-01 10:05:00,,,,,1\n"
-        "left@example.com,Left,2,2020-01-01 10:00:00,,2021-03-03 03:03:03,spam,,,2\n"
-        "dead@example.com,Dead,1,2020-01-01 10:00:00,,,,2022-02-02 02:02:02,Weekly,3\n"
-    ))
+    path = _write(
+        tmp_path,
+        (
+            '"Email Address",Name,MEMBER_RATING,OPTIN_TIME,CONFIRM_TIME,UNSUB_TIME,UNSUB_REASON,'
+            "CLEAN_TIME,CLEAN_CAMPAIGN_TITLE,LEID\n"
+            "sub@example.com,Sub Scriber,2,2020-01-01 10:00:00,2020-01-01 10:05:00,,,,,1\n"
+            "left@example.com,Left,2,2020-01-01 10:00:00,,2021-03-03 03:03:03,spam,,,2\n"
+            "dead@example.com,Dead,1,2020-01-01 10:00:00,,,,2022-02-02 02:02:02,Weekly,3\n"
+        ),
+    )
     job = run(db_session, clock, path)
     assert job.detected_format == "mailchimp" and job.created_count == 3
     sub = get_subscriber(db_session, "sub@example.com")
@@ -437,29 +519,40 @@ def test_mailchimp_statuses_come_from_values_not_columns(
 def test_a_mailchimp_status_column_is_read_and_non_subscribers_are_not_imported(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, ("Email Address,First Name,Last Name,Status,LEID\n"
-                             "a@example.com,Ann,Lee,subscribed,1\n"
-                             "b@example.com,Bob,,Non-subscribed,2\n"
-                             "c@example.com,Cy,,cleaned,3\n"
-                             "d@example.com,Di,,unsubscribed,4\n"))
+    path = _write(
+        tmp_path,
+        (
+            "Email Address,First Name,Last Name,Status,LEID\n"
+            "a@example.com,Ann,Lee,subscribed,1\n"
+            "b@example.com,Bob,,Non-subscribed,2\n"
+            "c@example.com,Cy,,cleaned,3\n"
+            "d@example.com,Di,,unsubscribed,4\n"
+        ),
+    )
     job = run(db_session, clock, path)
     assert rejections(job) == [(3, "b@example.com", "not_subscribed")]
     assert [get_subscriber(db_session, f"{x}@example.com").status for x in "acd"] == [
-        "confirmed", "bounced", "unsubscribed"]
+        "confirmed",
+        "bounced",
+        "unsubscribed",
+    ]
     assert get_subscriber(db_session, "a@example.com").name == "Ann Lee"
 
 
 def test_listmonk_export_statuses_dates_and_language(
     db_session: Session, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, (
-        "uuid,email,name,attributes,status,created_at,updated_at\n"
-        'a1,ru@example.com,Ирина,"{""language"": ""ru"", ""city"": ""Riga""}",enabled,'
-        "2024-03-01 12:00:00.123456 +0530 IST,2024-03-02 12:00:00 +0530 IST\n"
-        "a2,gone@example.com,Gone,{},blocklisted,2023-01-01 00:00:00 +0000 UTC,"
-        "2023-06-01 00:00:00 +0000 UTC\n"
-        "a3,bad@example.com,Bad,not json,enabled,,\n"
-    ))
+    path = _write(
+        tmp_path,
+        (
+            "uuid,email,name,attributes,status,created_at,updated_at\n"
+            'a1,ru@example.com,Ирина,"{""language"": ""ru"", ""city"": ""Riga""}",enabled,'
+            "2024-03-01 12:00:00.123456 +0530 IST,2024-03-02 12:00:00 +0530 IST\n"
+            "a2,gone@example.com,Gone,{},blocklisted,2023-01-01 00:00:00 +0000 UTC,"
+            "2023-06-01 00:00:00 +0000 UTC\n"
+            "a3,bad@example.com,Bad,not json,enabled,,\n"
+        ),
+    )
     job = run(db_session, clock, path)
     assert job.detected_format == "listmonk"
     assert rejections(job) == [(4, "bad@example.com", "bad_value")]
@@ -470,18 +563,19 @@ def test_listmonk_export_statuses_dates_and_language(
     assert gone.status == "unsubscribed" and as_utc(gone.unsubscribed_at) == dt("2023-06-01")
 
 
-def test_one_column_names_are_read(
-    db_session: Session, clock: FrozenClock, tmp_path: Path
-) -> None:
+def test_one_column_names_are_read(db_session: Session, clock: FrozenClock, tmp_path: Path) -> None:
     run(db_session, clock, _write(tmp_path, "E-mail;Full name\nkim@example.com;Kim Lee\n"))
     assert get_subscriber(db_session, "kim@example.com").name == "Kim Lee"
 
 
-@pytest.mark.parametrize(("body", "forced"), [
-    (b"email,name\na@example.com,Ann\n", "utf-16"),  # no BOM
-    (b"\xff\xfe" + "email,name\n".encode("utf-16-le") + b"\x00\xd8a\x00", "utf-16"),  # bad pair
-    ("email,имя\na@example.com,Ann\n".encode("cp1251"), "utf-8"),  # undecodable header
-])
+@pytest.mark.parametrize(
+    ("body", "forced"),
+    [
+        (b"email,name\na@example.com,Ann\n", "utf-16"),  # no BOM
+        (b"\xff\xfe" + "email,name\n".encode("utf-16-le") + b"\x00\xd8a\x00", "utf-16"),  # bad pair
+        ("email,имя\na@example.com,Ann\n".encode("cp1251"), "utf-8"),  # undecodable header
+    ],
+)
 def test_a_wrong_encoding_is_a_message_or_a_refused_row_never_a_crash(
     db_session: Session, clock: FrozenClock, tmp_path: Path, body: bytes, forced: str
 ) -> None:
@@ -492,8 +586,14 @@ def test_a_wrong_encoding_is_a_message_or_a_refused_row_never_a_crash(
         assert str(exc)
     else:
         assert all(not csv_io._UNDECODABLE.search(cell) for cell in preview.header)
-    job = csv_io.start_import(db_session, filename="x.csv", requested_format="auto",
-                              default_language="en", now=clock.now(), requested_encoding=forced)
+    job = csv_io.start_import(
+        db_session,
+        filename="x.csv",
+        requested_format="auto",
+        default_language="en",
+        now=clock.now(),
+        requested_encoding=forced,
+    )
     db_session.commit()
     csv_io.run_import(db_session, job, path, languages=LANGUAGES, now=clock.now)
     assert job.status in ("finished", "failed") and (job.status == "finished" or job.error)

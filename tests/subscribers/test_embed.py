@@ -14,15 +14,17 @@ ALLOWED = "https://example.org"  # the default site_url in SiteSettings
 
 def embed_post(client: FlaskClient, headers: dict[str, str], **data: str):  # noqa: ANN201
     form = {"email": "embed@example.com", "language": "ru", **data}
-    return client.post("/embed/subscribe", data=form, headers=headers,
-                       environ_base={"REMOTE_ADDR": "203.0.113.50"})
+    return client.post(
+        "/embed/subscribe", data=form, headers=headers, environ_base={"REMOTE_ADDR": "203.0.113.50"}
+    )
 
 
 def test_allowed_origin_subscribes_without_csrf_token(
     client: FlaskClient, db_session: Session, smtp_sink: SmtpSink
 ) -> None:
-    response = embed_post(client, {"Origin": ALLOWED,
-                                   "Referer": f"{ALLOWED}/ru/articles/budget?utm_source=x"})
+    response = embed_post(
+        client, {"Origin": ALLOWED, "Referer": f"{ALLOWED}/ru/articles/budget?utm_source=x"}
+    )
     assert response.status_code == 200
     assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
     subscriber = get_subscriber(db_session, "embed@example.com")
@@ -35,11 +37,13 @@ def test_allowed_origin_subscribes_without_csrf_token(
 
 
 def test_other_origins_are_refused_with_403(client: FlaskClient, db_session: Session) -> None:
-    for headers in ({"Origin": "https://evil.example"},
-                    {"Origin": "https://example.org.evil.example"},
-                    {"Referer": "https://evil.example/page"},
-                    {"Origin": "null"},
-                    {}):
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://example.org.evil.example"},
+        {"Referer": "https://evil.example/page"},
+        {"Origin": "null"},
+        {},
+    ):
         response = embed_post(client, headers)
         assert response.status_code == 403, headers
         assert "cannot be used here" in response.text
@@ -65,8 +69,9 @@ def test_safe_next_redirects_back_to_the_publication(
     assert response.status_code == 303
     assert response.headers["Location"] == f"{ALLOWED}/thanks"
     # A next on another site is ignored: the small answer page is shown instead.
-    other = embed_post(client, {"Origin": ALLOWED}, email="two@example.com",
-                       next="https://evil.example/phish")
+    other = embed_post(
+        client, {"Origin": ALLOWED}, email="two@example.com", next="https://evil.example/phish"
+    )
     assert other.status_code == 200
     assert "evil.example" not in other.headers.get("Location", "")
 
@@ -89,7 +94,9 @@ def test_iframe_form_may_be_framed_by_the_publication(client: FlaskClient) -> No
     assert 'action="/ru/embed/subscribe"' in page.text
     assert "csrf_token" not in page.text
     # The iframe posts with the app's own origin, which is allowed too.
-    response = client.post("/ru/embed/subscribe",
-                           data={"email": "frame@example.com", "language": "ru"},
-                           headers={"Origin": "http://localhost"})
+    response = client.post(
+        "/ru/embed/subscribe",
+        data={"email": "frame@example.com", "language": "ru"},
+        headers={"Origin": "http://localhost"},
+    )
     assert response.status_code == 200

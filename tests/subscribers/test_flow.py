@@ -18,10 +18,13 @@ from webapp.outbox.models import OutboxMessage
 
 def outbox_languages(session: Session, subscriber_id: int) -> list[str]:
     session.expire_all()
-    return list(session.scalars(
-        select(OutboxMessage.language).where(OutboxMessage.subscriber_id == subscriber_id)
-        .order_by(OutboxMessage.id)
-    ))
+    return list(
+        session.scalars(
+            select(OutboxMessage.language)
+            .where(OutboxMessage.subscriber_id == subscriber_id)
+            .order_by(OutboxMessage.id)
+        )
+    )
 
 
 @pytest.mark.parametrize(("prefix", "language"), [("", "en"), ("/ru", "ru")])
@@ -80,8 +83,10 @@ def test_signup_confirm_preferences_unsubscribe(
     prefs = client.get(path_of(preferences_link))
     assert prefs.status_code == 200
     token = csrf_token(prefs.text)
-    saved = client.post(path_of(preferences_link),
-                        data={"csrf_token": token, "action": "save", "languages": ["en", "ru"]})
+    saved = client.post(
+        path_of(preferences_link),
+        data={"csrf_token": token, "action": "save", "languages": ["en", "ru"]},
+    )
     assert saved.status_code == 303
     subscriber = get_subscriber(db_session, address)
     assert subscriber.languages == [language, "ru" if language == "en" else "en"]
@@ -108,6 +113,10 @@ def test_signup_confirm_preferences_unsubscribe(
     assert kinds[:3] == ["signup", "confirmation_sent", "confirmed"]
     assert kinds[-4:] == ["preferences_changed", "paused", "resumed", "unsubscribed"]
     # Once more is harmless.
-    assert mail_client.post(path_of(unsubscribe_link),
-                            data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert (
+        mail_client.post(
+            path_of(unsubscribe_link), data={"List-Unsubscribe": "One-Click"}
+        ).status_code
+        == 200
+    )
     assert event_kinds(db_session, subscriber.id).count("unsubscribed") == 1

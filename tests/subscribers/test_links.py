@@ -43,8 +43,12 @@ def test_tampered_links_are_400(
     client: FlaskClient, db_session: Session, smtp_sink: SmtpSink
 ) -> None:
     path = confirm_path(client, smtp_sink, "t@example.com")
-    for broken in (path[:-3] + "abc", path[:-10], "/subscribe/confirm/nonsense",
-                   "/subscribe/confirm/" + "A" * 600):
+    for broken in (
+        path[:-3] + "abc",
+        path[:-10],
+        "/subscribe/confirm/nonsense",
+        "/subscribe/confirm/" + "A" * 600,
+    ):
         page = client.get(broken)
         assert page.status_code == 400, broken
         assert "This link is not valid" in page.text
@@ -59,8 +63,10 @@ def test_a_token_for_one_purpose_does_not_open_another(
     path = confirm_path(client, smtp_sink, "p@example.com")
     token = path.rsplit("/", 1)[1]
     assert client.get(f"/subscription/{token}").status_code == 400
-    assert client.post(f"/unsubscribe/{token}",
-                       data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert (
+        client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code
+        == 400
+    )
 
 
 def test_link_for_an_erased_or_expired_signup_is_gone(

@@ -72,8 +72,9 @@ def test_resubscribe_lifts_a_bounce_but_not_a_staff_suppression(
     app: Flask, client: FlaskClient, db_session: Session
 ) -> None:
     bounced = make_subscriber(db_session, status="bounced")
-    blocked = make_subscriber(db_session, status="unsubscribed", suppressed=True,
-                              suppression_reason="staff")
+    blocked = make_subscriber(
+        db_session, status="unsubscribed", suppressed=True, suppression_reason="staff"
+    )
     db_session.commit()
     post(client, prefs_path(app, bounced), action="resubscribe")
     again = get_subscriber(db_session, bounced.email)

@@ -41,12 +41,19 @@ def captured_selects(app: Flask) -> Iterator[list[tuple[str, Any]]]:
 def many(db_session: Session) -> int:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     rows = [
-        {"email": f"user{i:05d}@example.com", "name": f"Name {i}", "name_key": f"name {i}",
-         "language": "ru" if i % 3 else "en", "digest_languages": ",en,",
-         "status": ["confirmed", "pending", "unsubscribed", "bounced"][i % 4],
-         "source": ["signup_page", "embed", "import"][i % 3],
-         "created_at": start + timedelta(minutes=i), "paused": False, "suppressed": False,
-         "soft_bounce_count": 0}
+        {
+            "email": f"user{i:05d}@example.com",
+            "name": f"Name {i}",
+            "name_key": f"name {i}",
+            "language": "ru" if i % 3 else "en",
+            "digest_languages": ",en,",
+            "status": ["confirmed", "pending", "unsubscribed", "bounced"][i % 4],
+            "source": ["signup_page", "embed", "import"][i % 3],
+            "created_at": start + timedelta(minutes=i),
+            "paused": False,
+            "suppressed": False,
+            "soft_bounce_count": 0,
+        }
         for i in range(3000)
     ]
     db_session.execute(insert(Subscriber), rows)
@@ -64,9 +71,7 @@ FILTERS = {
 
 
 @pytest.mark.parametrize("name", list(FILTERS))
-def test_list_queries_use_indexes(
-    app: Flask, db_session: Session, many: int, name: str
-) -> None:
+def test_list_queries_use_indexes(app: Flask, db_session: Session, many: int, name: str) -> None:
     flt, index = FILTERS[name]
     # Ids do not restart at 1 on PostgreSQL (sequences): page from near the newest row.
     before = int(db_session.scalar(select(func.max(Subscriber.id)))) - 500
@@ -105,4 +110,8 @@ def test_first_page_without_filters_reads_the_newest_rows_in_order(
 
 def test_counts_by_status(db_session: Session, many: int) -> None:
     assert queries.status_counts(db_session) == {
-        "pending": 750, "confirmed": 750, "unsubscribed": 750, "bounced": 750}
+        "pending": 750,
+        "confirmed": 750,
+        "unsubscribed": 750,
+        "bounced": 750,
+    }

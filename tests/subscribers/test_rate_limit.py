@@ -19,8 +19,9 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_per_ip_limit_answers_429(client: FlaskClient, db_session: Session) -> None:
-    statuses = [sign_up(client, f"r{i}@example.com", ip="198.51.100.1").status_code
-                for i in range(3)]
+    statuses = [
+        sign_up(client, f"r{i}@example.com", ip="198.51.100.1").status_code for i in range(3)
+    ]
     assert statuses == [303, 303, 303]
     page = client.get("/subscribe", environ_base={"REMOTE_ADDR": "198.51.100.1"})
     blocked = client.post(
@@ -33,7 +34,6 @@ def test_per_ip_limit_answers_429(client: FlaskClient, db_session: Session) -> N
     assert get_subscriber(db_session, "r9@example.com") is None
     # Another IP is not affected.
     assert sign_up(client, "r9@example.com", ip="198.51.100.2").status_code == 303
-
 
 
 def test_embed_shares_the_same_budget(client: FlaskClient) -> None:

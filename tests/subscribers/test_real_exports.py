@@ -41,7 +41,9 @@ class Expected:
 
 
 _SUBSTACK_SIGNUPS = Expected(
-    "substack", 21, {"confirmed": 19, "unsubscribed": 2},  # email_disabled=true: 2 rows
+    "substack",
+    21,
+    {"confirmed": 19, "unsubscribed": 2},  # email_disabled=true: 2 rows
     names={"ömil@gmail.com": "", "maïbes@gmail.com": ""},
 )
 _LISTMONK_NAMES = {f"user{n}@mail.com": f"First{n} Last{n}" for n in (0, 42, 99)}
@@ -49,59 +51,98 @@ _LISTMONK_NAMES = {f"user{n}@mail.com": f"First{n} Last{n}" for n in (0, 42, 99)
 EXPECTED: dict[str, Expected] = {
     # Mailchimp: the status from CLEAN_TIME / UNSUB_TIME values; first + last names, trimmed.
     "mailchimp_subscribed.csv": Expected(
-        "mailchimp", 5, {"confirmed": 5}, names={"s5@example.com": "Dolor Simet",
-                                                 "s1@example.com": ""}),
+        "mailchimp",
+        5,
+        {"confirmed": 5},
+        names={"s5@example.com": "Dolor Simet", "s1@example.com": ""},
+    ),
     "mailchimp_unsubscribed.csv": Expected(
-        "mailchimp", 5, {"unsubscribed": 5}, names={"u1@example.com": "Dolor",
-                                                    "u3@example.com": "Lorem Ipsum"}),
+        "mailchimp",
+        5,
+        {"unsubscribed": 5},
+        names={"u1@example.com": "Dolor", "u3@example.com": "Lorem Ipsum"},
+    ),
     "mailchimp_cleaned.csv": Expected(
-        "mailchimp", 5, {"bounced": 5}, names={"c2@example.com": "Simet Lut"}),
+        "mailchimp", 5, {"bounced": 5}, names={"c2@example.com": "Simet Lut"}
+    ),
     # An "all contacts"-style export: UNSUB_* columns, empty for these subscribed people, and
     # a one-column Name.
     "mailchimp_all-contacts_code-dot-org_addresses-replaced.csv": Expected(
-        "mailchimp", 2, {"confirmed": 2}, names={"engineer1@example.com": "Rick Hawkins",
-                                                 "engineer2@example.com": "hadi partovi test"}),
+        "mailchimp",
+        2,
+        {"confirmed": 2},
+        names={
+            "engineer1@example.com": "Rick Hawkins",
+            "engineer2@example.com": "hadi partovi test",
+        },
+    ),
     # Substack: only email_disabled stops email (active_subscription is about paying).
     "substack_signup_emails.csv": _SUBSTACK_SIGNUPS,
     "substack_signup_emails.derived-cp1252.csv": Expected(
-        **{**_SUBSTACK_SIGNUPS.__dict__, "encoding": "cp1252"}),
+        **{**_SUBSTACK_SIGNUPS.__dict__, "encoding": "cp1252"}
+    ),
     "substack_signup_emails.derived-utf16le-bom-crlf.csv": Expected(
-        **{**_SUBSTACK_SIGNUPS.__dict__, "encoding": "utf-16"}),
+        **{**_SUBSTACK_SIGNUPS.__dict__, "encoding": "utf-16"}
+    ),
     "substack_subscriber_emails.csv": Expected(
-        "substack", 17, {"confirmed": 15, "unsubscribed": 2}),
+        "substack", 17, {"confirmed": 15, "unsubscribed": 2}
+    ),
     # TryGhost/migrate calls it invalid for Substack; for us it is a plain list.
     "substack_invalid.csv": Expected(
-        "readership", 3, {"confirmed": 3}, names={"maguirec086@comm.ca": "Dolor Simet"}),
+        "readership", 3, {"confirmed": 3}, names={"maguirec086@comm.ca": "Dolor Simet"}
+    ),
     # Ghost: subscribed_to_emails (or subscribed) false means no newsletter.
     "ghost_valid-members-import.csv": Expected(
-        "ghost", 2, {"confirmed": 1, "unsubscribed": 1},
-        names={"jbloggs@example.com": "joe", "test@example.com": "test"}),
+        "ghost",
+        2,
+        {"confirmed": 1, "unsubscribed": 1},
+        names={"jbloggs@example.com": "joe", "test@example.com": "test"},
+    ),
     "ghost_subscribed-to-emails-header.csv": Expected(
-        "ghost", 2, {"confirmed": 1, "unsubscribed": 1}),
+        "ghost", 2, {"confirmed": 1, "unsubscribed": 1}
+    ),
     "ghost_members-for-bulk-unsubscribe.csv": Expected("ghost", 8, {"confirmed": 8}),
     "ghost_members-future-created-at.csv": Expected(
-        "readership", 1, {"confirmed": 1}, names={"member+future@example.com": "Future Member"},
-        dates_clamped=1),
+        "readership",
+        1,
+        {"confirmed": 1},
+        names={"member+future@example.com": "Future Member"},
+        dates_clamped=1,
+    ),
     # A row with fewer cells than the header is refused, with its line, never guessed at.
     "ghost_members-ragged-row.csv": Expected(
-        "readership", 1, {"confirmed": 1}, names={"ragged-full@example.com": "Bob"},
-        rejected=[(2, "ragged-first@example.com", "wrong_field_count")]),
+        "readership",
+        1,
+        {"confirmed": 1},
+        names={"ragged-full@example.com": "Bob"},
+        rejected=[(2, "ragged-first@example.com", "wrong_field_count")],
+    ),
     "ghost_members-formula-like-values.csv": Expected(
-        "readership", 2, {"confirmed": 2},
-        names={"formula@example.com": "-5", "formula2@example.com": "=SUM(A1)"}),
+        "readership",
+        2,
+        {"confirmed": 2},
+        names={"formula@example.com": "-5", "formula2@example.com": "=SUM(A1)"},
+    ),
     # One trailing empty cell per row is harmless; the second address is a duplicate.
     "ghost_members-duplicate-emails.csv": Expected(
-        "readership", 1, {"confirmed": 1},
-        rejected=[(3, "duplicate@example.com", "duplicate_in_file")]),
+        "readership",
+        1,
+        {"confirmed": 1},
+        rejected=[(3, "duplicate@example.com", "duplicate_in_file")],
+    ),
     "ghost_members-gift-with-comp.csv": Expected("readership", 1, {"confirmed": 1}),
     "ghost_multiple-records-with-empty-values.csv": Expected(
-        "readership", 2, {"confirmed": 2},
-        names={"jbloggs@example.com": "Bob", "test@example.com": ""}),
+        "readership",
+        2,
+        {"confirmed": 2},
+        names={"jbloggs@example.com": "Bob", "test@example.com": ""},
+    ),
     "ghost_valid-members-labels.csv": Expected("readership", 2, {"confirmed": 2}),
     # listmonk: email,name,attributes (JSON).
     "listmonk_subs.csv": Expected("listmonk", 100, {"confirmed": 100}, names=_LISTMONK_NAMES),
     "listmonk_subs-domain-blocklist.csv": Expected(
-        "listmonk", 4, {"confirmed": 4}, names={"ban1-import@ban.net": "First1 Last1"}),
+        "listmonk", 4, {"confirmed": 4}, names={"ban1-import@ban.net": "First1 Last1"}
+    ),
 }
 
 
@@ -115,8 +156,9 @@ def _statuses(session: Session) -> dict[str, int]:
 
 
 def _names(session: Session, emails: list[str]) -> dict[str, str]:
-    rows = session.execute(select(Subscriber.email, Subscriber.name)
-                           .where(Subscriber.email.in_(emails)))
+    rows = session.execute(
+        select(Subscriber.email, Subscriber.name).where(Subscriber.email.in_(emails))
+    )
     return dict(rows.tuples().all())
 
 
@@ -151,8 +193,9 @@ def test_a_real_export_imports_as_its_producer_means_it(
     assert job.dates_clamped == expected.dates_clamped
     # Nothing lost: every data line is added, changed, already there or rejected.
     assert job.processed_rows == job.total_rows == _data_records(path, expected.encoding)
-    assert job.processed_rows == (job.created_count + job.updated_count + job.unchanged_count
-                                  + job.rejected_count)
+    assert job.processed_rows == (
+        job.created_count + job.updated_count + job.unchanged_count + job.rejected_count
+    )
     assert _statuses(db_session) == expected.statuses
     assert _names(db_session, list(expected.names)) == expected.names
 

@@ -51,8 +51,12 @@ def test_the_answer_is_the_same_whether_the_address_is_known_or_not(
     make_subscriber(db_session, email="left@example.com", status="unsubscribed")
     db_session.commit()
     answers = {}
-    for address in ("new@example.com", "pending@example.com", "confirmed@example.com",
-                    "left@example.com"):
+    for address in (
+        "new@example.com",
+        "pending@example.com",
+        "confirmed@example.com",
+        "left@example.com",
+    ):
         response = sign_up(client, address)
         page = client.get(response.headers["Location"])
         answers[address] = (response.status_code, response.headers["Location"], page.text)
@@ -102,10 +106,12 @@ def test_honeypot_gets_the_same_answer_and_nothing_happens(
 
 @pytest.mark.parametrize(
     ("email", "message"),
-    [("", "Please enter your email address."),
-     ("not-an-address", "Please enter a valid email address"),
-     ("someone@localhost", "Please enter a valid email address"),
-     ("x" * 300 + "@example.com", "That address is too long.")],
+    [
+        ("", "Please enter your email address."),
+        ("not-an-address", "Please enter a valid email address"),
+        ("someone@localhost", "Please enter a valid email address"),
+        ("x" * 300 + "@example.com", "That address is too long."),
+    ],
 )
 def test_bad_addresses_are_refused_with_a_linked_message(
     client: FlaskClient, db_session: Session, email: str, message: str
@@ -159,8 +165,13 @@ def test_confirmed_subscribers_asking_again_are_throttled_too(
 def test_suppressed_for_a_complaint_gets_nothing_but_the_same_answer(
     client: FlaskClient, db_session: Session
 ) -> None:
-    make_subscriber(db_session, email="angry@example.com", status="unsubscribed",
-                    suppressed=True, suppression_reason="complaint")
+    make_subscriber(
+        db_session,
+        email="angry@example.com",
+        status="unsubscribed",
+        suppressed=True,
+        suppression_reason="complaint",
+    )
     db_session.commit()
     response = sign_up(client, "angry@example.com")
     assert response.status_code == 303
@@ -169,13 +180,23 @@ def test_suppressed_for_a_complaint_gets_nothing_but_the_same_answer(
 
 _texts = st.one_of(
     st.text(max_size=400),
-    st.sampled_from(["a@b.co", "ann@example.com", "\x00@example.com", "é@пример.рф",
-                     "<script>@x.com", "a" * 5000, "'; DROP TABLE subscribers; --"]),
+    st.sampled_from(
+        [
+            "a@b.co",
+            "ann@example.com",
+            "\x00@example.com",
+            "é@пример.рф",
+            "<script>@x.com",
+            "a" * 5000,
+            "'; DROP TABLE subscribers; --",
+        ]
+    ),
 )
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(email=_texts, name=_texts, language=st.one_of(st.sampled_from(["en", "ru"]), _texts))
 def test_hostile_input_never_500_and_never_half_written(
     app: Flask, db_session: Session, email: str, name: str, language: str
@@ -189,8 +210,12 @@ def test_hostile_input_never_500_and_never_half_written(
     before = [count(db_session, model) for model in (Subscriber, SubscriberEvent, ConsentRecord)]
     response = client.post(
         "/subscribe",
-        data={"email": email, "name": name, "language": language,
-              "csrf_token": csrf_token(page.text)},
+        data={
+            "email": email,
+            "name": name,
+            "language": language,
+            "csrf_token": csrf_token(page.text),
+        },
         environ_base={"REMOTE_ADDR": "10.9.9.9"},
     )
     assert response.status_code in {303, 400, 413, 422}, response.status_code
@@ -199,8 +224,9 @@ def test_hostile_input_never_500_and_never_half_written(
         assert after == before
     else:
         # Rows come whole: a new subscriber with its consent, signup and email events.
-        new_subscribers, new_events, new_consents = (a - b for a, b in zip(after, before,
-                                                                           strict=True))
+        new_subscribers, new_events, new_consents = (
+            a - b for a, b in zip(after, before, strict=True)
+        )
         assert new_consents >= new_subscribers and new_events >= 2 * new_subscribers
 
 

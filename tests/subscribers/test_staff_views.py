@@ -51,14 +51,33 @@ def emails_on(page: str) -> list[str]:
 @pytest.fixture
 def people(db_session: Session) -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    make_subscriber(db_session, email="anna@example.com", name="Анна Петрова", language="ru",
-                    created_at=start)
-    make_subscriber(db_session, email="annabel@example.org", name="Annabel Lee", status="pending",
-                    source="embed", created_at=start + timedelta(days=1))
-    make_subscriber(db_session, email="bob@example.com", name="Bob Annan", status="unsubscribed",
-                    source="import", created_at=start + timedelta(days=2))
-    make_subscriber(db_session, email="zed@example.com", name="Zed", status="bounced",
-                    language="ru", created_at=start + timedelta(days=3))
+    make_subscriber(
+        db_session, email="anna@example.com", name="Анна Петрова", language="ru", created_at=start
+    )
+    make_subscriber(
+        db_session,
+        email="annabel@example.org",
+        name="Annabel Lee",
+        status="pending",
+        source="embed",
+        created_at=start + timedelta(days=1),
+    )
+    make_subscriber(
+        db_session,
+        email="bob@example.com",
+        name="Bob Annan",
+        status="unsubscribed",
+        source="import",
+        created_at=start + timedelta(days=2),
+    )
+    make_subscriber(
+        db_session,
+        email="zed@example.com",
+        name="Zed",
+        status="bounced",
+        language="ru",
+        created_at=start + timedelta(days=3),
+    )
     db_session.commit()
 
 
@@ -66,8 +85,12 @@ def test_list_search_and_filters(client: FlaskClient, db_session: Session, peopl
     signed_in(client, db_session, role="fundraiser")  # may view, not manage
     page = client.get("/staff/subscribers/")
     assert page.status_code == 200
-    assert emails_on(page.text) == ["zed@example.com", "bob@example.com",
-                                    "annabel@example.org", "anna@example.com"]
+    assert emails_on(page.text) == [
+        "zed@example.com",
+        "bob@example.com",
+        "annabel@example.org",
+        "anna@example.com",
+    ]
     assert "4 subscribers match" in page.text
     assert "Import CSV" not in page.text and "Export CSV" in page.text
 
@@ -102,12 +125,14 @@ def test_keyset_paging_forward_and_back(client: FlaskClient, db_session: Session
     older = re.search(r'href="([^"]*before=\d+[^"]*)"', first).group(1).replace("&amp;", "&")
     second = client.get(older).text
     assert emails_on(second)[0] == "p069@example.com"
-    third = client.get(re.search(r'href="([^"]*before=\d+[^"]*)"', second)
-                       .group(1).replace("&amp;", "&")).text
+    third = client.get(
+        re.search(r'href="([^"]*before=\d+[^"]*)"', second).group(1).replace("&amp;", "&")
+    ).text
     assert emails_on(third) == [f"p{i:03d}@example.com" for i in range(19, -1, -1)]
     assert "Older" not in third
-    back = client.get(re.search(r'href="([^"]*after=\d+[^"]*)"', third)
-                      .group(1).replace("&amp;", "&")).text
+    back = client.get(
+        re.search(r'href="([^"]*after=\d+[^"]*)"', third).group(1).replace("&amp;", "&")
+    ).text
     assert emails_on(back) == emails_on(second)
     # Bad paging values are ignored, not errors.
     assert client.get("/staff/subscribers/?before=abc&after=-1").status_code == 200
@@ -144,17 +169,29 @@ def test_status_changes_are_audited(client: FlaskClient, db_session: Session) ->
     changed = get_subscriber(db_session, subscriber.email)
     assert changed.status == "unsubscribed" and not changed.suppressed
     actions = [action for action, _ in audit(db_session) if action.startswith("subscribers.")]
-    assert actions == ["subscribers.confirm", "subscribers.suppress", "subscribers.unsuppress",
-                       "subscribers.unsubscribe"]
+    assert actions == [
+        "subscribers.confirm",
+        "subscribers.suppress",
+        "subscribers.unsuppress",
+        "subscribers.unsubscribe",
+    ]
     assert event_kinds(db_session, subscriber.id) == [
-        "status_changed", "suppressed", "unsuppressed", "unsubscribed"]
-    assert client.post(f"{path}/status",
-                       data={"csrf_token": token, "action": "delete"}).status_code == 400
+        "status_changed",
+        "suppressed",
+        "unsuppressed",
+        "unsubscribed",
+    ]
+    assert (
+        client.post(f"{path}/status", data={"csrf_token": token, "action": "delete"}).status_code
+        == 400
+    )
     assert client.post(f"{path}/status", data={"action": "confirm"}).status_code == 400
     signed_in(client, db_session, role="fundraiser")
     token = csrf_token(client.get(path).text)
-    assert client.post(f"{path}/status",
-                       data={"csrf_token": token, "action": "confirm"}).status_code == 403
+    assert (
+        client.post(f"{path}/status", data={"csrf_token": token, "action": "confirm"}).status_code
+        == 403
+    )
 
 
 def test_export_download_is_audited_and_permissioned(
@@ -169,8 +206,9 @@ def test_export_download_is_audited_and_permissioned(
     body = response.data.decode("utf-8-sig")
     assert body.splitlines()[0].startswith("email,name,language")
     assert "Анна Петрова" in body and len(body.splitlines()) == 5
-    only = client.post("/staff/subscribers/export",
-                       data={"csrf_token": token, "status": "pending"}).data.decode("utf-8-sig")
+    only = client.post(
+        "/staff/subscribers/export", data={"csrf_token": token, "status": "pending"}
+    ).data.decode("utf-8-sig")
     assert len(only.splitlines()) == 2
     exports = [d for a, d in audit(db_session) if a == "subscribers.export"]
     assert exports == [{"rows": 4, "status": "all"}, {"rows": 1, "status": "pending"}]
@@ -223,8 +261,13 @@ def test_staff_see_the_encoding_and_first_rows_before_anything_is_written(
     assert data["status"] == "finished" and data["encoding"] == "cp1251" and data["created"] == 2
     assert get_subscriber(db_session, "olga@example.com").name == "Ольга Орлова"
     # A second "Start" starts nothing.
-    assert client.post(f"{job_path}/start", data={
-        "csrf_token": csrf_token(page), "encoding": "auto", "action": "start"}).status_code == 303
+    assert (
+        client.post(
+            f"{job_path}/start",
+            data={"csrf_token": csrf_token(page), "encoding": "auto", "action": "start"},
+        ).status_code
+        == 303
+    )
     assert db_session.scalar(select(func.count()).select_from(Subscriber)) == 2
 
 
@@ -261,13 +304,27 @@ def test_missing_file_and_bad_format_are_422(client: FlaskClient, db_session: Se
     signed_in(client, db_session)
     page = client.get("/staff/subscribers/import")
     token = csrf_token(page.text)
-    assert client.post("/staff/subscribers/import",
-                       data={"csrf_token": token, "format": "auto", "language": "en"},
-                       content_type="multipart/form-data").status_code == 422
-    assert client.post("/staff/subscribers/import",
-                       data={"csrf_token": token, "format": "excel", "language": "en",
-                             "file": (io.BytesIO(b"email\n"), "x.csv")},
-                       content_type="multipart/form-data").status_code == 422
+    assert (
+        client.post(
+            "/staff/subscribers/import",
+            data={"csrf_token": token, "format": "auto", "language": "en"},
+            content_type="multipart/form-data",
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/staff/subscribers/import",
+            data={
+                "csrf_token": token,
+                "format": "excel",
+                "language": "en",
+                "file": (io.BytesIO(b"email\n"), "x.csv"),
+            },
+            content_type="multipart/form-data",
+        ).status_code
+        == 422
+    )
 
 
 def test_fundraisers_cannot_import(client: FlaskClient, db_session: Session) -> None:

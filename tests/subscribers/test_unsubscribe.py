@@ -46,8 +46,9 @@ def test_one_click_post_without_cookies(app: Flask, db_session: Session) -> None
 def test_the_pages_button_works_too(app: Flask, client: FlaskClient, db_session: Session) -> None:
     subscriber = make_subscriber(db_session)
     db_session.commit()
-    response = client.post(unsub_path(app, subscriber),
-                           data={"List-Unsubscribe": "One-Click", "from": "page"})
+    response = client.post(
+        unsub_path(app, subscriber), data={"List-Unsubscribe": "One-Click", "from": "page"}
+    )
     assert response.status_code == 200
     gone = get_subscriber(db_session, subscriber.email)
     assert gone.status == "unsubscribed"
@@ -60,8 +61,10 @@ def test_post_without_the_one_click_body_is_refused(
     subscriber = make_subscriber(db_session)
     db_session.commit()
     assert client.post(unsub_path(app, subscriber), data={}).status_code == 400
-    assert client.post(unsub_path(app, subscriber),
-                       data={"List-Unsubscribe": "Yes"}).status_code == 400
+    assert (
+        client.post(unsub_path(app, subscriber), data={"List-Unsubscribe": "Yes"}).status_code
+        == 400
+    )
     assert get_subscriber(db_session, subscriber.email).status == "confirmed"
 
 
@@ -72,16 +75,19 @@ def test_pending_and_bounced_people_can_leave_too(
     bounced = make_subscriber(db_session, status="bounced")
     db_session.commit()
     for person in (pending, bounced):
-        assert client.post(unsub_path(app, person),
-                           data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        assert (
+            client.post(unsub_path(app, person), data={"List-Unsubscribe": "One-Click"}).status_code
+            == 200
+        )
         assert get_subscriber(db_session, person.email).status == "unsubscribed"
 
 
 def test_list_unsubscribe_headers_for_bulk_mail(app: Flask, db_session: Session) -> None:
     subscriber = make_subscriber(db_session)
     db_session.commit()
-    headers = list_unsubscribe_headers(subscriber, "https://news.example.org", "s3cret",
-                                       mailto="unsubscribe@example.org")
+    headers = list_unsubscribe_headers(
+        subscriber, "https://news.example.org", "s3cret", mailto="unsubscribe@example.org"
+    )
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = headers["List-Unsubscribe"].split(", ")
     assert https.startswith("<https://news.example.org/en/unsubscribe/")

@@ -114,11 +114,13 @@ def _shut(sock: socket.socket) -> None:
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects to http and https only (urllib would follow one to ftp too)."""
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(newurl, code, "redirect to a non-HTTP address", headers,
-                                         fp)
+            raise urllib.error.HTTPError(
+                newurl, code, "redirect to a non-HTTP address", headers, fp
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -144,8 +146,13 @@ def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
             return self.do_open(TlsConnection, req, context=self._context)  # type: ignore[attr-defined]
 
     opener = urllib.request.OpenerDirector()
-    for handler in (Handler(), TlsHandler(), _HttpOnlyRedirects(),
-                    urllib.request.HTTPErrorProcessor(), urllib.request.HTTPDefaultErrorHandler()):
+    for handler in (
+        Handler(),
+        TlsHandler(),
+        _HttpOnlyRedirects(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.HTTPDefaultErrorHandler(),
+    ):
         opener.add_handler(handler)
     return opener
 
@@ -233,8 +240,11 @@ class ImportResult:
             f"{self.created} new, {self.updated} updated, {self.unchanged} unchanged, "
             f"{self.skipped} skipped"
         )
-        reasons = [f"{name.replace('_', ' ')} ({count})" for name, count in
-                   sorted(self.notes.items()) if name != "undated"]
+        reasons = [
+            f"{name.replace('_', ' ')} ({count})"
+            for name, count in sorted(self.notes.items())
+            if name != "undated"
+        ]
         if reasons:
             text += ": " + ", ".join(reasons)
         if self.notes["undated"]:
@@ -322,8 +332,9 @@ def _entry_values(entry: Any, language: str, languages: tuple[str, ...]) -> dict
 def parse_feed(fetched: FetchedFeed) -> Any:
     """feedparser's reading of a fetched feed, given the HTTP headers (their charset wins
     over the document's guess) and the final address as the base of relative links."""
-    headers = {name: fetched.headers[name] for name in _HEADERS_FOR_PARSER
-               if name in fetched.headers}
+    headers = {
+        name: fetched.headers[name] for name in _HEADERS_FOR_PARSER if name in fetched.headers
+    }
     # A relative Content-Location counts from the address the body came from.
     headers["content-location"] = urljoin(fetched.url, headers.get("content-location", ""))
     # A stream, never bytes: feedparser opens bytes that look like a path as a local file.
@@ -394,8 +405,9 @@ def import_feed(
     return result
 
 
-def _save_entry(session: Session, values: dict[str, Any], *, feed: Feed | None,
-                now: datetime) -> str:
+def _save_entry(
+    session: Session, values: dict[str, Any], *, feed: Feed | None, now: datetime
+) -> str:
     """Create or update the entry's article; says which ("created", "updated", "unchanged")."""
     article = session.scalar(select(Article).where(Article.url == values["url"]))
     if article is None:

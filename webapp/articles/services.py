@@ -302,5 +302,3 @@ def set_top_reads_flag(article: Article, action: str, now: datetime) -> bool:
     article.pinned_in_top_reads, article.excluded_from_top_reads = pinned, excluded
     article.updated_at = now
     return True
-
-

@@ -373,21 +373,27 @@ def describe_import_notes(notes: dict[str, int]) -> str:
         "duplicate_link": _("same link twice"),
         "unreadable": _("unreadable entry"),
     }
-    reasons = [(labels.get(name, name), count) for name, count in sorted(notes.items())
-               if name != "undated" and count]
+    reasons = [
+        (labels.get(name, name), count)
+        for name, count in sorted(notes.items())
+        if name != "undated" and count
+    ]
     parts = []
     if reasons:
         skipped = sum(count for _label, count in reasons)
         parts.append(
             ngettext("%(num)d entry skipped", "%(num)d entries skipped", skipped)
-            + ": " + ", ".join(f"{label} ({count})" for label, count in reasons)
+            + ": "
+            + ", ".join(f"{label} ({count})" for label, count in reasons)
         )
     if notes.get("undated"):
-        parts.append(ngettext(
-            "%(num)d date unknown (listed by import time)",
-            "%(num)d dates unknown (listed by import time)",
-            notes["undated"],
-        ))
+        parts.append(
+            ngettext(
+                "%(num)d date unknown (listed by import time)",
+                "%(num)d dates unknown (listed by import time)",
+                notes["undated"],
+            )
+        )
     return "; ".join(parts)
 
 

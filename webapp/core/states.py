@@ -68,7 +68,12 @@ class StateMachine(Generic[S]):
         return one == other or (self.allows(one, other) and self.allows(other, one))
 
     def supersedes(
-        self, current: S, current_at: datetime | None, target: S, target_at: datetime, *,
+        self,
+        current: S,
+        current_at: datetime | None,
+        target: S,
+        target_at: datetime,
+        *,
         precedence: Callable[[S], int],
     ) -> bool:
         """Whether an outside event's `target` (produced at `target_at`) replaces `current`
@@ -101,7 +106,11 @@ class StateMachine(Generic[S]):
         raise self.error(f"{label} is {current.value}, cannot become {target.value}")
 
     def move(
-        self, record: Any, target: S, *, only_from: Iterable[S] | None = None,
+        self,
+        record: Any,
+        target: S,
+        *,
+        only_from: Iterable[S] | None = None,
         attribute: str = "status",
     ) -> None:
         """Set `record.<attribute>` to `target`, or raise `error` if the table forbids it.

@@ -151,9 +151,7 @@ def build_digests(
 IMPORT_OVERLAP = timedelta(hours=1)
 
 
-def _new_since(
-    session: Session, language: str, *, now: datetime, default_days: int
-) -> datetime:
+def _new_since(session: Session, language: str, *, now: datetime, default_days: int) -> datetime:
     """When the language's previous issue that went to readers was built (skipped issues
     and drafts nobody approved carried nothing). Before any issue went out: the start of the
     first issue's window (so what an unapproved draft offered is offered again), or

@@ -58,7 +58,9 @@ DELIVERY_MOVES = StateMachine(
     "delivery",
     {
         DeliveryStatus.PENDING: {
-            DeliveryStatus.PENDING, DeliveryStatus.SENT, DeliveryStatus.FAILED,
+            DeliveryStatus.PENDING,
+            DeliveryStatus.SENT,
+            DeliveryStatus.FAILED,
             DeliveryStatus.SKIPPED,
         },
         DeliveryStatus.SENT: set(),

@@ -252,9 +252,7 @@ class Worker:
                     log.exception("digest delivery %s: unexpected error", delivery_id)
                     self._retry(session, lease, delivery_id, f"internal error: {exc!r}")
                 else:
-                    if self._record(
-                        session, lease, delivery_id, DeliveryStatus.SENT, None, now
-                    ):
+                    if self._record(session, lease, delivery_id, DeliveryStatus.SENT, None, now):
                         self.counts.sent += 1
                 if self.on_progress is not None:
                     self.on_progress(self.counts)

@@ -165,8 +165,12 @@ def apply_event(
 
 
 def _run(
-    session: Session, row: StripeEvent, obj: dict[str, Any], books: BooksContext,
-    *, contained: bool = False,
+    session: Session,
+    row: StripeEvent,
+    obj: dict[str, Any],
+    books: BooksContext,
+    *,
+    contained: bool = False,
 ) -> str:
     """Run the event's handler; park the event when it waits for something.
 
@@ -242,9 +246,9 @@ def apply_waiting(session: Session, books: BooksContext) -> int:
         # A plain statement first (no flush: waits of this transaction are flushed when
         # parked); almost always nothing waits, and the payment's hot path stays short.
         waiting_ids = list(
-            session.connection().execute(
-                select(waits.c.event_id).where(waits.c.key.in_(keys)).distinct()
-            ).scalars()
+            session.connection()
+            .execute(select(waits.c.event_id).where(waits.c.key.in_(keys)).distinct())
+            .scalars()
         )
         if not waiting_ids:
             continue
@@ -566,9 +570,7 @@ def _checkout_settled(
     session: Session, checkout: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     # Days after the donor paid: the gift keeps the day they paid, as Stripe recorded it.
-    return _checkout_outcome(
-        apply_checkout_session(session, checkout, books, fallback_at=created)
-    )
+    return _checkout_outcome(apply_checkout_session(session, checkout, books, fallback_at=created))
 
 
 def _checkout_failed(
@@ -695,9 +697,7 @@ def _first_payment_donation(
             subscription = books.gateway.retrieve_subscription(subscription_id)
         except StripeUnavailable:
             return None
-        return _donation_from_metadata(
-            session, f.metadata(subscription), customer_id=customer_id
-        )
+        return _donation_from_metadata(session, f.metadata(subscription), customer_id=customer_id)
     return None
 
 
@@ -863,8 +863,11 @@ def _charge_refunded(
     session: Session, charge: dict[str, Any], books: BooksContext, created: datetime
 ) -> str:
     donation = _payment_of(
-        session, books, intent=f.charge_payment_intent_id(charge),
-        charge_id=f.object_id(charge.get("id")), invoice_id=f.charge_invoice_id(charge),
+        session,
+        books,
+        intent=f.charge_payment_intent_id(charge),
+        charge_id=f.object_id(charge.get("id")),
+        invoice_id=f.charge_invoice_id(charge),
         metadata=f.metadata(charge),
     )
     if donation is None:
@@ -897,7 +900,10 @@ def _dispute(
     amount = min(int(dispute.get("amount") or 0), donation.amount_minor)
     if row is None:
         row = Dispute(
-            id=dispute_id, donation_id=donation.id, status=status, amount_minor=amount,
+            id=dispute_id,
+            donation_id=donation.id,
+            status=status,
+            amount_minor=amount,
             state_at=created,
         )
         session.add(row)
@@ -920,23 +926,25 @@ def _dispute(
 
 #: The handler of each Stripe event type this app applies (read-only; any other type is
 #: ignored by `apply_event`).
-HANDLERS: Mapping[str, Handler] = MappingProxyType({
-    "checkout.session.completed": _checkout_completed,
-    "checkout.session.async_payment_succeeded": _checkout_settled,
-    "checkout.session.async_payment_failed": _checkout_failed,
-    "checkout.session.expired": _checkout_failed,
-    "invoice.paid": _invoice_paid,
-    "invoice.payment_failed": _invoice_failed,
-    "customer.subscription.created": _subscription_changed,
-    "customer.subscription.updated": _subscription_changed,
-    "customer.subscription.deleted": _subscription_changed,
-    "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute,
-    "charge.dispute.updated": _dispute,
-    "charge.dispute.closed": _dispute,
-    "charge.dispute.funds_withdrawn": _dispute,
-    "charge.dispute.funds_reinstated": _dispute,
-})
+HANDLERS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "checkout.session.completed": _checkout_completed,
+        "checkout.session.async_payment_succeeded": _checkout_settled,
+        "checkout.session.async_payment_failed": _checkout_failed,
+        "checkout.session.expired": _checkout_failed,
+        "invoice.paid": _invoice_paid,
+        "invoice.payment_failed": _invoice_failed,
+        "customer.subscription.created": _subscription_changed,
+        "customer.subscription.updated": _subscription_changed,
+        "customer.subscription.deleted": _subscription_changed,
+        "charge.refunded": _charge_refunded,
+        "charge.dispute.created": _dispute,
+        "charge.dispute.updated": _dispute,
+        "charge.dispute.closed": _dispute,
+        "charge.dispute.funds_withdrawn": _dispute,
+        "charge.dispute.funds_reinstated": _dispute,
+    }
+)
 
 #: Event types to enable on the Stripe webhook endpoint (and that reconciliation lists).
 HANDLED_EVENT_TYPES = sorted(HANDLERS)

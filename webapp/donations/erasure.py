@@ -30,8 +30,10 @@ def erase_donor(session: Session, email: str, _subscriber_id: int | None) -> Non
     )
     if running is not None:
         raise ErasureBlocked(
-            _("This person has a regular gift that is still running: cancel it first "
-              "(in Stripe's Dashboard), or Stripe goes on charging them.")
+            _(
+                "This person has a regular gift that is still running: cancel it first "
+                "(in Stripe's Dashboard), or Stripe goes on charging them."
+            )
         )
     donor.email = f"erased-donor-{donor.id}-{secrets.token_hex(6)}@erased.invalid"
     donor.name = ""

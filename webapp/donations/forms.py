@@ -202,11 +202,14 @@ class DonationForm(FlaskForm):
         readings = _two_readings(text, currency)
         if readings:
             first, second = (
-                format_money(r, currency, self.language).replace("\u00a0", " ")
-                for r in readings
+                format_money(r, currency, self.language).replace("\u00a0", " ") for r in readings
             )
-            return _("Did you mean %(first)s or %(second)s? Please type the amount again "
-                     "without the dot or comma for thousands.", first=first, second=second)
+            return _(
+                "Did you mean %(first)s or %(second)s? Please type the amount again "
+                "without the dot or comma for thousands.",
+                first=first,
+                second=second,
+            )
         return _(
             "Please enter an amount in numbers, like %(example)s.",
             example=format_money(2500, currency, self.language).replace("\u00a0", " "),

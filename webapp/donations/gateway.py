@@ -224,12 +224,13 @@ class StripeApiGateway:
             return found if isinstance(found, str) else None
         return None
 
-
     def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
         payments = self._call(
             self._client.v1.invoice_payments.list,
-            params={"payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
-                    "limit": 1},
+            params={
+                "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+                "limit": 1,
+            },
         )
         for payment in payments.data:
             found = as_dict(payment).get("invoice")

@@ -158,9 +158,7 @@ def _one_time_row(
         "currency": currency,
         "refunded_minor": refunded,
         "disputed_minor": disputed,
-        "campaign_id": rng.choice(campaign_ids)
-        if campaign_ids and rng.random() < 0.2
-        else None,
+        "campaign_id": rng.choice(campaign_ids) if campaign_ids and rng.random() < 0.2 else None,
         "source": rng.choice(SOURCES),
         "language": donor["language"],
         "offline_method": OfflineMethod.BANK_TRANSFER if offline else None,

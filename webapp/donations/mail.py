@@ -60,8 +60,14 @@ def queue_receipt_email(
         "fee_covered": format_money(donation.fee_covered_minor, donation.currency, language),
     }
     message = queue_email(
-        session, mailer, template="donation_receipt", to=donor.email, language=language,
-        context=context, now=now, recipient=recipient,
+        session,
+        mailer,
+        template="donation_receipt",
+        to=donor.email,
+        language=language,
+        context=context,
+        now=now,
+        recipient=recipient,
     )
     donation.receipt_sent_at = now
     return message.id
@@ -101,8 +107,13 @@ def queue_payment_failed_email(
         "next_attempt_on": _date(next_attempt, language),
     }
     return queue_email(
-        session, mailer, template="donation_payment_failed", to=donor.email, language=language,
-        context=context, now=now,
+        session,
+        mailer,
+        template="donation_payment_failed",
+        to=donor.email,
+        language=language,
+        context=context,
+        now=now,
     ).id
 
 
@@ -123,8 +134,13 @@ def queue_donor_access_email(
         "link_valid_hours": int(config.donor_link_max_age.total_seconds() // 3600),
     }
     return queue_email(
-        session, mailer, template="donor_access", to=donor.email, language=language,
-        context=context, now=now,
+        session,
+        mailer,
+        template="donor_access",
+        to=donor.email,
+        language=language,
+        context=context,
+        now=now,
     ).id
 
 
@@ -148,8 +164,13 @@ def queue_plan_changed_email(
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
     return queue_email(
-        session, mailer, template="donation_plan_changed", to=donor.email, language=language,
-        context=context, now=now,
+        session,
+        mailer,
+        template="donation_plan_changed",
+        to=donor.email,
+        language=language,
+        context=context,
+        now=now,
     ).id
 
 
@@ -198,6 +219,11 @@ def queue_yearly_statement_email(
         "manage_url": request_access_url(base_url=config.base_url, language=language),
     }
     return queue_email(
-        session, mailer, template="yearly_statement", to=donor.email, language=language,
-        context=context, now=now,
+        session,
+        mailer,
+        template="yearly_statement",
+        to=donor.email,
+        language=language,
+        context=context,
+        now=now,
     ).id

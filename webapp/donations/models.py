@@ -93,11 +93,15 @@ DONATION_MOVES = StateMachine(
     "donation",
     {
         DonationStatus.PENDING: {
-            DonationStatus.PROCESSING, DonationStatus.EXPIRED, DonationStatus.FAILED,
+            DonationStatus.PROCESSING,
+            DonationStatus.EXPIRED,
+            DonationStatus.FAILED,
             DonationStatus.PAID,
         },
         DonationStatus.PROCESSING: {
-            DonationStatus.EXPIRED, DonationStatus.FAILED, DonationStatus.PAID,
+            DonationStatus.EXPIRED,
+            DonationStatus.FAILED,
+            DonationStatus.PAID,
         },
         DonationStatus.EXPIRED: {DonationStatus.FAILED, DonationStatus.PAID},
         DonationStatus.FAILED: {DonationStatus.PAID},

@@ -219,7 +219,10 @@ def advance_dispute(
     `DisputeStatus.precedence`. Returns False when the stored state stays (an older one)."""
     current = DisputeStatus(dispute.status)
     if not DISPUTE_MOVES.supersedes(
-        current, as_utc(dispute.state_at), status, as_utc(state_at),
+        current,
+        as_utc(dispute.state_at),
+        status,
+        as_utc(state_at),
         precedence=lambda state: state.precedence,
     ):
         return False

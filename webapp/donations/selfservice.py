@@ -95,8 +95,12 @@ def _claim_change(
             session.rollback()
             return None
         change = PlanChange(
-            plan_id=plan_id, kind=kind, amount_minor=amount_minor, request_key=request_key,
-            stripe_key=secrets.token_hex(16), requested_at=now,
+            plan_id=plan_id,
+            kind=kind,
+            amount_minor=amount_minor,
+            request_key=request_key,
+            stripe_key=secrets.token_hex(16),
+            requested_at=now,
         )
         session.add(change)
     elif change.failed_at is not None:

@@ -84,8 +84,12 @@ def request_access() -> Any:
             return render_template("donations/manage_request.html", form=form), 400
         session = get_session()
         queued = selfservice.request_donor_access(
-            session, get_mailer(), form.email.data or "", language=current_language(),
-            config=_config(), now=utcnow(),
+            session,
+            get_mailer(),
+            form.email.data or "",
+            language=current_language(),
+            config=_config(),
+            now=utcnow(),
         )
         session.commit()
         _deliver(queued)
@@ -97,14 +101,15 @@ def _donor_or_problem(token: str) -> Donor | Any:
     config = _config()
     try:
         return donor_from_token(
-            get_session(), token, secret=config.secret, max_age=config.donor_link_max_age,
+            get_session(),
+            token,
+            secret=config.secret,
+            max_age=config.donor_link_max_age,
             now=utcnow(),
         )
     except TokenError as exc:
         status = 410 if exc.expired else 400
-        page = render_template(
-            "donations/manage_request.html", form=AccessForm(), problem=status
-        )
+        page = render_template("donations/manage_request.html", form=AccessForm(), problem=status)
         return page, status
 
 
@@ -131,12 +136,23 @@ def manage(token: str) -> Any:
         select(Plan).where(Plan.donor_id == donor.id).order_by(Plan.id.desc())
     ).all()
     year = utcnow().year
-    return render_template(
-        "donations/manage.html", donor=donor, gifts=gifts, plans=plans, token=token,
-        language=current_language(), years=[year, year - 1], form=FlaskForm(),
-        settings=get_donation_settings(session), PlanStatus=PlanStatus,
-        change_token=lambda: secrets.token_urlsafe(24),
-    ), 200, {"Cache-Control": "no-store"}
+    return (
+        render_template(
+            "donations/manage.html",
+            donor=donor,
+            gifts=gifts,
+            plans=plans,
+            token=token,
+            language=current_language(),
+            years=[year, year - 1],
+            form=FlaskForm(),
+            settings=get_donation_settings(session),
+            PlanStatus=PlanStatus,
+            change_token=lambda: secrets.token_urlsafe(24),
+        ),
+        200,
+        {"Cache-Control": "no-store"},
+    )
 
 
 @public_route(bp, "/donate/manage/<token>/plans/<int:plan_id>/amount", methods=["POST"])
@@ -151,32 +167,55 @@ def change_amount(token: str, plan_id: int) -> Any:
     settings = get_donation_settings(session)
     language = current_language()
     try:
-        amount = to_minor(form.amount.data or "", plan.currency, language) \
-            if form.validate_on_submit() \
+        amount = (
+            to_minor(form.amount.data or "", plan.currency, language)
+            if form.validate_on_submit()
             else None
+        )
     except InvalidAmount:
         amount = None
     if amount is None or not settings.minimum_minor <= amount <= settings.maximum_minor:
-        flash(_("Please enter an amount between %(low)s and %(high)s.",
+        flash(
+            _(
+                "Please enter an amount between %(low)s and %(high)s.",
                 low=format_money(settings.minimum_minor, plan.currency, language),
-                high=format_money(settings.maximum_minor, plan.currency, language)), "error")
+                high=format_money(settings.maximum_minor, plan.currency, language),
+            ),
+            "error",
+        )
         return redirect(url_for(".manage", token=token), code=303)
     # A form without its token (a script) still works; it just is not deduplicated.
     request_token = (form.change_token.data or "")[:64] or secrets.token_urlsafe(16)
     try:
         changed = selfservice.change_plan_amount(
-            session, get_gateway(), get_mailer(), plan.id, amount,
-            request_token=request_token, config=_config(), now=utcnow(),
+            session,
+            get_gateway(),
+            get_mailer(),
+            plan.id,
+            amount,
+            request_token=request_token,
+            config=_config(),
+            now=utcnow(),
         )
     except selfservice.PlanChangeError:
         session.rollback()
-        flash(_("Your gift could not be changed right now. Nothing was changed; please try "
-                "again later."), "error")
+        flash(
+            _(
+                "Your gift could not be changed right now. Nothing was changed; please try "
+                "again later."
+            ),
+            "error",
+        )
         return redirect(url_for(".manage", token=token), code=303)
     _deliver_pending_for(donor)
     if changed:
-        flash(_("Done: from your next payment on, your gift is %(amount)s.",
-                amount=format_money(amount, plan.currency, language)), "success")
+        flash(
+            _(
+                "Done: from your next payment on, your gift is %(amount)s.",
+                amount=format_money(amount, plan.currency, language),
+            ),
+            "success",
+        )
     return redirect(url_for(".manage", token=token), code=303)
 
 
@@ -238,8 +277,14 @@ def statement(token: str) -> Any:
     if asked.outcome == "no_gifts":
         flash(_("There were no gifts in %(year)s.", year=form.year.data), "info")
     elif asked.outcome == "throttled":
-        flash(_("A statement was sent to %(email)s a few minutes ago: please look in your "
-                "inbox (and the spam folder) before asking again.", email=donor.email), "info")
+        flash(
+            _(
+                "A statement was sent to %(email)s a few minutes ago: please look in your "
+                "inbox (and the spam folder) before asking again.",
+                email=donor.email,
+            ),
+            "info",
+        )
     else:
         _deliver([asked.message_id] if asked.message_id else [])
         flash(_("Your statement is on its way to %(email)s.", email=donor.email), "success")

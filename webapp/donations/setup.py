@@ -63,4 +63,3 @@ def _register_template_helpers(app: Flask) -> None:
     app.add_template_global(format_money, "format_money")
     app.add_template_global(format_plain, "format_plain")
     app.add_template_global(format_others, "format_others")
-

@@ -207,16 +207,21 @@ def erase_donor(donor_id: int) -> Any:
     address = person.email
     try:
         fingerprint = erase_person(
-            session, address, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
-            now=utcnow(), ip=client_ip(),
+            session,
+            address,
+            staff=current_staff(),
+            secret=current_app.config["SECRET_KEY"],
+            now=utcnow(),
+            ip=client_ip(),
         )
     except ErasureBlocked as blocked:
         session.rollback()
         return render_template(page, form=form, donor=person, blocked=str(blocked)), 409
     session.commit()
     erase_local_mailbox_copies(get_mailer(), address)
-    flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),
-          "ok")
+    flash(
+        _("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint), "ok"
+    )
     return redirect(url_for(".donor", donor_id=donor_id), code=303)
 
 

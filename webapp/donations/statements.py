@@ -44,7 +44,12 @@ def statement_donations(session: Session, donor: Donor, year: int) -> list[Donat
 
 
 def queue_statement(
-    session: Session, mailer: Mailer, donor: Donor, year: int, *, config: DonationConfig,
+    session: Session,
+    mailer: Mailer,
+    donor: Donor,
+    year: int,
+    *,
+    config: DonationConfig,
     now: datetime,
 ) -> int | None:
     """Queue the donor's statement for `year`; None when there were no gifts that year."""
@@ -70,7 +75,12 @@ class StatementRequest:
 
 
 def request_statement(
-    session: Session, mailer: Mailer, donor: Donor, year: int, *, config: DonationConfig,
+    session: Session,
+    mailer: Mailer,
+    donor: Donor,
+    year: int,
+    *,
+    config: DonationConfig,
     now: datetime,
 ) -> StatementRequest:
     """A statement the donor asked for on the self-service page: at most one per

@@ -53,8 +53,9 @@ def _email_allowed(email: str) -> bool:
     )
 
 
-def _render(form: DonationForm, campaign: Campaign | None, status: int = 200,
-            notice: str | None = None) -> Any:
+def _render(
+    form: DonationForm, campaign: Campaign | None, status: int = 200, notice: str | None = None
+) -> Any:
     session = get_session()
     settings = form.settings
     language = current_language()
@@ -127,8 +128,10 @@ def _donate(campaign: Campaign | None) -> Any:
         _prefill_from_query(form)
         notice = None
         if request.args.get("resume") and _resume(form, request.args["resume"]):
-            notice = _("Your payment was cancelled; nothing was charged. Your choices are kept "
-                       "below if you would like to try again.")
+            notice = _(
+                "Your payment was cancelled; nothing was charged. Your choices are kept "
+                "below if you would like to try again."
+            )
         return _render(form, campaign, notice=notice)
     if form.is_bot():
         return _render(form, campaign, 400, _("Your gift could not be sent. Please try again."))
@@ -163,10 +166,15 @@ def _donate(campaign: Campaign | None) -> Any:
     except StripeUnavailable:
         current_app.logger.exception("Stripe Checkout could not be opened")
         session.rollback()
-        return _render(form, campaign, 503, _(
-            "The payment service cannot be reached right now. Nothing was charged: "
-            "please try again in a few minutes."
-        ))
+        return _render(
+            form,
+            campaign,
+            503,
+            _(
+                "The payment service cannot be reached right now. Nothing was charged: "
+                "please try again in a few minutes."
+            ),
+        )
     return redirect(url, code=303)
 
 
@@ -202,7 +210,9 @@ def thanks() -> Any:
     session.refresh(donation)
     confirmed = donation.status == DonationStatus.PAID
     body = render_template(
-        "donations/thanks.html", donation=donation, confirmed=confirmed,
+        "donations/thanks.html",
+        donation=donation,
+        confirmed=confirmed,
         language=current_language(),
     )
     return body, 200, ({"Refresh": "5"} if not confirmed else {})

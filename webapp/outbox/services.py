@@ -60,6 +60,7 @@ RETRY_CAP = timedelta(hours=6)
 #: After this many tries that failed temporarily the message is given up (about a day).
 MAX_ATTEMPTS = 12
 
+
 @dataclass
 class DeliveryCounts:
     """What one delivery run did."""
@@ -246,8 +247,9 @@ def _deliver(
                         session, lease, message, f"internal error: {exc!r}", now
                     )
                 else:
-                    if _record(session, lease, message, OutboxStatus.SENT, sent_at=now,
-                               last_error=None):
+                    if _record(
+                        session, lease, message, OutboxStatus.SENT, sent_at=now, last_error=None
+                    ):
                         counts.sent += 1
                 # One commit per message: a crash loses at most the message in flight.
                 session.commit()
@@ -415,9 +417,7 @@ def erase_outbox_messages(
     if not conditions:
         return 0
     result = session.execute(
-        delete(OutboxMessage)
-        .where(or_(*conditions))
-        .execution_options(synchronize_session=False)
+        delete(OutboxMessage).where(or_(*conditions)).execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

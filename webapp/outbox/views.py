@@ -199,9 +199,7 @@ def send_test_email() -> Any:
     if counts.sent:
         flash(_("A test email was sent to %(email)s.", email=staff.email), "success")
     else:
-        flash(
-            _("The test email could not be sent yet; see the outbox for the reason."), "error"
-        )
+        flash(_("The test email could not be sent yet; see the outbox for the reason."), "error")
     return redirect(url_for(".mailbox" if not mailer.uses_smtp else ".outbox"), code=303)
 
 

@@ -19,8 +19,12 @@ def acquire(session: Session, name: str, holder: str, *, now: datetime, lease: t
         update(JobLock)
         .where(
             JobLock.name == name,
-            or_(JobLock.holder == "", JobLock.holder == holder, JobLock.expires_at.is_(None),
-                JobLock.expires_at < now),
+            or_(
+                JobLock.holder == "",
+                JobLock.holder == holder,
+                JobLock.expires_at.is_(None),
+                JobLock.expires_at < now,
+            ),
         )
         .values(holder=holder, expires_at=now + lease)
         .execution_options(synchronize_session=False)

@@ -66,8 +66,10 @@ def parse_site_url(value: str) -> str:
     """An http(s) URL with a host, without a trailing slash; raises `ValueError` otherwise."""
     text = (value or "").strip()
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(
-        ch.isspace() for ch in text
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() for ch in text)
     ):
         raise ValueError("Enter the full address of the site, like https://example.org.")
     return text.rstrip("/")
@@ -236,8 +238,14 @@ def set_logo(
     mime = check_logo(data)
     settings = update_site_settings(session, {"logo_data": data, "logo_mime": mime}, now)
     record_audit(
-        session, actor=actor, action="settings.logo_uploaded", target_type="site_settings",
-        target_id=settings.id, details={"mime": mime, "bytes": len(data)}, ip=ip, now=now,
+        session,
+        actor=actor,
+        action="settings.logo_uploaded",
+        target_type="site_settings",
+        target_id=settings.id,
+        details={"mime": mime, "bytes": len(data)},
+        ip=ip,
+        now=now,
     )
     return settings
 
@@ -251,7 +259,12 @@ def remove_logo(
         return False
     update_site_settings(session, {"logo_data": None, "logo_mime": None}, now)
     record_audit(
-        session, actor=actor, action="settings.logo_removed", target_type="site_settings",
-        target_id=settings.id, ip=ip, now=now,
+        session,
+        actor=actor,
+        action="settings.logo_removed",
+        target_type="site_settings",
+        target_id=settings.id,
+        ip=ip,
+        now=now,
     )
     return True

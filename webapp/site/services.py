@@ -16,9 +16,7 @@ def get_site_settings(session: Session) -> SiteSettings:
     return get_or_create_row(session, SiteSettings)
 
 
-def update_site_settings(
-    session: Session, changes: dict[str, Any], now: datetime
-) -> SiteSettings:
+def update_site_settings(session: Session, changes: dict[str, Any], now: datetime) -> SiteSettings:
     """Apply `changes` (already validated) to the settings; the caller commits."""
     settings = get_site_settings(session)
     for name, value in changes.items():

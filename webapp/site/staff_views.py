@@ -41,15 +41,18 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Length(max=4000)],
     )
     primary_color = StringField(
-        _l("Primary colour"), description=_l("Links and buttons, as #rrggbb."),
+        _l("Primary colour"),
+        description=_l("Links and buttons, as #rrggbb."),
         validators=[DataRequired(), Length(max=7)],
     )
     accent_color = StringField(
-        _l("Accent colour"), description=_l("Highlights, as #rrggbb."),
+        _l("Accent colour"),
+        description=_l("Highlights, as #rrggbb."),
         validators=[DataRequired(), Length(max=7)],
     )
     postal_address = TextAreaField(
-        _l("Postal address"), description=_l("Shown in email footers; anti-spam laws ask for it."),
+        _l("Postal address"),
+        description=_l("Shown in email footers; anti-spam laws ask for it."),
         validators=[Optional(), Length(max=1000)],
     )
 
@@ -167,9 +170,7 @@ def upload_logo() -> Any:
         return _render(logo_form=form, status=413)
     except ValueError:
         db.rollback()
-        form.logo.errors = [
-            _("Upload a PNG, JPEG, WebP or SVG image (SVGs without scripts).")
-        ]
+        form.logo.errors = [_("Upload a PNG, JPEG, WebP or SVG image (SVGs without scripts).")]
         return _render(logo_form=form, status=422)
     db.commit()
     flash(_("The logo has been updated."), "ok")

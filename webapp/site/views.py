@@ -33,10 +33,7 @@ def theme_css() -> Response:
     """The publication's colours as CSS variables (a file, so CSP needs no inline styles)."""
     settings = get_site_settings(get_session())
     css = (
-        ":root{"
-        f"--color-primary:{settings.primary_color};"
-        f"--color-accent:{settings.accent_color};"
-        "}"
+        f":root{{--color-primary:{settings.primary_color};--color-accent:{settings.accent_color};}}"
     )
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"

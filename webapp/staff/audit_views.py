@@ -30,6 +30,9 @@ def index() -> str:
         db, action=action, actor=actor, page=max(1, min(page, 100_000)), per_page=PER_PAGE
     )
     return render_template(
-        "staff/audit.html", form=form, result=result, details=audit_details,
+        "staff/audit.html",
+        form=form,
+        result=result,
+        details=audit_details,
         filters={k: v for k, v in (("action", action), ("actor", actor)) if v},
     )

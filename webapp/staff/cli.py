@@ -21,9 +21,7 @@ def _ask_password() -> str:
 
 @staff_cli.command("create")
 @click.argument("email")
-@click.option(
-    "--role", required=True, help="One of: " + ", ".join(r.value for r in Role) + "."
-)
+@click.option("--role", required=True, help="One of: " + ", ".join(r.value for r in Role) + ".")
 @click.option("--password", default=None, help="Omit to be asked (hidden, twice).")
 @click.option("--name", default="", help="Display name.")
 def create_command(email: str, role: str, password: str | None, name: str) -> None:
@@ -40,7 +38,12 @@ def create_command(email: str, role: str, password: str | None, name: str) -> No
     with get_database(current_app).session() as session:
         try:
             user, _ = services.invite_staff_user(
-                session, actor=None, email=email, role=role, name=name, password=password,
+                session,
+                actor=None,
+                email=email,
+                role=role,
+                name=name,
+                password=password,
                 now=now,
             )
         except ValueError as exc:

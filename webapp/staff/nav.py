@@ -91,8 +91,10 @@ def _is_active(item: NavItem, items: list[NavItem]) -> bool:
         return True
     current = request.blueprint or ""
     # Nested blueprints ("staff.users") belong to their own section, not to "staff".
-    return bool(item.blueprint) and current == item.blueprint and not any(
-        other.endpoint == request.endpoint for other in items
+    return (
+        bool(item.blueprint)
+        and current == item.blueprint
+        and not any(other.endpoint == request.endpoint for other in items)
     )
 
 

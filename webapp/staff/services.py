@@ -144,7 +144,8 @@ def configure_password_hasher(
         parallelism=defaults.parallelism,
     )
     if (hasher.time_cost, hasher.memory_cost) != (
-        password_hasher.time_cost, password_hasher.memory_cost
+        password_hasher.time_cost,
+        password_hasher.memory_cost,
     ):
         password_hasher = hasher
         _dummy_hash = None  # the dummy must cost what a real verification costs
@@ -367,7 +368,12 @@ def change_own_password(
     if not check_password(user, current_password):
         raise ValueError("The current password is not right.")
     set_password(
-        session, user=user, password=new_password, now=now, actor=user, ip=ip,
+        session,
+        user=user,
+        password=new_password,
+        now=now,
+        actor=user,
+        ip=ip,
         keep_session=keep_session,
     )
 
@@ -492,9 +498,7 @@ def _ip_failures(session: Session, ip_hash: str, now: datetime) -> int:
     )
 
 
-def _account_failures(
-    session: Session, key: str, user: StaffUser | None, now: datetime
-) -> int:
+def _account_failures(session: Session, key: str, user: StaffUser | None, now: datetime) -> int:
     since = now - FAILURE_WINDOW
     # A successful sign-in wipes the slate for the account (not for the IP).
     if user is not None and user.last_login_at is not None:
@@ -560,9 +564,7 @@ def _reserve_attempt(
     row = LoginFailure(at=now, account_key=key, ip_hash=ip_hash, step=step)
     session.add(row)
     # Old rows only matter for 15 minutes; prune a day's worth lazily, here.
-    session.execute(
-        delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1))
-    )
+    session.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
     session.flush()
     attempt = _Attempt(row.id, account_count + 1, ip_count + 1)
     session.commit()
@@ -611,8 +613,12 @@ def _attempt_failed(
         return LoginOutcome.ACCOUNT_LOCKED
     if attempt.ip_ordinal == IP_MAX_FAILURES:
         record_audit(
-            session, actor=None, action="staff.login_ip_locked", details={"step": step},
-            ip=ip, now=now,
+            session,
+            actor=None,
+            action="staff.login_ip_locked",
+            details={"step": step},
+            ip=ip,
+            now=now,
         )
         return LoginOutcome.IP_LOCKED
     return LoginOutcome.INVALID
@@ -665,7 +671,11 @@ def verify_totp_login(
     if user is None or not user.active or not user.totp_enabled:
         return LoginResult(LoginOutcome.INVALID)
     attempt = _reserve_attempt(
-        session, key=account_key(user.email), ip_hash=hash_ip(ip), user=user, step="totp",
+        session,
+        key=account_key(user.email),
+        ip_hash=hash_ip(ip),
+        user=user,
+        step="totp",
         now=now,
     )
     if isinstance(attempt, LoginOutcome):
@@ -753,14 +763,17 @@ def enable_totp(
 
     Returns False (and changes nothing) when the code is wrong or no enrolment is pending.
     """
-    if user.totp_enabled or not user.totp_secret or not use_totp_code(
-        session, user, code, now
-    ):
+    if user.totp_enabled or not user.totp_secret or not use_totp_code(session, user, code, now):
         return False
     user.totp_enabled = True
     record_audit(
-        session, actor=user, action="staff.totp_enabled", target_type="staff_user",
-        target_id=user.id, ip=ip, now=now,
+        session,
+        actor=user,
+        action="staff.totp_enabled",
+        target_type="staff_user",
+        target_id=user.id,
+        ip=ip,
+        now=now,
     )
     return True
 
@@ -787,8 +800,14 @@ def disable_totp(
     user.totp_secret = None
     user.totp_last_timecode = None
     record_audit(
-        session, actor=actor, action="staff.totp_disabled", target_type="staff_user",
-        target_id=user.id, details={"with_code": code is not None}, ip=ip, now=now,
+        session,
+        actor=actor,
+        action="staff.totp_disabled",
+        target_type="staff_user",
+        target_id=user.id,
+        details={"with_code": code is not None},
+        ip=ip,
+        now=now,
     )
     return True
 
@@ -836,8 +855,14 @@ def start_session(
     user.last_login_at = now
     user.failed_logins = 0
     record_audit(
-        session, actor=user, action="staff.login", target_type="staff_user",
-        target_id=user.id, details={"totp": bool(user.totp_enabled)}, ip=ip, now=now,
+        session,
+        actor=user,
+        action="staff.login",
+        target_type="staff_user",
+        target_id=user.id,
+        details={"totp": bool(user.totp_enabled)},
+        ip=ip,
+        now=now,
     )
     session.flush()
     return row, token
@@ -885,9 +910,9 @@ def revoke_all_sessions(
     )
     if except_session is not None:
         query = query.where(StaffSession.id != except_session.id)
-    result = session.execute(query.values(revoked_at=now).execution_options(
-        synchronize_session="fetch"
-    ))
+    result = session.execute(
+        query.values(revoked_at=now).execution_options(synchronize_session="fetch")
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -897,8 +922,14 @@ def sign_out_everywhere(
     """Revoke all of the user's sessions, this one included; audited. Returns how many."""
     revoked = revoke_all_sessions(session, user=user, now=now)
     record_audit(
-        session, actor=user, action="staff.signed_out_everywhere", target_type="staff_user",
-        target_id=user.id, details={"sessions_revoked": revoked}, ip=ip, now=now,
+        session,
+        actor=user,
+        action="staff.signed_out_everywhere",
+        target_type="staff_user",
+        target_id=user.id,
+        details={"sessions_revoked": revoked},
+        ip=ip,
+        now=now,
     )
     return revoked
 

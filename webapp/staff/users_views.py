@@ -48,15 +48,22 @@ def new() -> Any:
     db = get_session()
     try:
         user, temporary = services.invite_staff_user(
-            db, actor=current_staff(), email=form.email.data or "", role=form.role.data or "",
-            name=form.name.data or "", password=form.password.data or None,
-            now=utcnow(), ip=client_ip(),
+            db,
+            actor=current_staff(),
+            email=form.email.data or "",
+            role=form.role.data or "",
+            name=form.name.data or "",
+            password=form.password.data or None,
+            now=utcnow(),
+            ip=client_ip(),
         )
     except ValueError as exc:
         db.rollback()
-        form.email.errors = [_("A staff user with this address already exists.")] if (
-            "already exists" in str(exc)
-        ) else [str(exc)]
+        form.email.errors = (
+            [_("A staff user with this address already exists.")]
+            if ("already exists" in str(exc))
+            else [str(exc)]
+        )
         return render_template("staff/users/new.html", form=form), 409 if (
             "already exists" in str(exc)
         ) else 422
@@ -99,7 +106,11 @@ def change_role(user_id: int) -> Any:
     db = get_session()
     try:
         changed = services.change_role(
-            db, user=user, role=form.role.data or "", actor=current_staff(), now=utcnow(),
+            db,
+            user=user,
+            role=form.role.data or "",
+            actor=current_staff(),
+            now=utcnow(),
             ip=client_ip(),
         )
     except services.StaffRuleError:
@@ -160,7 +171,12 @@ def reset_password(user_id: int) -> Any:
     temporary = services.generate_temporary_password()
     me = current_staff()
     services.set_password(
-        db, user=user, password=temporary, now=utcnow(), actor=me, ip=client_ip(),
+        db,
+        user=user,
+        password=temporary,
+        now=utcnow(),
+        actor=me,
+        ip=client_ip(),
         keep_session=g.get("staff_session") if user is me else None,
     )
     db.commit()

@@ -99,8 +99,11 @@ def login() -> Any:
         return render_template("staff/login.html", form=form, error=None), 422
     db = get_session()
     result = services.authenticate(
-        db, email=form.email.data or "", password=form.password.data or "",
-        ip=client_ip(), now=utcnow(),
+        db,
+        email=form.email.data or "",
+        password=form.password.data or "",
+        ip=client_ip(),
+        now=utcnow(),
     )
     db.commit()
     outcome = result.outcome
@@ -113,7 +116,9 @@ def login() -> Any:
     if outcome is services.LoginOutcome.TOTP_REQUIRED:
         session.clear()
         session[PENDING_TOTP_KEY] = {
-            "uid": result.user.id, "at": utcnow().timestamp(), "next": target,
+            "uid": result.user.id,
+            "at": utcnow().timestamp(),
+            "next": target,
         }
         return redirect(url_for("staff.login_totp"))
     return _finish_login(result.user, target)
@@ -245,8 +250,12 @@ def change_password() -> Any:
     db = get_session()
     try:
         services.change_own_password(
-            db, user=signed_in_staff(), current_password=form.current_password.data or "",
-            new_password=form.new_password.data or "", now=utcnow(), ip=client_ip(),
+            db,
+            user=signed_in_staff(),
+            current_password=form.current_password.data or "",
+            new_password=form.new_password.data or "",
+            now=utcnow(),
+            ip=client_ip(),
             keep_session=g.get("staff_session"),
         )
     except ValueError:

@@ -285,7 +285,9 @@ def detect_format(header: Sequence[str]) -> CsvFormat | None:
     if "active_subscription" in names or "email_disabled" in names:
         return CsvFormat.SUBSTACK
     if {"subscribed_to_emails", "subscribed"} & names or {
-        "complimentary_plan", "stripe_customer_id"} <= names:
+        "complimentary_plan",
+        "stripe_customer_id",
+    } <= names:
         return CsvFormat.GHOST
     if "attributes" in names:
         return CsvFormat.LISTMONK
@@ -372,8 +374,14 @@ class _RecordReader:
     unterminated quote costs one row, reported, never the rows after it.
     """
 
-    def __init__(self, lines: _Lines, dialect: type[csv.Dialect], width: int,
-                 email_index: int, check_decoding: bool) -> None:
+    def __init__(
+        self,
+        lines: _Lines,
+        dialect: type[csv.Dialect],
+        width: int,
+        email_index: int,
+        check_decoding: bool,
+    ) -> None:
         self.lines = lines
         self.dialect = dialect
         self.delimiter = str(dialect.delimiter)
@@ -389,8 +397,12 @@ class _RecordReader:
             except UnicodeError:
                 # Past what surrogateescape can carry (a broken UTF-16 pair): the rest of
                 # the file is one refused record, reported, not a crash.
-                yield Record(lines.number + 1, None, RejectReason.UNDECODABLE,
-                             "(the rest of the file cannot be decoded)")
+                yield Record(
+                    lines.number + 1,
+                    None,
+                    RejectReason.UNDECODABLE,
+                    "(the rest of the file cannot be decoded)",
+                )
                 return
             if line is None:
                 return
@@ -418,10 +430,10 @@ class _RecordReader:
                 return None  # a blank line, or only separators: not a row
             if len(cells) != self.width:
                 # A trailing empty cell or two (a stray separator) is harmless.
-                if len(cells) < self.width or any(c.strip() for c in cells[self.width:]):
+                if len(cells) < self.width or any(c.strip() for c in cells[self.width :]):
                     problem = RejectReason.WRONG_FIELD_COUNT
                 else:
-                    del cells[self.width:]
+                    del cells[self.width :]
         if problem is not None:
             return Record(start, None, problem, _report_text(text))
         return Record(start, cells)
@@ -464,8 +476,10 @@ class _RecordReader:
         if '"' in line:
             return False
         cells = line.rstrip("\r\n").split(self.delimiter)
-        return (len(cells) == self.width
-                and _LOOKS_LIKE_EMAIL.match(cells[self.email_index]) is not None)
+        return (
+            len(cells) == self.width
+            and _LOOKS_LIKE_EMAIL.match(cells[self.email_index]) is not None
+        )
 
 
 @dataclass
@@ -510,9 +524,14 @@ def open_csv(path: Path, requested: str = "auto", encoding: str | None = None) -
         names = [_normalise_header(cell) for cell in header]
         email_index = next(names.index(n) for n in _EMAIL_COLUMNS if n in names)
         dialect = type("Sniffed", (_Dialect,), {"delimiter": delimiter})
-        records = _RecordReader(lines, dialect, len(header), email_index,
-                                # detect_encoding said UTF-8 only after decoding it all
-                                check_decoding=forced or encoding != "utf-8")
+        records = _RecordReader(
+            lines,
+            dialect,
+            len(header),
+            email_index,
+            # detect_encoding said UTF-8 only after decoding it all
+            check_decoding=forced or encoding != "utf-8",
+        )
         return _Source(detected, encoding, header, iter(records), handle)
     except BaseException:
         handle.close()
@@ -530,8 +549,9 @@ class FilePreview:
     rows: list[Record]
 
 
-def preview_csv(path: Path, *, requested_format: str = "auto", encoding: str | None = None,
-                rows: int = 5) -> FilePreview:
+def preview_csv(
+    path: Path, *, requested_format: str = "auto", encoding: str | None = None, rows: int = 5
+) -> FilePreview:
     """The first `rows` records of `path` decoded as the import will read them; raises
     `ImportFileError` when the file cannot be imported at all."""
     source = open_csv(path, requested_format, encoding)
@@ -567,8 +587,9 @@ _MAILCHIMP_STATUSES = {
     "pending": SubscriberStatus.PENDING,
 }
 #: Mailchimp contacts who never subscribed to marketing email: not readers to import.
-_MAILCHIMP_NOT_SUBSCRIBED = frozenset({"non-subscribed", "nonsubscribed", "transactional",
-                                       "archived"})
+_MAILCHIMP_NOT_SUBSCRIBED = frozenset(
+    {"non-subscribed", "nonsubscribed", "transactional", "archived"}
+)
 #: listmonk's subscriber statuses: "blocklisted" (and "disabled") get no email.
 _LISTMONK_STATUSES = {
     "": SubscriberStatus.CONFIRMED,
@@ -605,7 +626,11 @@ class _Mapper:
     clamped to the import time (`clamped_rows`)."""
 
     def __init__(
-        self, fmt: CsvFormat, header: Sequence[str], languages: Sequence[str], default: str,
+        self,
+        fmt: CsvFormat,
+        header: Sequence[str],
+        languages: Sequence[str],
+        default: str,
         now: datetime,
     ) -> None:
         self.format = fmt
@@ -615,13 +640,24 @@ class _Mapper:
         self.ix: dict[str, int] = defaultdict(lambda: -1, self.index)
         self.readership_columns = tuple(
             self.ix[name]
-            for name in ("language", "languages", "status", "source", "created_at",
-                         "confirmed_at", "unsubscribed_at", "paused", "suppressed",
-                         "suppression_reason")
+            for name in (
+                "language",
+                "languages",
+                "status",
+                "source",
+                "created_at",
+                "confirmed_at",
+                "unsubscribed_at",
+                "paused",
+                "suppressed",
+                "suppression_reason",
+            )
         )
-        self.name_columns = (_first_index(self.index, _NAME_COLUMNS),
-                             _first_index(self.index, _FIRST_NAME_COLUMNS),
-                             _first_index(self.index, _LAST_NAME_COLUMNS))
+        self.name_columns = (
+            _first_index(self.index, _NAME_COLUMNS),
+            _first_index(self.index, _FIRST_NAME_COLUMNS),
+            _first_index(self.index, _LAST_NAME_COLUMNS),
+        )
         self.mailchimp_status_column = _first_index(self.index, _MAILCHIMP_STATUS_COLUMNS)
         self.languages = tuple(languages)
         self.default_language = default
@@ -668,8 +704,7 @@ class _Mapper:
             return None
         go_time = _GO_TIME.match(text)
         if go_time:
-            text = (f"{go_time[1]}{(go_time[2] or '')[:7]}"
-                    f"{go_time[3]}:{go_time[4]}")
+            text = f"{go_time[1]}{(go_time[2] or '')[:7]}{go_time[3]}:{go_time[4]}"
         try:
             parsed = datetime.fromisoformat(text.replace(" UTC", "").replace("Z", "+00:00"))
         except ValueError:
@@ -705,14 +740,25 @@ class _Mapper:
 
     def _map_readership(self, row: ImportRow, cells: Sequence[str]) -> None:
         # The hot path of a large import (and of restoring an export): plain indexing.
-        (language, languages, status_, source, created_at, confirmed_at,
-         unsubscribed_at, paused, suppressed, reason_) = self.readership_columns
+        (
+            language,
+            languages,
+            status_,
+            source,
+            created_at,
+            confirmed_at,
+            unsubscribed_at,
+            paused,
+            suppressed,
+            reason_,
+        ) = self.readership_columns
         row.name = self.name(cells)
         row.language = self.language(cells[language])
         extra = cells[languages]
         if extra.strip():
             row.languages = [row.language] + [
-                code for code in (self.language(c) for c in extra.replace(",", " ").split())
+                code
+                for code in (self.language(c) for c in extra.replace(",", " ").split())
                 if code != row.language
             ]
         status = _STATUSES.get(cells[status_].strip().lower() or "confirmed")
@@ -726,10 +772,14 @@ class _Mapper:
         row.paused = _parse_bool(cells[paused].strip())
         if _parse_bool(cells[suppressed].strip()) or status == SubscriberStatus.BOUNCED:
             reason = cells[reason_].strip().lower()
-            row.suppression_reason = reason if reason in _IMPORTABLE_REASONS else (
-                SuppressionReason.HARD_BOUNCE.value
-                if status == SubscriberStatus.BOUNCED
-                else SuppressionReason.STAFF.value
+            row.suppression_reason = (
+                reason
+                if reason in _IMPORTABLE_REASONS
+                else (
+                    SuppressionReason.HARD_BOUNCE.value
+                    if status == SubscriberStatus.BOUNCED
+                    else SuppressionReason.STAFF.value
+                )
             )
 
     def _map_substack(self, row: ImportRow, cells: Sequence[str]) -> None:
@@ -921,17 +971,20 @@ def refuse_import(session: Session, job: ImportJob, message: str, at: datetime) 
     return _fail(session, job, message, at)
 
 
-def claim_import(session: Session, job: ImportJob, *, requested_encoding: str,
-                 now: datetime) -> bool:
+def claim_import(
+    session: Session, job: ImportJob, *, requested_encoding: str, now: datetime
+) -> bool:
     """Claim a queued import for one run, with the encoding staff chose; False when it was
     claimed already (a second click on "Start" starts nothing)."""
     # Only an import that may still start running (by `IMPORT_MOVES`: a queued one) and
     # that no run has taken yet.
     claimed = session.execute(
         update(ImportJob)
-        .where(ImportJob.id == job.id,
-               ImportJob.status.in_(sorted(IMPORT_MOVES.sources(ImportStatus.RUNNING))),
-               ImportJob.started_at.is_(None))
+        .where(
+            ImportJob.id == job.id,
+            ImportJob.status.in_(sorted(IMPORT_MOVES.sources(ImportStatus.RUNNING))),
+            ImportJob.started_at.is_(None),
+        )
         .values(started_at=now, requested_encoding=requested_encoding)
     ).rowcount  # type: ignore[attr-defined]
     session.commit()
@@ -970,8 +1023,9 @@ def _import_rows(
             try:
                 row = mapper.map(line, cells)
             except RowRejected as exc:
-                counts.rejected.append((line, _clean(_email_cell(mapper, cells), 300),
-                                        exc.reason.value))
+                counts.rejected.append(
+                    (line, _clean(_email_cell(mapper, cells), 300), exc.reason.value)
+                )
             else:
                 if row.email in seen:
                     counts.rejected.append((line, row.email, RejectReason.DUPLICATE.value))
@@ -1093,8 +1147,10 @@ def _ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, int]:
         f"SELECT email, id FROM {Subscriber.__tablename__} "
         f"WHERE email IN ({', '.join([placeholder] * len(emails))})"
     )
-    return {email: subscriber_id
-            for email, subscriber_id in connection.exec_driver_sql(sql, tuple(emails))}
+    return {
+        email: subscriber_id
+        for email, subscriber_id in connection.exec_driver_sql(sql, tuple(emails))
+    }
 
 
 def _time_converter(session: Session) -> Callable[[datetime | None], Any]:
@@ -1126,9 +1182,23 @@ def _sqlite_datetime(value: datetime) -> str:
 
 
 _SUBSCRIBER_COLUMNS = (
-    "email", "name", "name_key", "language", "digest_languages", "status", "paused", "paused_at",
-    "suppressed", "suppression_reason", "suppressed_at", "source", "created_at", "confirmed_at",
-    "unsubscribed_at", "soft_bounce_count", "import_job_id",
+    "email",
+    "name",
+    "name_key",
+    "language",
+    "digest_languages",
+    "status",
+    "paused",
+    "paused_at",
+    "suppressed",
+    "suppression_reason",
+    "suppressed_at",
+    "source",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "soft_bounce_count",
+    "import_job_id",
 )
 
 
@@ -1159,14 +1229,27 @@ def _insert_new(session: Session, rows: list[ImportRow], job: ImportJob, now: da
         if status == SubscriberStatus.UNSUBSCRIBED and unsubscribed_at is None:
             unsubscribed_at = now
         paused = row.paused and status == SubscriberStatus.CONFIRMED
-        values.append((
-            row.email, row.name, row.name.casefold(), row.language,
-            pack_languages(row.languages), status.value, paused, at if paused else None,
-            suppressed, row.suppression_reason,
-            db_time(row.suppressed_at or now) if suppressed else None,
-            row.source.value, db_time(created), db_time(confirmed_at), db_time(unsubscribed_at), 0,
-            job_id,
-        ))
+        values.append(
+            (
+                row.email,
+                row.name,
+                row.name.casefold(),
+                row.language,
+                pack_languages(row.languages),
+                status.value,
+                paused,
+                at if paused else None,
+                suppressed,
+                row.suppression_reason,
+                db_time(row.suppressed_at or now) if suppressed else None,
+                row.source.value,
+                db_time(created),
+                db_time(confirmed_at),
+                db_time(unsubscribed_at),
+                0,
+                job_id,
+            )
+        )
     _BulkInsert(session, Subscriber.__table__, _SUBSCRIBER_COLUMNS).run(values)
 
 
@@ -1202,8 +1285,12 @@ def _merge_into(
             actor=EventActor.IMPORT.value,
             staff_user_id=job.staff_user_id,
             detail=json.dumps(
-                {"format": job.detected_format, "import": job.id,
-                 "before": current.value, "after": target.value}
+                {
+                    "format": job.detected_format,
+                    "import": job.id,
+                    "before": current.value,
+                    "after": target.value,
+                }
             ),
         )
     )

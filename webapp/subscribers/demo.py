@@ -33,19 +33,82 @@ DEMO_STAFF_EMAIL = "demo@readership.local"
 # signals of `webapp.subscribers.signals` (connected in `webapp.features`).
 DEMO_SPAN = timedelta(days=548)  # about 18 months
 
-_EN_FIRST = ["Alice", "Ben", "Chloe", "Daniel", "Emma", "Felix", "Grace", "Harry", "Isla", "Jack",
-             "Kate", "Liam", "Maya", "Noah", "Olivia", "Peter", "Rose", "Sam", "Tara", "Will"]
-_EN_LAST = ["Adams", "Baker", "Clarke", "Davies", "Evans", "Fisher", "Green", "Hughes", "Irving",
-            "Jones", "King", "Lewis", "Morgan", "Newman", "Owen", "Parker", "Reed", "Scott"]
-_RU_FIRST = [("Анна", "anna"), ("Борис", "boris"), ("Вера", "vera"), ("Григорий", "grigory"),
-             ("Дарья", "darya"), ("Екатерина", "ekaterina"), ("Иван", "ivan"),
-             ("Ксения", "ksenia"), ("Леонид", "leonid"), ("Мария", "maria"),
-             ("Никита", "nikita"), ("Ольга", "olga"), ("Павел", "pavel"), ("Светлана", "svetlana"),
-             ("Тимур", "timur"), ("Юлия", "yulia"), ("Артём", "artyom"), ("Софья", "sofya")]
-_RU_LAST = [("Иванова", "ivanova"), ("Смирнов", "smirnov"), ("Кузнецова", "kuznetsova"),
-            ("Попов", "popov"), ("Соколова", "sokolova"), ("Лебедев", "lebedev"),
-            ("Козлова", "kozlova"), ("Новиков", "novikov"), ("Морозова", "morozova"),
-            ("Волков", "volkov"), ("Орлова", "orlova"), ("Зайцев", "zaitsev")]
+_EN_FIRST = [
+    "Alice",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Harry",
+    "Isla",
+    "Jack",
+    "Kate",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olivia",
+    "Peter",
+    "Rose",
+    "Sam",
+    "Tara",
+    "Will",
+]
+_EN_LAST = [
+    "Adams",
+    "Baker",
+    "Clarke",
+    "Davies",
+    "Evans",
+    "Fisher",
+    "Green",
+    "Hughes",
+    "Irving",
+    "Jones",
+    "King",
+    "Lewis",
+    "Morgan",
+    "Newman",
+    "Owen",
+    "Parker",
+    "Reed",
+    "Scott",
+]
+_RU_FIRST = [
+    ("Анна", "anna"),
+    ("Борис", "boris"),
+    ("Вера", "vera"),
+    ("Григорий", "grigory"),
+    ("Дарья", "darya"),
+    ("Екатерина", "ekaterina"),
+    ("Иван", "ivan"),
+    ("Ксения", "ksenia"),
+    ("Леонид", "leonid"),
+    ("Мария", "maria"),
+    ("Никита", "nikita"),
+    ("Ольга", "olga"),
+    ("Павел", "pavel"),
+    ("Светлана", "svetlana"),
+    ("Тимур", "timur"),
+    ("Юлия", "yulia"),
+    ("Артём", "artyom"),
+    ("Софья", "sofya"),
+]
+_RU_LAST = [
+    ("Иванова", "ivanova"),
+    ("Смирнов", "smirnov"),
+    ("Кузнецова", "kuznetsova"),
+    ("Попов", "popov"),
+    ("Соколова", "sokolova"),
+    ("Лебедев", "lebedev"),
+    ("Козлова", "kozlova"),
+    ("Новиков", "novikov"),
+    ("Морозова", "morozova"),
+    ("Волков", "volkov"),
+    ("Орлова", "orlova"),
+    ("Зайцев", "zaitsev"),
+]
 _DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com", "post.example.org"]
 _SOURCES = [
     (SubscriberSource.SIGNUP_PAGE, 40),
@@ -54,8 +117,16 @@ _SOURCES = [
     (SubscriberSource.IMPORT, 12),
     (SubscriberSource.STAFF, 3),
 ]
-_ARTICLES = ["war-economy", "sanctions-explained", "elections-2026", "media-freedom",
-             "energy-prices", "migration-report", "regional-budgets", "weekly-notes"]
+_ARTICLES = [
+    "war-economy",
+    "sanctions-explained",
+    "elections-2026",
+    "media-freedom",
+    "energy-prices",
+    "migration-report",
+    "regional-budgets",
+    "weekly-notes",
+]
 
 
 @dataclass(frozen=True)
@@ -133,8 +204,7 @@ def load_demo_subscribers(
             continue
         subscriber = _make_subscriber(rng, email, name, language, languages, source, joined, now)
         session.add(subscriber)
-        _add_history(rng, session, subscriber, source, joined, import_job, now, site_url,
-                     base_url)
+        _add_history(rng, session, subscriber, source, joined, import_job, now, site_url, base_url)
         created += 1
         imported += source == SubscriberSource.IMPORT
         if created % 500 == 0:
@@ -147,9 +217,14 @@ def load_demo_subscribers(
 def _demo_import_job(at: datetime, language: str) -> ImportJob:
     """The (finished) import the demo's imported subscribers came from."""
     return ImportJob(
-        status=ImportStatus.FINISHED, filename="mailchimp-audience-export.csv",
-        requested_format="auto", detected_format="mailchimp", default_language=language,
-        created_at=at, started_at=at, finished_at=at + timedelta(seconds=4),
+        status=ImportStatus.FINISHED,
+        filename="mailchimp-audience-export.csv",
+        requested_format="auto",
+        detected_format="mailchimp",
+        default_language=language,
+        created_at=at,
+        started_at=at,
+        finished_at=at + timedelta(seconds=4),
     )
 
 
@@ -191,11 +266,18 @@ def _make_subscriber(
 
 
 def _event(
-    session: Session, subscriber: Subscriber, kind: EventKind, at: datetime,
-    actor: EventActor = EventActor.READER, detail: str = "{}",
+    session: Session,
+    subscriber: Subscriber,
+    kind: EventKind,
+    at: datetime,
+    actor: EventActor = EventActor.READER,
+    detail: str = "{}",
 ) -> None:
-    session.add(SubscriberEvent(subscriber=subscriber, at=at, kind=kind.value,
-                                actor=actor.value, detail=detail))
+    session.add(
+        SubscriberEvent(
+            subscriber=subscriber, at=at, kind=kind.value, actor=actor.value, detail=detail
+        )
+    )
 
 
 def _add_history(
@@ -222,20 +304,35 @@ def _add_history(
             else f"{base_url.rstrip('/')}/{subscriber.language}/subscribe"
         )
         actor = EventActor.STAFF if source == SubscriberSource.STAFF else EventActor.READER
-        _event(session, subscriber, EventKind.SIGNUP, joined, actor,
-               f'{{"source": "{source.value}", "language": "{subscriber.language}"}}')
+        _event(
+            session,
+            subscriber,
+            EventKind.SIGNUP,
+            joined,
+            actor,
+            f'{{"source": "{source.value}", "language": "{subscriber.language}"}}',
+        )
         _event(session, subscriber, EventKind.CONFIRMATION_SENT, joined, EventActor.SYSTEM)
         if status != SubscriberStatus.PENDING:
             confirmed_at = joined + timedelta(minutes=rng.randint(1, 2 * 24 * 60))
             confirmed_at = min(confirmed_at, now - timedelta(minutes=5))
             _event(session, subscriber, EventKind.CONFIRMED, confirmed_at)
-        session.add(ConsentRecord(
-            subscriber=subscriber, at=joined, source=source.value, page_url=page,
-            wording_version="embed-2026-11-v1" if source == SubscriberSource.EMBED
-            else "2026-11-v1",
-            language=subscriber.language, ip_hash=_hash(rng), user_agent_hash=_hash(rng),
-            confirmed_at=confirmed_at, confirm_ip_hash=_hash(rng) if confirmed_at else None,
-        ))
+        session.add(
+            ConsentRecord(
+                subscriber=subscriber,
+                at=joined,
+                source=source.value,
+                page_url=page,
+                wording_version="embed-2026-11-v1"
+                if source == SubscriberSource.EMBED
+                else "2026-11-v1",
+                language=subscriber.language,
+                ip_hash=_hash(rng),
+                user_agent_hash=_hash(rng),
+                confirmed_at=confirmed_at,
+                confirm_ip_hash=_hash(rng) if confirmed_at else None,
+            )
+        )
     subscriber.confirmed_at = confirmed_at
     if confirmed_at is None:
         return
@@ -248,14 +345,31 @@ def _add_history(
         subscriber.suppressed = True
         subscriber.suppression_reason = SuppressionReason.HARD_BOUNCE.value
         subscriber.suppressed_at = left
-        _event(session, subscriber, EventKind.BOUNCED, left, EventActor.SYSTEM,
-               '{"bounce": "permanent", "reason": "550 5.1.1 mailbox unavailable"}')
-        _event(session, subscriber, EventKind.SUPPRESSED, left, EventActor.SYSTEM,
-               '{"reason": "hard_bounce"}')
+        _event(
+            session,
+            subscriber,
+            EventKind.BOUNCED,
+            left,
+            EventActor.SYSTEM,
+            '{"bounce": "permanent", "reason": "550 5.1.1 mailbox unavailable"}',
+        )
+        _event(
+            session,
+            subscriber,
+            EventKind.SUPPRESSED,
+            left,
+            EventActor.SYSTEM,
+            '{"reason": "hard_bounce"}',
+        )
     elif rng.random() < 0.05:
         subscriber.paused = True
         subscriber.paused_at = left
         _event(session, subscriber, EventKind.PAUSED, left)
     elif rng.random() < 0.05:
-        _event(session, subscriber, EventKind.PREFERENCES_CHANGED, left,
-               detail=f'{{"languages": {subscriber.languages!r}}}'.replace("'", '"'))
+        _event(
+            session,
+            subscriber,
+            EventKind.PREFERENCES_CHANGED,
+            left,
+            detail=f'{{"languages": {subscriber.languages!r}}}'.replace("'", '"'),
+        )

@@ -100,12 +100,22 @@ def erase_subscriber(
     subscriber.last_confirmation_sent_at = None
     subscriber.erased_at = now
     add_event(
-        session, subscriber, EventKind.ERASED, now=now, actor=EventActor.STAFF,
+        session,
+        subscriber,
+        EventKind.ERASED,
+        now=now,
+        actor=EventActor.STAFF,
         staff_user_id=getattr(staff, "id", None),
     )
     record_audit(
-        session, actor=staff, action="subscribers.erase", target_type="subscriber",
-        target_id=subscriber_id, details={"email_hash": fingerprint}, ip=ip, now=now,
+        session,
+        actor=staff,
+        action="subscribers.erase",
+        target_type="subscriber",
+        target_id=subscriber_id,
+        details={"email_hash": fingerprint},
+        ip=ip,
+        now=now,
     )
     session.flush()
     return fingerprint
@@ -132,8 +142,13 @@ def erase_person(
     )
     _send_erasing(session, email, None)
     record_audit(
-        session, actor=staff, action="subscribers.erase", target_type="person",
-        details={"email_hash": fingerprint}, ip=ip, now=now,
+        session,
+        actor=staff,
+        action="subscribers.erase",
+        target_type="person",
+        details={"email_hash": fingerprint},
+        ip=ip,
+        now=now,
     )
     session.flush()
     return fingerprint

@@ -55,7 +55,9 @@ SUBSCRIBER_MOVES = StateMachine(
     "subscriber",
     {
         SubscriberStatus.PENDING: {
-            SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED,
+            SubscriberStatus.CONFIRMED,
+            SubscriberStatus.UNSUBSCRIBED,
+            SubscriberStatus.BOUNCED,
         },
         SubscriberStatus.CONFIRMED: {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED},
         SubscriberStatus.UNSUBSCRIBED: {SubscriberStatus.CONFIRMED, SubscriberStatus.BOUNCED},

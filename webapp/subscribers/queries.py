@@ -180,12 +180,17 @@ def history(session: Session, subscriber: Subscriber) -> list[HistoryLine]:
             detail = json.loads(event.detail or "{}")
         except ValueError:
             detail = {}
-        lines.append(HistoryLine(event.at, event.kind, event.actor,
-                                 detail if isinstance(detail, dict) else {}))
+        lines.append(
+            HistoryLine(
+                event.at, event.kind, event.actor, detail if isinstance(detail, dict) else {}
+            )
+        )
     job = subscriber.import_job
     if job is not None:
         imported = HistoryLine(
-            job.started_at or job.created_at, EventKind.IMPORTED.value, EventActor.IMPORT.value,
+            job.started_at or job.created_at,
+            EventKind.IMPORTED.value,
+            EventActor.IMPORT.value,
             {"import": job.id, "format": job.detected_format, "file": job.filename},
         )
         # Oldest last: the import goes after every event that is newer than it.

@@ -163,8 +163,13 @@ def request_subscription(
         if subscriber is not None:
             _add_consent(session, subscriber, request, language, now)
             add_event(
-                session, subscriber, EventKind.SIGNUP, now=now, actor=EventActor.READER,
-                source=request.source.value, language=language,
+                session,
+                subscriber,
+                EventKind.SIGNUP,
+                now=now,
+                actor=EventActor.READER,
+                source=request.source.value,
+                language=language,
             )
             message_id = _send_confirmation(session, mailer, subscriber, language, settings, now)
             return SignupOutcome(SignupResult.CREATED, [message_id])
@@ -181,13 +186,22 @@ def request_subscription(
     status = SubscriberStatus(subscriber.status)
     if status == SubscriberStatus.CONFIRMED and not subscriber.suppressed:
         add_event(
-            session, subscriber, EventKind.SIGNUP_REPEATED, now=now, actor=EventActor.READER,
+            session,
+            subscriber,
+            EventKind.SIGNUP_REPEATED,
+            now=now,
+            actor=EventActor.READER,
             source=request.source.value,
         )
         context = {"preferences_url": _prefs_url(subscriber, settings, language)}
         message_id = mail.queue_subscription_email(
-            session, mailer, template="manage_subscription", subscriber=subscriber,
-            language=language, context=context, now=now,
+            session,
+            mailer,
+            template="manage_subscription",
+            subscriber=subscriber,
+            language=language,
+            context=context,
+            now=now,
         )
         add_event(session, subscriber, EventKind.MANAGE_LINK_SENT, now=now, language=language)
         return SignupOutcome(SignupResult.MANAGE_LINK_SENT, [message_id])
@@ -204,7 +218,11 @@ def request_subscription(
         result = SignupResult.RESUBSCRIBE_CONFIRMATION_SENT
     _add_consent(session, subscriber, request, language, now)
     add_event(
-        session, subscriber, EventKind.SIGNUP_REPEATED, now=now, actor=EventActor.READER,
+        session,
+        subscriber,
+        EventKind.SIGNUP_REPEATED,
+        now=now,
+        actor=EventActor.READER,
         source=request.source.value,
     )
     message_id = _send_confirmation(session, mailer, subscriber, language, settings, now)
@@ -293,12 +311,20 @@ def _send_confirmation(
 ) -> int:
     session.flush()  # the link needs the id
     url = link_url(
-        subscriber, LinkPurpose.CONFIRM, settings.base_url, settings.secret,
-        now=now, language=language,
+        subscriber,
+        LinkPurpose.CONFIRM,
+        settings.base_url,
+        settings.secret,
+        now=now,
+        language=language,
     )
     message_id = mail.queue_subscription_email(
-        session, mailer, template="confirm_subscription", subscriber=subscriber,
-        language=language, now=now,
+        session,
+        mailer,
+        template="confirm_subscription",
+        subscriber=subscriber,
+        language=language,
+        now=now,
         context={
             "confirm_url": url,
             "link_valid_hours": int(settings.confirm_max_age.total_seconds() // 3600),
@@ -373,8 +399,13 @@ def _send_welcome(
         "unsubscribe_url": unsubscribe_url(subscriber, settings.base_url, settings.secret),
     }
     return mail.queue_subscription_email(
-        session, mailer, template="subscription_confirmed", subscriber=subscriber,
-        language=subscriber.language, context=context, now=now,
+        session,
+        mailer,
+        template="subscription_confirmed",
+        subscriber=subscriber,
+        language=subscriber.language,
+        context=context,
+        now=now,
         headers=list_unsubscribe_headers(subscriber, settings.base_url, settings.secret),
     )
 
@@ -406,8 +437,13 @@ def update_preferences(
     subscriber.language = main
     subscriber.digest_languages = packed
     add_event(
-        session, subscriber, EventKind.PREFERENCES_CHANGED, now=now, actor=EventActor.READER,
-        languages_before=before, languages=subscriber.languages,
+        session,
+        subscriber,
+        EventKind.PREFERENCES_CHANGED,
+        now=now,
+        actor=EventActor.READER,
+        languages_before=before,
+        languages=subscriber.languages,
     )
     return True
 
@@ -458,8 +494,13 @@ def unsubscribe(
     subscriber.paused = False
     subscriber.paused_at = None
     add_event(
-        session, subscriber, EventKind.UNSUBSCRIBED, now=now, actor=actor,
-        staff_user_id=staff_user_id, how=how.value,
+        session,
+        subscriber,
+        EventKind.UNSUBSCRIBED,
+        now=now,
+        actor=actor,
+        staff_user_id=staff_user_id,
+        how=how.value,
     )
     return True
 
@@ -483,8 +524,13 @@ def resubscribe_from_link(session: Session, subscriber: Subscriber, *, now: date
     if subscriber.suppressed:
         _unsuppress(session, subscriber, now, actor=EventActor.READER)
     add_event(
-        session, subscriber, EventKind.RESUBSCRIBED, now=now, actor=EventActor.READER,
-        via="preferences_link", previous=previous.value,
+        session,
+        subscriber,
+        EventKind.RESUBSCRIBED,
+        now=now,
+        actor=EventActor.READER,
+        via="preferences_link",
+        previous=previous.value,
     )
     return True
 
@@ -512,8 +558,13 @@ def _suppress(
     subscriber.suppression_reason = reason.value
     subscriber.suppressed_at = now
     add_event(
-        session, subscriber, EventKind.SUPPRESSED, now=now, actor=actor,
-        staff_user_id=staff_user_id, reason=reason.value,
+        session,
+        subscriber,
+        EventKind.SUPPRESSED,
+        now=now,
+        actor=actor,
+        staff_user_id=staff_user_id,
+        reason=reason.value,
     )
     return True
 
@@ -531,8 +582,13 @@ def _unsuppress(
     subscriber.suppression_reason = None
     subscriber.suppressed_at = None
     add_event(
-        session, subscriber, EventKind.UNSUPPRESSED, now=now, actor=actor,
-        staff_user_id=staff_user_id, reason=reason,
+        session,
+        subscriber,
+        EventKind.UNSUPPRESSED,
+        now=now,
+        actor=actor,
+        staff_user_id=staff_user_id,
+        reason=reason,
     )
 
 
@@ -548,8 +604,12 @@ def record_permanent_failure(
         return None
     if change_status(subscriber, SubscriberStatus.BOUNCED, now=now):
         add_event(
-            session, subscriber, EventKind.BOUNCED, now=now,
-            bounce="permanent", reason=_scrub(reason, subscriber.email),
+            session,
+            subscriber,
+            EventKind.BOUNCED,
+            now=now,
+            bounce="permanent",
+            reason=_scrub(reason, subscriber.email),
         )
     _suppress(session, subscriber, SuppressionReason.HARD_BOUNCE, now)
     return subscriber
@@ -564,8 +624,12 @@ def record_soft_bounce(
         return None
     subscriber.soft_bounce_count = (subscriber.soft_bounce_count or 0) + 1
     add_event(
-        session, subscriber, EventKind.SOFT_BOUNCE, now=now,
-        count=subscriber.soft_bounce_count, reason=_scrub(reason, subscriber.email),
+        session,
+        subscriber,
+        EventKind.SOFT_BOUNCE,
+        now=now,
+        count=subscriber.soft_bounce_count,
+        reason=_scrub(reason, subscriber.email),
     )
     if subscriber.soft_bounce_count >= limit:
         if change_status(subscriber, SubscriberStatus.BOUNCED, now=now):
@@ -633,13 +697,21 @@ def staff_change_status(
             subscriber.soft_bounce_count = 0
     elif action == StaffAction.UNSUBSCRIBE:
         changed = unsubscribe(
-            session, subscriber, how=UnsubscribeHow.STAFF, now=now,
-            actor=EventActor.STAFF, staff_user_id=staff_id,
+            session,
+            subscriber,
+            how=UnsubscribeHow.STAFF,
+            now=now,
+            actor=EventActor.STAFF,
+            staff_user_id=staff_id,
         )
     elif action == StaffAction.SUPPRESS:
         changed = _suppress(
-            session, subscriber, SuppressionReason.STAFF, now,
-            actor=EventActor.STAFF, staff_user_id=staff_id,
+            session,
+            subscriber,
+            SuppressionReason.STAFF,
+            now,
+            actor=EventActor.STAFF,
+            staff_user_id=staff_id,
         )
     elif action == StaffAction.UNSUPPRESS and subscriber.suppressed:
         _unsuppress(session, subscriber, now, actor=EventActor.STAFF, staff_user_id=staff_id)
@@ -650,12 +722,24 @@ def staff_change_status(
     after = {"status": str(subscriber.status), "suppressed": subscriber.suppressed}
     if action == StaffAction.CONFIRM:
         add_event(
-            session, subscriber, EventKind.STATUS_CHANGED, now=now, actor=EventActor.STAFF,
-            staff_user_id=staff_id, before=before["status"], after=after["status"],
+            session,
+            subscriber,
+            EventKind.STATUS_CHANGED,
+            now=now,
+            actor=EventActor.STAFF,
+            staff_user_id=staff_id,
+            before=before["status"],
+            after=after["status"],
         )
     record_audit(
-        session, actor=staff, action=f"subscribers.{action.value}", target_type="subscriber",
-        target_id=subscriber.id, details={"before": before, "after": after}, ip=ip, now=now,
+        session,
+        actor=staff,
+        action=f"subscribers.{action.value}",
+        target_type="subscriber",
+        target_id=subscriber.id,
+        details={"before": before, "after": after},
+        ip=ip,
+        now=now,
     )
     return True
 
@@ -699,4 +783,3 @@ def expire_pending_signups(session: Session, *, now: datetime, max_age: timedelt
     removed = len(gone)
     session.expire_all()
     return removed
-

@@ -31,6 +31,4 @@ def init_app(app: Flask, csrf: Any) -> None:
 def _register_nav(app: Flask) -> None:
     from webapp.staff.services import Permission, add_nav_item
 
-    add_nav_item(
-        app, "subscribers_staff.index", _l("Subscribers"), Permission.SUBSCRIBERS_VIEW, 20
-    )
+    add_nav_item(app, "subscribers_staff.index", _l("Subscribers"), Permission.SUBSCRIBERS_VIEW, 20)

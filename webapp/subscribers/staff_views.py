@@ -100,13 +100,20 @@ def index() -> Any:
     form = SubscriberFilterForm(request.args, languages=languages)
     if not form.validate():
         return render_template(
-            "staff/subscribers/index.html", form=form, page=None, counts={}, filters={},
-            export_form=ExportForm(), can_export=_can(Permission.SUBSCRIBERS_EXPORT),
+            "staff/subscribers/index.html",
+            form=form,
+            page=None,
+            counts={},
+            filters={},
+            export_form=ExportForm(),
+            can_export=_can(Permission.SUBSCRIBERS_EXPORT),
             can_manage=_can(Permission.SUBSCRIBERS_MANAGE),
         ), 400
     flt = queries.SubscriberFilter(
-        q=form.q.data or "", status=form.status.data or "",
-        language=form.language.data or "", source=form.source.data or "",
+        q=form.q.data or "",
+        status=form.status.data or "",
+        language=form.language.data or "",
+        source=form.source.data or "",
     )
     session = get_session()
     page = queries.list_subscribers(
@@ -193,8 +200,12 @@ def erase(subscriber_id: int) -> Any:
     address = subscriber.email
     try:
         fingerprint = erase_subscriber(
-            session, subscriber, staff=current_staff(), secret=current_app.config["SECRET_KEY"],
-            now=utcnow(), ip=client_ip(),
+            session,
+            subscriber,
+            staff=current_staff(),
+            secret=current_app.config["SECRET_KEY"],
+            now=utcnow(),
+            ip=client_ip(),
         )
     except ErasureBlocked as blocked:
         session.rollback()
@@ -204,8 +215,9 @@ def erase(subscriber_id: int) -> Any:
         ), 409
     session.commit()
     erase_local_mailbox_copies(get_mailer(), address)
-    flash(_("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint),
-          "ok")
+    flash(
+        _("The person was erased. Reference kept in the audit log: %(ref)s", ref=fingerprint), "ok"
+    )
     return redirect(url_for(".index"), code=303)
 
 
@@ -230,15 +242,22 @@ def export() -> Any:
     text.detach()
     handle.seek(0)
     record_audit(
-        session, actor=current_staff(), action="subscribers.export", target_type="subscriber",
+        session,
+        actor=current_staff(),
+        action="subscribers.export",
+        target_type="subscriber",
         details={"rows": count, "status": status.value if status else "all"},
-        ip=client_ip(), now=now,
+        ip=client_ip(),
+        now=now,
     )
     session.commit()
     suffix = f"-{status.value}" if status else ""
     return send_file(
-        handle, mimetype="text/csv", as_attachment=True,
-        download_name=f"subscribers{suffix}-{now:%Y-%m-%d}.csv", max_age=0,
+        handle,
+        mimetype="text/csv",
+        as_attachment=True,
+        download_name=f"subscribers{suffix}-{now:%Y-%m-%d}.csv",
+        max_age=0,
     )
 
 
@@ -270,7 +289,10 @@ def _run_in_background(app: Flask, job_id: int, path: Path) -> threading.Thread:
                 job = session.get(ImportJob, job_id)
                 if job is not None:
                     csv_io.run_import(
-                        session, job, path, languages=tuple(app.config["LANGUAGES"]),
+                        session,
+                        job,
+                        path,
+                        languages=tuple(app.config["LANGUAGES"]),
                         now=get_clock(app).now,
                     )
         except Exception:
@@ -308,16 +330,24 @@ def import_upload() -> Any:
     staff = current_staff()
     now = utcnow()
     job = csv_io.start_import(
-        session, filename=form.file.data.filename or "upload.csv",
-        requested_format=form.format.data or "auto", default_language=form.language.data,
-        now=now, staff_user_id=staff.id if staff else None,
+        session,
+        filename=form.file.data.filename or "upload.csv",
+        requested_format=form.format.data or "auto",
+        default_language=form.language.data,
+        now=now,
+        staff_user_id=staff.id if staff else None,
     )
     path = _upload_path(app, job.id)
     form.file.data.save(path)
     record_audit(
-        session, actor=staff, action="subscribers.import", target_type="subscriber_import",
-        target_id=job.id, details={"filename": job.filename, "format": job.requested_format},
-        ip=client_ip(), now=now,
+        session,
+        actor=staff,
+        action="subscribers.import",
+        target_type="subscriber_import",
+        target_id=job.id,
+        details={"filename": job.filename, "format": job.requested_format},
+        ip=client_ip(),
+        now=now,
     )
     session.commit()
     try:
@@ -344,8 +374,9 @@ def _preview(job: ImportJob) -> tuple[csv_io.FilePreview | None, str | None]:
         return None, _("The uploaded file is gone (the server restarted?). Upload it again.")
     encoding = None if job.requested_encoding == "auto" else job.requested_encoding
     try:
-        return csv_io.preview_csv(path, requested_format=job.requested_format,
-                                  encoding=encoding), None
+        return csv_io.preview_csv(
+            path, requested_format=job.requested_format, encoding=encoding
+        ), None
     except csv_io.ImportFileError as exc:
         return None, str(exc)
 
@@ -361,9 +392,14 @@ def import_progress(job_id: int) -> str:
     if job.status == ImportStatus.QUEUED and job.started_at is None:
         preview, preview_error = _preview(job)
         start_form = ImportStartForm(data={"encoding": job.requested_encoding})
-    return render_template("staff/subscribers/import_progress.html", job=job,
-                           rejections=rejections, preview=preview,
-                           preview_error=preview_error, start_form=start_form)
+    return render_template(
+        "staff/subscribers/import_progress.html",
+        job=job,
+        rejections=rejections,
+        preview=preview,
+        preview_error=preview_error,
+        start_form=start_form,
+    )
 
 
 @bp.post("/import/<int:job_id>/start")
@@ -383,8 +419,9 @@ def import_start(job_id: int) -> Any:
         return redirect(url_for(".import_progress", job_id=job.id), code=303)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     path = _upload_path(app, job.id)
-    if path.exists() and csv_io.claim_import(session, job, requested_encoding=form.encoding.data,
-                                             now=utcnow()):
+    if path.exists() and csv_io.claim_import(
+        session, job, requested_encoding=form.encoding.data, now=utcnow()
+    ):
         _run_in_background(app, job.id, path)
     return redirect(url_for(".import_progress", job_id=job.id), code=303)
 
@@ -424,7 +461,5 @@ def import_rejections(job_id: int) -> Response:
     """The rejected rows of one import (line, email, reason) as CSV."""
     job = _job_or_404(job_id)
     response = Response(csv_io.rejections_csv(job), mimetype="text/csv")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="import-{job.id}-rejected.csv"'
-    )
+    response.headers["Content-Disposition"] = f'attachment; filename="import-{job.id}-rejected.csv"'
     return response

@@ -84,8 +84,9 @@ def _page_url(value: str | None) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:500]
 
 
-def _signup_request(form: SignupForm, source: SubscriberSource, page_url: str | None,
-                    wording: str) -> services.SignupRequest:
+def _signup_request(
+    form: SignupForm, source: SubscriberSource, page_url: str | None, wording: str
+) -> services.SignupRequest:
     agent = request.headers.get("User-Agent", "")
     return services.SignupRequest(
         email=form.email.data or "",
@@ -99,8 +100,9 @@ def _signup_request(form: SignupForm, source: SubscriberSource, page_url: str | 
     )
 
 
-def _subscribe(form: SignupForm, source: SubscriberSource, page_url: str | None,
-               wording: str) -> None:
+def _subscribe(
+    form: SignupForm, source: SubscriberSource, page_url: str | None, wording: str
+) -> None:
     session = get_session()
     outcome = services.request_subscription(
         session,
@@ -126,8 +128,12 @@ def signup() -> Any:
         if form.is_bot():
             return redirect(url_for(".check_email"), code=303)
         if form.validate_on_submit():
-            _subscribe(form, SubscriberSource.SIGNUP_PAGE, request.base_url,
-                       services.CONSENT_WORDING_VERSION)
+            _subscribe(
+                form,
+                SubscriberSource.SIGNUP_PAGE,
+                request.base_url,
+                services.CONSENT_WORDING_VERSION,
+            )
             return redirect(url_for(".check_email"), code=303)
         return render_template("subscribers/signup.html", form=form), 422
     return render_template("subscribers/signup.html", form=form)
@@ -210,9 +216,7 @@ def embed_subscribe() -> Any:
     next_url = _safe_next(form.next.data, origins)
     if not form.is_bot():
         if not form.validate():
-            return render_template(
-                "subscribers/embed_form.html", form=form, origin_ok=True
-            ), 422
+            return render_template("subscribers/embed_form.html", form=form, origin_ok=True), 422
         page = _page_url(request.headers.get("Referer"))
         _subscribe(form, SubscriberSource.EMBED, page, EMBED_WORDING_VERSION)
     if next_url:
@@ -227,8 +231,9 @@ _PROBLEM_STATUS = {LinkProblem.INVALID: 400, LinkProblem.EXPIRED: 410, LinkProbl
 
 def _link_problem(problem: LinkProblem, purpose: LinkPurpose) -> tuple[str, int]:
     return (
-        render_template("subscribers/link_problem.html", problem=problem.value,
-                        purpose=purpose.value),
+        render_template(
+            "subscribers/link_problem.html", problem=problem.value, purpose=purpose.value
+        ),
         _PROBLEM_STATUS[problem],
     )
 
@@ -241,8 +246,13 @@ def confirm(token: str) -> Any:
     now = utcnow()
     try:
         target = resolve_link(
-            session, token, LinkPurpose.CONFIRM, settings.secret,
-            now=now, max_age=settings.confirm_max_age, for_change=request.method == "POST",
+            session,
+            token,
+            LinkPurpose.CONFIRM,
+            settings.secret,
+            now=now,
+            max_age=settings.confirm_max_age,
+            for_change=request.method == "POST",
         )
     except LinkError as exc:
         return _link_problem(exc.problem, LinkPurpose.CONFIRM)
@@ -250,7 +260,11 @@ def confirm(token: str) -> Any:
     subscriber = target.subscriber
     if request.method == "POST" and form.validate_on_submit():
         outcome = services.confirm_subscription(
-            session, mail.get_mailer(), target, settings=settings, now=now,
+            session,
+            mail.get_mailer(),
+            target,
+            settings=settings,
+            now=now,
             ip_hash=hash_ip(client_ip()),
         )
         session.commit()
@@ -288,7 +302,11 @@ def preferences(token: str) -> Any:
     now = utcnow()
     try:
         target = resolve_link(
-            session, token, LinkPurpose.PREFERENCES, settings.secret, now=now,
+            session,
+            token,
+            LinkPurpose.PREFERENCES,
+            settings.secret,
+            now=now,
             for_change=request.method == "POST",
         )
     except LinkError as exc:
@@ -306,8 +324,11 @@ def preferences(token: str) -> Any:
     message = None
     if action == "save":
         if services.update_preferences(
-            session, subscriber, languages=form.languages.data or [],
-            offered=settings.languages, now=now,
+            session,
+            subscriber,
+            languages=form.languages.data or [],
+            offered=settings.languages,
+            now=now,
         ):
             message = _("Your language choice is saved.")
         else:
@@ -346,7 +367,11 @@ def unsubscribe(token: str) -> Any:
         abort(400)
     try:
         target = resolve_link(
-            session, token, LinkPurpose.UNSUBSCRIBE, settings.secret, now=now,
+            session,
+            token,
+            LinkPurpose.UNSUBSCRIBE,
+            settings.secret,
+            now=now,
             for_change=request.method == "POST",
         )
     except LinkError as exc:
