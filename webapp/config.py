@@ -70,6 +70,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # View beacons per client IP, and views of one article counted per IP and day.
         "VIEW_RATE_LIMIT": env.get("VIEW_RATE_LIMIT") or "60 per minute",
         "VIEWS_PER_ADDRESS": int(env.get("VIEWS_PER_ADDRESS") or 3),
+        # The bearer token of `POST /email-events/generic` (unset: that endpoint is off).
+        "EMAIL_EVENTS_GENERIC_TOKEN": env.get("EMAIL_EVENTS_GENERIC_TOKEN") or None,
     }
     # Donation limits and Stripe timing; the donations feature fills in its defaults.
     for name, convert in (

@@ -8,7 +8,8 @@ its gateways, blueprints, nav items and configuration going into `app` and
 * `webapp.outbox.signals.permanent_failure` (a server refused an address for good) ->
   the subscriber with that address is suppressed;
 * `webapp.subscribers.signals.erasing` (a person is erased) -> their donor record, then
-  their digest deliveries (a running regular gift blocks the erasure: `ErasureBlocked`);
+  their digest deliveries, then the email events about them (a running regular gift blocks
+  the erasure: `ErasureBlocked`);
 * `webapp.subscribers.signals.loading_demo` / `loading_demo_history` (`readership demo`) ->
   the donations' and then the digest's demo data, and the large donation history.
 
@@ -75,6 +76,11 @@ def register_features(app: Flask, csrf: CSRFProtect) -> None:
 
     init_digests(app)
 
+    # Bounces and complaints that relays report by webhook (`/email-events/<provider>`).
+    from webapp.email_events.setup import init_app as init_email_events
+
+    init_email_events(app, csrf)
+
     # Supporter reports: the dashboard (the staff start page) and the reports behind it.
     from webapp.reports.setup import init_app as init_reports
 
@@ -93,6 +99,7 @@ def connect_signals() -> None:
     permanent_failure.connect(_suppress_bounced_subscriber)
     erasing.connect(_erase_donor)
     erasing.connect(_erase_digest_deliveries)
+    erasing.connect(_erase_email_events)
     loading_demo.connect(_load_demo_donations)
     loading_demo.connect(_load_demo_digest)
     loading_demo_history.connect(_load_demo_history)
@@ -128,6 +135,14 @@ def _erase_digest_deliveries(
     from webapp.digests.setup import erase_deliveries
 
     erase_deliveries(session, email, subscriber_id)
+
+
+def _erase_email_events(
+    _sender: Any, *, session: Session, email: str, subscriber_id: int | None
+) -> None:
+    from webapp.email_events.setup import erase_email_events
+
+    erase_email_events(session, email, subscriber_id)
 
 
 def _load_demo_donations(_sender: Any, *, session: Session, now: datetime) -> str:

@@ -1,0 +1,1 @@
+"""Email events: bounces and complaints that relays report after sending, by webhook."""

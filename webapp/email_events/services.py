@@ -1,0 +1,205 @@
+"""The email-events feature's public face: record what relays report (bounces, complaints,
+deliveries), once each, and apply it to the list.
+
+A hard bounce marks the subscriber bounced and suppresses the address; a complaint
+unsubscribes and suppresses; soft bounces feed the three-in-a-row rule; a delivery changes
+no one. Nothing here ever lifts a suppression, so events may come in any order and any
+number of times: a repeat (same provider, same event key) is recognised and changes nothing.
+Each provider's endpoint checks its signature, then turns its payload into `ReportedEvent`s;
+`record_email_events` is the one place they take effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.core.addresses import InvalidEmail, normalise_email
+from webapp.core.clock import as_utc
+from webapp.email_events.models import EmailEvent, EmailEventKind
+from webapp.subscribers.services import (
+    SOFT_BOUNCE_LIMIT,
+    find_subscriber,
+    record_complaint,
+    record_permanent_failure,
+    record_soft_bounce,
+)
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST",
+    "GENERIC_TYPES",
+    "EmailEventKind",
+    "PayloadError",
+    "RecordResult",
+    "ReportedEvent",
+    "parse_generic",
+    "record_email_events",
+]
+
+#: More events than this in one request is refused (relays batch far fewer).
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+class PayloadError(ValueError):
+    """The payload cannot be read as events; the message says what is wrong. Nothing was
+    recorded."""
+
+
+@dataclass(frozen=True)
+class ReportedEvent:
+    """One event read from a provider's payload, before it is recorded."""
+
+    kind: EmailEventKind
+    #: The recipient the event is about, normalised.
+    address: str
+    #: Unique per event for this provider (its id, or a hash of the event's content).
+    event_key: str
+    occurred_at: datetime
+    message_id: str = ""
+    #: The relay's diagnostic text.
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What `record_email_events` did."""
+
+    #: Events new to us, recorded and applied.
+    recorded: int
+    #: Events we had already (a provider's retry or repeat): nothing done.
+    repeated: int
+
+
+def record_email_events(
+    session: Session,
+    provider: str,
+    events: Iterable[ReportedEvent],
+    *,
+    now: datetime,
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT,
+) -> RecordResult:
+    """Record each event once and apply it to the subscriber with its address (if any).
+    The caller commits; an event already recorded is skipped, in its own savepoint, so the
+    others in the same request still count."""
+    recorded = repeated = 0
+    for event in events:
+        row = EmailEvent(
+            provider=provider,
+            event_key=event.event_key[:200],
+            kind=event.kind,
+            message_id=event.message_id[:300],
+            occurred_at=as_utc(event.occurred_at),
+            received_at=now,
+            detail=event.detail.replace(event.address, "<address>")[:1000],
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+                subscriber = _apply(session, event, now, soft_bounce_limit)
+                row.subscriber_id = subscriber.id if subscriber is not None else None
+        except IntegrityError:
+            repeated += 1
+            continue
+        recorded += 1
+    return RecordResult(recorded=recorded, repeated=repeated)
+
+
+def _apply(session: Session, event: ReportedEvent, now: datetime, soft_bounce_limit: int) -> Any:
+    if event.kind == EmailEventKind.HARD_BOUNCE:
+        return record_permanent_failure(session, event.address, event.detail, now=now)
+    if event.kind == EmailEventKind.SOFT_BOUNCE:
+        return record_soft_bounce(
+            session, event.address, event.detail, now=now, limit=soft_bounce_limit
+        )
+    if event.kind == EmailEventKind.COMPLAINT:
+        return record_complaint(session, event.address, now=now)
+    return find_subscriber(session, event.address)
+
+
+# --- The generic endpoint's format ------------------------------------------------------
+
+#: The `type` values of the generic format (a Postfix log reader, a script).
+GENERIC_TYPES: Mapping[str, EmailEventKind] = {
+    "bounce": EmailEventKind.HARD_BOUNCE,
+    "hard_bounce": EmailEventKind.HARD_BOUNCE,
+    "soft_bounce": EmailEventKind.SOFT_BOUNCE,
+    "complaint": EmailEventKind.COMPLAINT,
+    "delivered": EmailEventKind.DELIVERED,
+    "delivery": EmailEventKind.DELIVERED,
+}
+
+
+def parse_generic(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], int]:
+    """The events of a generic JSON body: one event object, or `{"events": [...]}`. Each
+    has `type` (see `GENERIC_TYPES`), `email`, and optionally `id`, `message_id`, `at`
+    (ISO 8601) and `reason`. Returns the events and how many had a type we do not know
+    (skipped, not an error: a sender may report more kinds than we act on). Raises
+    `PayloadError` for anything else."""
+    batched = isinstance(payload, dict) and "events" in payload
+    items = payload["events"] if batched else [payload]
+    if not isinstance(items, list) or not items:
+        raise PayloadError('expected an event object or {"events": [...]} with at least one')
+    if len(items) > MAX_EVENTS_PER_REQUEST:
+        raise PayloadError(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+    events: list[ReportedEvent] = []
+    unknown = 0
+    for position, item in enumerate(items):
+        where = f"event {position + 1}"
+        if not isinstance(item, dict):
+            raise PayloadError(f"{where}: expected an object")
+        kind = GENERIC_TYPES.get(str(item.get("type", "")).strip().lower())
+        if kind is None:
+            unknown += 1
+            continue
+        events.append(
+            ReportedEvent(
+                kind=kind,
+                address=_address(item.get("email"), where),
+                event_key=_text(item.get("id"), where, "id") or _content_key(item),
+                occurred_at=_moment(item.get("at"), where, now),
+                message_id=_text(item.get("message_id"), where, "message_id"),
+                detail=_text(item.get("reason"), where, "reason"),
+            )
+        )
+    return events, unknown
+
+
+def _address(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: email is missing")
+    try:
+        return normalise_email(value)
+    except InvalidEmail as exc:
+        raise PayloadError(f"{where}: email is not an address") from exc
+
+
+def _text(value: Any, where: str, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int):
+        raise PayloadError(f"{where}: {name} must be text")
+    return str(value).replace("\x00", "").strip()
+
+
+def _moment(value: Any, where: str, now: datetime) -> datetime:
+    if value in (None, ""):
+        return now
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PayloadError(f"{where}: at is not an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _content_key(item: Mapping[str, Any]) -> str:
+    """A key for an event without an id: the same event sent twice has the same key."""
+    canonical = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
