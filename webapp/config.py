@@ -72,6 +72,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "VIEWS_PER_ADDRESS": int(env.get("VIEWS_PER_ADDRESS") or 3),
         # The bearer token of `POST /email-events/generic` (unset: that endpoint is off).
         "EMAIL_EVENTS_GENERIC_TOKEN": env.get("EMAIL_EVENTS_GENERIC_TOKEN") or None,
+        # "user:password" of the Postmark webhook URL (unset: `/email-events/postmark` is off).
+        "EMAIL_EVENTS_POSTMARK_CREDENTIALS": env.get("EMAIL_EVENTS_POSTMARK_CREDENTIALS") or None,
     }
     # Donation limits and Stripe timing; the donations feature fills in its defaults.
     for name, convert in (

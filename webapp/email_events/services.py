@@ -40,6 +40,7 @@ __all__ = [
     "RecordResult",
     "ReportedEvent",
     "parse_generic",
+    "parse_postmark",
     "record_email_events",
 ]
 
@@ -203,3 +204,52 @@ def _content_key(item: Mapping[str, Any]) -> str:
     """A key for an event without an id: the same event sent twice has the same key."""
     canonical = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- Postmark ---------------------------------------------------------------------------
+
+#: Postmark's bounce `Type`s that mean the address is dead, and those that mean "not now".
+#: Other types (auto-responders, challenge mails, "subscribe" requests) are not bounces.
+POSTMARK_HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
+POSTMARK_SOFT = frozenset({"SoftBounce", "Transient", "DnsError"})
+
+
+def parse_postmark(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], int]:
+    """The event of one Postmark webhook post (Postmark posts one event per request):
+    `Bounce` (hard or soft by its `Type`), `SpamComplaint`, `Delivery`, and a
+    `SubscriptionChange` that suppresses for a hard bounce or a complaint. Opens, clicks, a
+    reactivation (we never lift a suppression) and other records are counted as ignored."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("RecordType"), str):
+        raise PayloadError("expected a Postmark webhook object with a RecordType")
+    record = payload["RecordType"]
+    kind: EmailEventKind | None = None
+    if record == "Bounce":
+        bounce_type = str(payload.get("Type", ""))
+        if bounce_type in POSTMARK_HARD:
+            kind = EmailEventKind.HARD_BOUNCE
+        elif bounce_type in POSTMARK_SOFT:
+            kind = EmailEventKind.SOFT_BOUNCE
+        address_field, time_field = "Email", "BouncedAt"
+    elif record == "SpamComplaint":
+        kind, address_field, time_field = EmailEventKind.COMPLAINT, "Email", "BouncedAt"
+    elif record == "Delivery":
+        kind, address_field, time_field = EmailEventKind.DELIVERED, "Recipient", "DeliveredAt"
+    elif record == "SubscriptionChange" and payload.get("SuppressSending") is True:
+        kind = {
+            "HardBounce": EmailEventKind.HARD_BOUNCE,
+            "SpamComplaint": EmailEventKind.COMPLAINT,
+        }.get(str(payload.get("SuppressionReason")))
+        address_field, time_field = "Recipient", "ChangedAt"
+    if kind is None:
+        return [], 1
+    where = f"Postmark {record}"
+    event_id = payload.get("ID")
+    event = ReportedEvent(
+        kind=kind,
+        address=_address(payload.get(address_field), where),
+        event_key=f"{record}:{event_id}" if event_id is not None else _content_key(payload),
+        occurred_at=_moment(payload.get(time_field), where, now),
+        message_id=_text(payload.get("MessageID"), where, "MessageID"),
+        detail=_text(payload.get("Details"), where, "Details"),
+    )
+    return [event], 0

@@ -8,7 +8,12 @@ retry of an event already recorded changes nothing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -16,7 +21,13 @@ from flask.typing import ResponseReturnValue
 from webapp.core.clock import utcnow
 from webapp.core.limits import body_limit, limiter
 from webapp.db import begin_writing, get_database
-from webapp.email_events.services import PayloadError, parse_generic, record_email_events
+from webapp.email_events.services import (
+    PayloadError,
+    ReportedEvent,
+    parse_generic,
+    parse_postmark,
+    record_email_events,
+)
 
 bp = Blueprint("email_events", __name__, url_prefix="/email-events")
 
@@ -36,16 +47,53 @@ def generic() -> ResponseReturnValue:
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return jsonify(error="missing or wrong bearer token"), 401
-    payload = request.get_json(silent=True)
+    return _record("generic", parse_generic)
+
+
+@bp.post("/postmark")
+@limiter.exempt
+@body_limit(MAX_BODY_BYTES)
+def postmark() -> ResponseReturnValue:
+    """Postmark's webhooks, authenticated by the user name and password put in the webhook
+    URL (`https://user:password@host/email-events/postmark`), which arrive as HTTP Basic."""
+    credentials = current_app.config.get("EMAIL_EVENTS_POSTMARK_CREDENTIALS")
+    if not credentials:
+        abort(404)
+    if not _basic_auth_matches(request.headers.get("Authorization", ""), str(credentials)):
+        return (
+            jsonify(error="missing or wrong credentials"),
+            401,
+            {"WWW-Authenticate": 'Basic realm="email-events"'},
+        )
+    return _record("postmark", parse_postmark)
+
+
+Parser = Callable[..., tuple[list[ReportedEvent], int]]
+
+
+def _record(provider: str, parse: Parser) -> ResponseReturnValue:
+    """Parse the JSON body with `parse`, then record its events in one transaction."""
+    payload: Any = request.get_json(silent=True)
     if payload is None:
         return jsonify(error="the body must be JSON"), 400
-    now = utcnow()
+    now: datetime = utcnow()
     try:
-        events, ignored = parse_generic(payload, now=now)
+        events, ignored = parse(payload, now=now)
     except PayloadError as exc:
         return jsonify(error=str(exc)), 400
     with get_database().session() as session:
         begin_writing(session)
-        result = record_email_events(session, "generic", events, now=now)
+        result = record_email_events(session, provider, events, now=now)
         session.commit()
     return jsonify(recorded=result.recorded, repeated=result.repeated, ignored=ignored)
+
+
+def _basic_auth_matches(header: str, expected: str) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(given, expected.encode())
