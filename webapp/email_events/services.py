@@ -12,6 +12,7 @@ Each provider's endpoint checks its signature, then turns its payload into `Repo
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ __all__ = [
     "PayloadError",
     "RecordResult",
     "ReportedEvent",
+    "mailgun_signature_matches",
     "parse_generic",
+    "parse_mailgun",
     "parse_postmark",
     "record_email_events",
 ]
@@ -251,5 +254,73 @@ def parse_postmark(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent],
         occurred_at=_moment(payload.get(time_field), where, now),
         message_id=_text(payload.get("MessageID"), where, "MessageID"),
         detail=_text(payload.get("Details"), where, "Details"),
+    )
+    return [event], 0
+
+
+# --- Mailgun ----------------------------------------------------------------------------
+
+#: Why Mailgun gave up on a message for good, when it says the address is dead or the
+#: reader complained (`event-data.reason` of a permanent failure). "old" is a temporary
+#: failure it retried until giving up: a soft bounce. Other reasons (an ESP block, an
+#: unsubscribe on Mailgun's own list) are not the address's fault or not ours to act on.
+MAILGUN_PERMANENT: Mapping[str, EmailEventKind] = {
+    "bounce": EmailEventKind.HARD_BOUNCE,
+    "suppress-bounce": EmailEventKind.HARD_BOUNCE,
+    "suppress-complaint": EmailEventKind.COMPLAINT,
+    "old": EmailEventKind.SOFT_BOUNCE,
+}
+
+
+def mailgun_signature_matches(payload: Any, signing_key: str) -> bool:
+    """Mailgun's webhook signature: HMAC-SHA256 of timestamp + token with the webhook
+    signing key, in the body's `signature` object."""
+    signature = payload.get("signature") if isinstance(payload, dict) else None
+    if not isinstance(signature, dict):
+        return False
+    timestamp, token, given = (signature.get(k) for k in ("timestamp", "token", "signature"))
+    if not all(isinstance(value, str) and value for value in (timestamp, token, given)):
+        return False
+    expected = hmac.new(
+        signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(expected, str(given))
+
+
+def parse_mailgun(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], int]:
+    """The event of one Mailgun webhook post (`event-data`): `failed` with severity
+    "permanent" (see `MAILGUN_PERMANENT`), `complained` and `delivered`. A temporary failure
+    is Mailgun still retrying (no bounce yet); opens, clicks and the rest are ignored."""
+    data = payload.get("event-data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+        raise PayloadError("expected a Mailgun webhook object with event-data")
+    name = data["event"]
+    kind: EmailEventKind | None = None
+    if name == "failed" and data.get("severity") == "permanent":
+        kind = MAILGUN_PERMANENT.get(str(data.get("reason", "")))
+    elif name == "complained":
+        kind = EmailEventKind.COMPLAINT
+    elif name == "delivered":
+        kind = EmailEventKind.DELIVERED
+    if kind is None:
+        return [], 1
+    where = f"Mailgun {name}"
+    message = data.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    status = data.get("delivery-status")
+    stamp = data.get("timestamp")
+    try:
+        occurred = datetime.fromtimestamp(float(stamp), UTC) if stamp is not None else now
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(f"{where}: timestamp is not a number") from exc
+    event = ReportedEvent(
+        kind=kind,
+        address=_address(data.get("recipient"), where),
+        event_key=_text(data.get("id"), where, "id") or _content_key(data),
+        occurred_at=occurred,
+        message_id=_text(headers.get("message-id"), where, "message-id")
+        if isinstance(headers, dict)
+        else "",
+        detail=_text(status.get("message"), where, "message") if isinstance(status, dict) else "",
     )
     return [event], 0

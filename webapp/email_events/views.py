@@ -24,7 +24,9 @@ from webapp.db import begin_writing, get_database
 from webapp.email_events.services import (
     PayloadError,
     ReportedEvent,
+    mailgun_signature_matches,
     parse_generic,
+    parse_mailgun,
     parse_postmark,
     record_email_events,
 )
@@ -68,12 +70,27 @@ def postmark() -> ResponseReturnValue:
     return _record("postmark", parse_postmark)
 
 
+@bp.post("/mailgun")
+@limiter.exempt
+@body_limit(MAX_BODY_BYTES)
+def mailgun() -> ResponseReturnValue:
+    """Mailgun's webhooks, each signed with the domain's webhook signing key."""
+    signing_key = current_app.config.get("EMAIL_EVENTS_MAILGUN_SIGNING_KEY")
+    if not signing_key:
+        abort(404)
+    payload: Any = request.get_json(silent=True)
+    if not mailgun_signature_matches(payload, str(signing_key)):
+        return jsonify(error="missing or wrong signature"), 401
+    return _record("mailgun", parse_mailgun, payload)
+
+
 Parser = Callable[..., tuple[list[ReportedEvent], int]]
 
 
-def _record(provider: str, parse: Parser) -> ResponseReturnValue:
+def _record(provider: str, parse: Parser, payload: Any = None) -> ResponseReturnValue:
     """Parse the JSON body with `parse`, then record its events in one transaction."""
-    payload: Any = request.get_json(silent=True)
+    if payload is None:
+        payload = request.get_json(silent=True)
     if payload is None:
         return jsonify(error="the body must be JSON"), 400
     now: datetime = utcnow()
