@@ -45,6 +45,13 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ),
         "MAIL_FROM": env.get("MAIL_FROM", "Readership <newsletter@localhost>"),
         "MAILBOX_DIR": env.get("MAILBOX_DIR") or str(instance / "mailbox"),
+        # DKIM signing, for a relay that does not sign with our domain: a PEM RSA key and the
+        # selector its DNS record sits under; the domain defaults to MAIL_FROM's.
+        "DKIM_PRIVATE_KEY_PATH": (env.get("DKIM_PRIVATE_KEY_PATH") or "").strip() or None,
+        "DKIM_SELECTOR": (env.get("DKIM_SELECTOR") or "").strip() or None,
+        "DKIM_DOMAIN": (env.get("DKIM_DOMAIN") or "").strip() or None,
+        # An address for the mailto: variant of List-Unsubscribe (None: the HTTPS link only).
+        "LIST_UNSUBSCRIBE_MAILTO": (env.get("LIST_UNSUBSCRIBE_MAILTO") or "").strip() or None,
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,

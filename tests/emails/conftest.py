@@ -1,7 +1,12 @@
-"""Fixtures for the email package: a renderer on the real templates and catalogues."""
+"""Fixtures for the email package: a renderer on the real templates and catalogues, and a
+DKIM key with its DNS record."""
 
 from __future__ import annotations
 
+import base64
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +152,41 @@ def context_for(name: str, **extra: Any) -> dict[str, Any]:
 def renderer() -> EmailRenderer:
     """A fresh renderer (empty cache, zero compiles) on the real templates."""
     return EmailRenderer(TEMPLATES_DIR, TRANSLATIONS_DIR)
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    """An RSA key made for the test run, and the DNS TXT record that publishes it."""
+
+    #: The PEM private key file (what DKIM_PRIVATE_KEY_PATH points to).
+    path: Path
+    #: `v=DKIM1; k=rsa; p=...`, as published at `<selector>._domainkey.<domain>`.
+    record: bytes
+
+    def dnsfunc(self, selector: str, domain: str) -> Callable[..., bytes | None]:
+        """A `dnsfunc` for `dkim.verify` that answers only for `selector` at `domain`."""
+        expected = f"{selector}._domainkey.{domain}.".encode()
+
+        def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+            return self.record if name == expected else None
+
+        return lookup
+
+
+def make_rsa_key(path: Path, bits: int = 2048) -> DkimKey:
+    """An RSA key made with openssl (Debian has it) at `path`, with its DNS record."""
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(path), str(bits)], check=True, capture_output=True
+    )
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return DkimKey(path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public))
+
+
+@pytest.fixture(scope="session")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> DkimKey:
+    """One 2048-bit key for the whole run (making one takes a moment)."""
+    return make_rsa_key(tmp_path_factory.mktemp("dkim") / "dkim.pem")
