@@ -83,6 +83,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "EMAIL_EVENTS_POSTMARK_CREDENTIALS": env.get("EMAIL_EVENTS_POSTMARK_CREDENTIALS") or None,
         # The webhook signing key of the Mailgun domain (unset: `/email-events/mailgun` is off).
         "EMAIL_EVENTS_MAILGUN_SIGNING_KEY": env.get("EMAIL_EVENTS_MAILGUN_SIGNING_KEY") or None,
+        # The verification key SendGrid shows for its signed Event Webhook (unset: endpoint off).
+        "EMAIL_EVENTS_SENDGRID_PUBLIC_KEY": env.get("EMAIL_EVENTS_SENDGRID_PUBLIC_KEY") or None,
     }
     # Donation limits and Stripe timing; the donations feature fills in its defaults.
     for name, convert in (

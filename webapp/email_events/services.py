@@ -11,6 +11,8 @@ Each provider's endpoint checks its signature, then turns its payload into `Repo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -19,6 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +50,8 @@ __all__ = [
     "parse_generic",
     "parse_mailgun",
     "parse_postmark",
+    "parse_sendgrid",
+    "sendgrid_signature_matches",
     "record_email_events",
 ]
 
@@ -324,3 +332,86 @@ def parse_mailgun(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], 
         detail=_text(status.get("message"), where, "message") if isinstance(status, dict) else "",
     )
     return [event], 0
+
+
+# --- SendGrid ---------------------------------------------------------------------------
+
+#: Why SendGrid dropped a message without sending it (its own suppression lists), when that
+#: tells us something about the address. "Unsubscribed Address" is SendGrid's list, not ours.
+SENDGRID_DROPPED: Mapping[str, EmailEventKind] = {
+    "Bounced Address": EmailEventKind.HARD_BOUNCE,
+    "Invalid": EmailEventKind.HARD_BOUNCE,
+    "Spam Reporting Address": EmailEventKind.COMPLAINT,
+}
+
+
+def sendgrid_signature_matches(
+    public_key: str, signature: str, timestamp: str, body: bytes
+) -> bool:
+    """SendGrid's signed Event Webhook: an ECDSA (P-256, SHA-256) signature of the
+    timestamp header followed by the raw body, checked with the verification key SendGrid
+    shows (base64 of the DER public key)."""
+    try:
+        key = load_der_public_key(base64.b64decode(public_key))
+        signed = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not timestamp:
+        return False
+    try:
+        key.verify(signed, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def parse_sendgrid(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], int]:
+    """The events of one SendGrid post (a JSON array): `bounce` (hard; "blocked" is soft),
+    `dropped` for a reason in `SENDGRID_DROPPED`, `spamreport` and `delivered`. Processed,
+    deferred (SendGrid still retrying), opens, clicks and the rest are ignored, as is an
+    event whose address is not one (SendGrid reports those too; none can be on our list)."""
+    if not isinstance(payload, list) or not payload:
+        raise PayloadError("expected a SendGrid event array with at least one event")
+    if len(payload) > MAX_EVENTS_PER_REQUEST:
+        raise PayloadError(f"at most {MAX_EVENTS_PER_REQUEST} events per request")
+    events: list[ReportedEvent] = []
+    ignored = 0
+    for position, item in enumerate(payload):
+        where = f"SendGrid event {position + 1}"
+        if not isinstance(item, dict):
+            raise PayloadError(f"{where}: expected an object")
+        name = item.get("event")
+        kind: EmailEventKind | None = None
+        if name == "bounce":
+            soft = item.get("type") == "blocked"
+            kind = EmailEventKind.SOFT_BOUNCE if soft else EmailEventKind.HARD_BOUNCE
+        elif name == "dropped":
+            kind = SENDGRID_DROPPED.get(str(item.get("reason", "")))
+        elif name == "spamreport":
+            kind = EmailEventKind.COMPLAINT
+        elif name == "delivered":
+            kind = EmailEventKind.DELIVERED
+        try:
+            address = _address(item.get("email"), where) if kind is not None else ""
+        except PayloadError:
+            kind = None
+        if kind is None:
+            ignored += 1
+            continue
+        stamp = item.get("timestamp")
+        try:
+            occurred = datetime.fromtimestamp(float(stamp), UTC) if stamp is not None else now
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise PayloadError(f"{where}: timestamp is not a number") from exc
+        events.append(
+            ReportedEvent(
+                kind=kind,
+                address=address,
+                event_key=_text(item.get("sg_event_id"), where, "sg_event_id")
+                or _content_key(item),
+                occurred_at=occurred,
+                message_id=_text(item.get("smtp-id"), where, "smtp-id"),
+                detail=_text(item.get("reason") or item.get("response"), where, "reason"),
+            )
+        )
+    return events, ignored

@@ -28,7 +28,9 @@ from webapp.email_events.services import (
     parse_generic,
     parse_mailgun,
     parse_postmark,
+    parse_sendgrid,
     record_email_events,
+    sendgrid_signature_matches,
 )
 
 bp = Blueprint("email_events", __name__, url_prefix="/email-events")
@@ -82,6 +84,31 @@ def mailgun() -> ResponseReturnValue:
     if not mailgun_signature_matches(payload, str(signing_key)):
         return jsonify(error="missing or wrong signature"), 401
     return _record("mailgun", parse_mailgun, payload)
+
+
+#: The headers of SendGrid's signed Event Webhook.
+SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+@bp.post("/sendgrid")
+@limiter.exempt
+@body_limit(MAX_BODY_BYTES)
+def sendgrid() -> ResponseReturnValue:
+    """SendGrid's Event Webhook with Signed Event Webhook turned on: the ECDSA signature
+    of the timestamp and the raw body is checked before the body is read."""
+    public_key = current_app.config.get("EMAIL_EVENTS_SENDGRID_PUBLIC_KEY")
+    if not public_key:
+        abort(404)
+    body = request.get_data(cache=True)
+    if not sendgrid_signature_matches(
+        str(public_key),
+        request.headers.get(SENDGRID_SIGNATURE, ""),
+        request.headers.get(SENDGRID_TIMESTAMP, ""),
+        body,
+    ):
+        return jsonify(error="missing or wrong signature"), 401
+    return _record("sendgrid", parse_sendgrid)
 
 
 Parser = Callable[..., tuple[list[ReportedEvent], int]]
