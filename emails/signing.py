@@ -61,9 +61,8 @@ class DkimSigner:
     private_key: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        for name, value in (("selector", self.selector), ("domain", self.domain)):
-            if not _DNS_NAME.match(value or ""):
-                raise DkimKeyError(f"DKIM {name} {value!r} is not a DNS name")
+        check_dns_name("the DKIM selector", self.selector)
+        check_dns_name("the DKIM domain", self.domain)
         # dkimpy finds the PEM body only between LF line ends.
         key = self.private_key.replace(b"\r\n", b"\n")
         object.__setattr__(self, "private_key", key)
@@ -83,6 +82,8 @@ class DkimSigner:
     def from_key_file(cls, path: str | Path, *, selector: str, domain: str) -> DkimSigner:
         """A signer with the key read from `path`; `DkimKeyError` names the file when it is
         missing, unreadable or not a usable key."""
+        check_dns_name("the DKIM selector", selector)
+        check_dns_name("the DKIM domain", domain)
         try:
             key = Path(path).read_bytes()
         except OSError as exc:
@@ -109,6 +110,14 @@ class DkimSigner:
             include_headers=include,
         )
         return bytes(signature) + message
+
+
+def check_dns_name(what: str, value: str) -> str:
+    """`value` when it is a DNS name (what a selector and a domain must be), else
+    `DkimKeyError` saying `what` is wrong."""
+    if not _DNS_NAME.match(value or ""):
+        raise DkimKeyError(f"{what} {value!r} is not a DNS name")
+    return value
 
 
 def _header_names(message: bytes) -> set[str]:

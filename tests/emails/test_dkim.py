@@ -296,6 +296,14 @@ def test_the_domain_defaults_to_mail_from_s(dkim_key: DkimKey, tmp_path: Path) -
             {"DKIM_PRIVATE_KEY_PATH": "/nowhere/dkim.pem", "DKIM_SELECTOR": "rs2026"},
             r"DKIM_PRIVATE_KEY_PATH: cannot read the DKIM key file /nowhere/dkim\.pem",
         ),
+        (
+            {"DKIM_PRIVATE_KEY_PATH": "KEY", "DKIM_SELECTOR": "rs 2026"},
+            r"^DKIM_SELECTOR 'rs 2026' is not a DNS name",
+        ),
+        (
+            {"DKIM_PRIVATE_KEY_PATH": "KEY", "DKIM_SELECTOR": "rs2026", "DKIM_DOMAIN": "a..b"},
+            r"^DKIM_DOMAIN 'a\.\.b' is not a DNS name",
+        ),
     ],
 )
 def test_half_or_broken_settings_stop_the_app_at_start_up(

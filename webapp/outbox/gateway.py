@@ -17,7 +17,7 @@ from flask import Flask, current_app
 
 from emails import TEMPLATES_DIR, EmailRenderer, MaildirSender, Sender, SmtpSender
 from emails.message import address_domain, format_sender
-from emails.signing import DkimKeyError, DkimSigner, SigningSender
+from emails.signing import DkimKeyError, DkimSigner, SigningSender, check_dns_name
 from webapp.core.leases import LeaseTerms, lease_terms
 
 
@@ -123,7 +123,11 @@ def dkim_signer(config: Mapping[str, Any], mail_from: str) -> DkimSigner | None:
             "DKIM_PRIVATE_KEY_PATH is set but DKIM_SELECTOR is not: set the selector whose "
             "DNS record (<selector>._domainkey.<domain>) holds the public key"
         )
-    domain = str(config.get("DKIM_DOMAIN") or address_domain(mail_from))
+    check_dns_name("DKIM_SELECTOR", str(selector))
+    if config.get("DKIM_DOMAIN"):
+        domain = check_dns_name("DKIM_DOMAIN", str(config["DKIM_DOMAIN"]))
+    else:
+        domain = check_dns_name("the domain of MAIL_FROM", address_domain(mail_from))
     try:
         return DkimSigner.from_key_file(str(key_path), selector=str(selector), domain=domain)
     except DkimKeyError as exc:
