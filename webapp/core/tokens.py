@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 
 _DERIVED_KEYS: dict[tuple[bytes, bytes | None, str, bytes], bytes] = {}
 
@@ -69,5 +75,30 @@ class TokenSigner:
             return self._serializer().loads(token, max_age=max_age_seconds)
         except SignatureExpired as exc:
             raise TokenError(expired=True) from exc
+        except (BadSignature, UnicodeError, ValueError) as exc:
+            raise TokenError(expired=False) from exc
+
+
+@lru_cache(maxsize=16)
+def _stable_serializer_for(secret_key: str, purpose: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=f"readership.{purpose}")
+
+
+@dataclass(frozen=True)
+class StableTokenSigner:
+    """Like `TokenSigner` but without a timestamp: the same payload always gives the same
+    token (a link that must not tell its readers apart), and it never expires."""
+
+    secret_key: str
+    purpose: str
+
+    def dumps(self, payload: Any) -> str:
+        """A URL-safe token carrying `payload`, the same every time."""
+        return str(_stable_serializer_for(self.secret_key, self.purpose).dumps(payload))
+
+    def loads(self, token: str) -> Any:
+        """The payload of a valid token; raises `TokenError` when tampered."""
+        try:
+            return _stable_serializer_for(self.secret_key, self.purpose).loads(token)
         except (BadSignature, UnicodeError, ValueError) as exc:
             raise TokenError(expired=False) from exc

@@ -8,6 +8,7 @@ support block and the bulk-mail headers, with no Jinja or MJML run per person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,11 +24,22 @@ from emails.rendering import CompiledEmail, RenderedEmail, load_translations
 from webapp.articles.models import Article
 from webapp.core.clock import as_utc
 from webapp.core.money import format_money
+from webapp.digests.building import get_digest_settings
+from webapp.digests.clicks import click_wrapper, redirect_is_on
 from webapp.digests.models import DigestIssue
 from webapp.donations.models import Campaign
 from webapp.donations.services import campaign_progress
 from webapp.outbox.services import Mailer, site_context
-from webapp.subscribers.services import LinkPurpose, link_url
+from webapp.subscribers.services import LinkPurpose, link_url, list_unsubscribe_headers
+
+#: Turns a link of the issue into the link the reader gets (the click redirect, or itself).
+LinkWrapper = Callable[[str], str]
+
+
+def plain_link(url: str) -> str:
+    """The link itself (the web archive, and languages with the click redirect off)."""
+    return url
+
 
 #: The per-recipient values of the digest template.
 RECIPIENT_FIELDS = (
@@ -106,6 +118,8 @@ class IssueEmail:
     message_id_domain: str
     base_url: str
     secret: str
+    #: The address of `List-Unsubscribe`'s mailto: form, None for the HTTPS link alone.
+    unsubscribe_mailto: str | None = None
 
     def render_for(
         self,
@@ -139,7 +153,16 @@ class IssueEmail:
         self, *, subscriber_id: int, email: str, name: str, is_donor: bool, now: datetime
     ) -> bytes:
         """The whole MIME message for one reader, with the bulk-mail headers."""
-        unsubscribe = self._link(_Reader(subscriber_id, email), LinkPurpose.UNSUBSCRIBE)
+        # Signing a link needs only .id, .email and .language, not a loaded `Subscriber`.
+        list_headers = list_unsubscribe_headers(
+            _Reader(subscriber_id, email, self.language),  # type: ignore[arg-type]
+            self.base_url,
+            self.secret,
+            mailto=self.unsubscribe_mailto,
+        )
+        # The body's unsubscribe link is the header's HTTPS one (its first <...>): one
+        # signature per reader, and both say the same.
+        unsubscribe = list_headers["List-Unsubscribe"].split(">", 1)[0].removeprefix("<")
         rendered = self.render_for(
             subscriber_id=subscriber_id,
             email=email,
@@ -154,8 +177,7 @@ class IssueEmail:
             headers={
                 "Content-Language": self.language,
                 "List-Id": self.list_id,
-                "List-Unsubscribe": f"<{unsubscribe}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                **list_headers,
                 "Precedence": "bulk",
                 "X-Readership-Issue": str(self.issue_id),
             },
@@ -179,15 +201,22 @@ class _Reader:
 
     id: int
     email: str
+    language: str = ""
 
 
-def article_view(article: Article, campaign: str, language: str, position: int) -> dict[str, Any]:
-    """An article as the digest template shows it."""
+def article_view(
+    article: Article,
+    campaign: str,
+    language: str,
+    position: int,
+    link: LinkWrapper = plain_link,
+) -> dict[str, Any]:
+    """An article as the digest template shows it; `link` wraps its URL (click redirect)."""
     published = as_utc(article.published_at) if article.published_at else None
     return {
         "id": article.id,
         "title": article.title,
-        "url": with_utm(article.url, campaign, f"item-{position}"),
+        "url": link(with_utm(article.url, campaign, f"item-{position}")),
         "lede": article.lede,
         "author": article.author,
         "section": article.section,
@@ -197,15 +226,20 @@ def article_view(article: Article, campaign: str, language: str, position: int) 
 
 
 def issue_context(
-    session: Session, mailer: Mailer, issue: DigestIssue, base_url: str
+    session: Session,
+    mailer: Mailer,
+    issue: DigestIssue,
+    base_url: str,
+    link: LinkWrapper = plain_link,
 ) -> dict[str, Any]:
-    """The template context of an issue (everything but the per-recipient values)."""
+    """The template context of an issue (everything but the per-recipient values); `link`
+    wraps the article links."""
     campaign = utm_campaign(issue)
     top: list[dict[str, Any]] = []
     new: list[dict[str, Any]] = []
     for position, (section, article) in enumerate(issue_articles(session, issue), start=1):
         (top if section == "top" else new).append(
-            article_view(article, campaign, issue.language, position)
+            article_view(article, campaign, issue.language, position, link)
         )
     paragraphs = [" ".join(p.split()) for p in issue.intro.replace("\r\n", "\n").split("\n\n")]
     return {
@@ -219,9 +253,13 @@ def issue_context(
 
 
 def support_context(
-    session: Session, issue: DigestIssue, base_url: str, now: datetime
+    session: Session,
+    issue: DigestIssue,
+    base_url: str,
+    now: datetime,
+    link: LinkWrapper = plain_link,
 ) -> dict[str, Any]:
-    """What the support block shows, for both variants."""
+    """What the support block shows, for both variants; `link` wraps the donate link."""
     campaign = utm_campaign(issue)
     language = issue.language
     shown = active_campaign_for_digest(session, now)
@@ -241,7 +279,7 @@ def support_context(
             "donors": progress.donors,
         }
     return {
-        "donate_url": with_utm(donate_url, campaign, "support"),
+        "donate_url": link(with_utm(donate_url, campaign, "support")),
         "manage_url": with_utm(f"{base_url}/{language}/donate/manage", campaign, "support"),
         "campaign": campaign_values,
     }
@@ -254,15 +292,24 @@ def compile_issue(
     *,
     secret: str,
     now: datetime,
+    unsubscribe_mailto: str | None = None,
 ) -> IssueEmail:
-    """Compile `issue` (one MJML run, cached by the renderer) and its two support blocks."""
+    """Compile `issue` (one MJML run, cached by the renderer) and its two support blocks.
+
+    Article and donate links go through the click redirect unless the issue's language has
+    it off; the redirect links are the same for every reader. `unsubscribe_mailto` adds the
+    mailto: form to `List-Unsubscribe`.
+    """
     base_url = mailer.base_url
-    context = issue_context(session, mailer, issue, base_url)
+    link: LinkWrapper = plain_link
+    if redirect_is_on(get_digest_settings(session), issue.language):
+        link = click_wrapper(base_url, secret, issue.id, issue.language)
+    context = issue_context(session, mailer, issue, base_url, link)
     compiled = mailer.renderer.compile(
         "digest", issue.language, context, recipient_fields=RECIPIENT_FIELDS
     )
     env = mailer.renderer.environment(issue.language)
-    support_values = {**context, **support_context(session, issue, base_url, now)}
+    support_values = {**context, **support_context(session, issue, base_url, now, link)}
     blocks = {}
     for donor in (True, False):
         values = {**support_values, "donor": donor}
@@ -286,6 +333,7 @@ def compile_issue(
         message_id_domain=mailer.message_id_domain,
         base_url=base_url,
         secret=secret,
+        unsubscribe_mailto=unsubscribe_mailto or None,
     )
 
 

@@ -38,6 +38,9 @@ class DigestSettings(Base):
     auto_send: Mapped[bool] = mapped_column(Boolean, default=False)
     #: At most this many "new this week" articles per issue.
     new_articles_limit: Mapped[int] = mapped_column(Integer, default=12)
+    #: Languages whose issues link straight to the articles (no counting `/r/` redirect),
+    #: e.g. where the redirect's host would be blocked; every other language is counted.
+    plain_link_languages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
@@ -150,3 +153,25 @@ class DigestDelivery(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LinkClick(Base):
+    """How often one link of one issue was followed through the `/r/` redirect: a count per
+    (issue, link), with nothing about who followed it."""
+
+    __tablename__ = "digest_link_clicks"
+    __table_args__ = (
+        UniqueConstraint("issue_id", "url_hash", name="uq_digest_link_clicks_issue_url"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("digest_issues.id", ondelete="CASCADE"))
+    #: SHA-256 (hex) of `url`: the key, since a long URL is too wide for a unique index.
+    url_hash: Mapped[str] = mapped_column(String(64))
+    #: The link as the issue carried it (UTM tags included).
+    url: Mapped[str] = mapped_column(Text)
+    #: GET requests counted.
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    #: Time of the first and the latest counted click.
+    first_clicked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_clicked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

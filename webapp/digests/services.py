@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session
 from emails.rendering import RenderedEmail, load_translations
 from webapp.core.clock import as_utc
 from webapp.digests.building import BuildResult, build_digests, get_digest_settings
+from webapp.digests.clicks import (
+    ClickLinkError,
+    ClickTarget,
+    LinkClicks,
+    record_click,
+    redirect_is_on,
+    resolve_click,
+)
+from webapp.digests.clicks import clicks_per_link as _clicks_per_link
 from webapp.digests.content import compile_issue
 from webapp.digests.lifecycle import (
     IssueStateError,
@@ -36,9 +45,12 @@ from webapp.outbox.services import Mailer
 
 __all__ = [
     "ArchiveEntry",
+    "ClickLinkError",
+    "ClickTarget",
     "EngineSettings",
     "INTRO_MAX",
     "IssueStateError",
+    "LinkClicks",
     "NotEditable",
     "Progress",
     "SUBJECT_MAX",
@@ -46,6 +58,7 @@ __all__ = [
     "Worker",
     "approve_issue",
     "archive_entries",
+    "clicks_per_link",
     "drop_item",
     "eligible_subscribers",
     "engine_settings",
@@ -57,6 +70,9 @@ __all__ = [
     "pause_issue",
     "preview",
     "queue_test_send",
+    "record_click",
+    "redirect_is_on",
+    "resolve_click",
     "resume_issue",
     "run_build",
     "same_week_issue",
@@ -184,10 +200,13 @@ def queue_test_send(
     as_donor: bool,
     secret: str,
     now: datetime,
+    unsubscribe_mailto: str | None = None,
 ) -> OutboxMessage:
     """Put the issue, as `to` would get it, in the outbox (the caller commits and may
     deliver it at once). The subject is marked as a test."""
-    compiled = compile_issue(session, mailer, issue, secret=secret, now=now)
+    compiled = compile_issue(
+        session, mailer, issue, secret=secret, now=now, unsubscribe_mailto=unsubscribe_mailto
+    )
     raw = compiled.message_for(subscriber_id=0, email=to, name=name, is_donor=as_donor, now=now)
     row = OutboxMessage(
         purpose="digest_test",
@@ -258,3 +277,9 @@ def same_week_issue(session: Session, issue: DigestIssue, language: str) -> int 
     if not nearby:
         return None
     return int(min(nearby, key=lambda row: abs(as_utc(row[1]) - built))[0])
+
+
+def clicks_per_link(session: Session, issue: DigestIssue) -> list[LinkClicks]:
+    """How often each link of `issue` was followed through the click redirect, most
+    followed first (links nobody followed are not listed). Counts only: nothing says who."""
+    return _clicks_per_link(session, issue.id)

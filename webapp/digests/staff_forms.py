@@ -6,7 +6,14 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -16,6 +23,7 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from webapp.core.forms import choices
 from webapp.digests.services import INTRO_MAX, SUBJECT_MAX
@@ -56,6 +64,13 @@ def _valid_timezone(_form: FlaskForm, field: StringField) -> None:
         raise ValidationError(_l("Unknown time zone; use a name like Europe/Berlin or UTC."))
 
 
+class _Checkboxes(SelectMultipleField):
+    """A group of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
 class DigestSettingsForm(FlaskForm):
     """When issues are built and whether they go out on their own."""
 
@@ -75,4 +90,14 @@ class DigestSettingsForm(FlaskForm):
     new_articles_limit = IntegerField(
         _l("New articles per issue, at most"),
         validators=[InputRequired(), NumberRange(min=1, max=50)],
+    )
+    #: Choices are the site's languages (set by the view).
+    click_redirect_languages = _Checkboxes(
+        _l("Count clicks on links (through the redirect) in"),
+        description=_l(
+            "Counts each link of an issue, never who followed it. Untick a language where"
+            " the redirect's address would be blocked: its issues then link straight to"
+            " the articles."
+        ),
+        validate_choice=True,
     )

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webapp.core.clock import get_clock
+from webapp.core.forms import language_choices
 from webapp.db import get_database, get_session
 from webapp.digests import content
 from webapp.digests.building import NO_NEW_ARTICLES, get_digest_settings, next_slot
@@ -38,6 +39,7 @@ from webapp.digests.services import (
     pause_issue,
     preview,
     queue_test_send,
+    redirect_is_on,
     resume_issue,
     run_build,
     update_issue,
@@ -98,9 +100,17 @@ def _settings_form(session: Session) -> DigestSettingsForm:
             "timezone": settings.timezone,
             "auto_send": "auto" if settings.auto_send else "wait",
             "new_articles_limit": settings.new_articles_limit,
+            "click_redirect_languages": [
+                lang for lang in _languages() if redirect_is_on(settings, lang)
+            ],
         }
     )
+    form.click_redirect_languages.choices = language_choices(_languages())
     return form
+
+
+def _languages() -> list[str]:
+    return list(current_app.config["LANGUAGES"])
 
 
 def _render_index(session: Session, form: DigestSettingsForm, status: int = 200) -> Any:
@@ -135,6 +145,7 @@ def index() -> Any:
 def save_settings() -> Any:
     session = get_session()
     form = DigestSettingsForm()
+    form.click_redirect_languages.choices = language_choices(_languages())
     if not form.validate():
         return _render_index(session, form, 400)
     settings = get_digest_settings(session)
@@ -143,6 +154,10 @@ def save_settings() -> Any:
     settings.timezone = str(form.timezone.data)
     settings.auto_send = form.auto_send.data == "auto"
     settings.new_articles_limit = int(form.new_articles_limit.data or 12)
+    counted = set(form.click_redirect_languages.data or [])
+    # Languages not offered here (no longer configured) keep their setting.
+    kept = [lang for lang in settings.plain_link_languages or [] if lang not in _languages()]
+    settings.plain_link_languages = kept + [lang for lang in _languages() if lang not in counted]
     settings.updated_at = get_clock().now()
     audit_request(session, action="digest.settings", details=form.data | {"csrf_token": None})
     session.commit()
@@ -274,6 +289,7 @@ def test_send(issue_id: int) -> Any:
         as_donor=bool(form.as_donor.data),
         secret=str(current_app.config["SECRET_KEY"]),
         now=now,
+        unsubscribe_mailto=current_app.config.get("LIST_UNSUBSCRIBE_MAILTO") or None,
     )
     audit_request(
         session,

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from webapp.core.clock import get_clock
 from webapp.db import get_session
 from webapp.digests import content
 from webapp.digests.models import DigestIssue
-from webapp.digests.services import archive_entries, is_public, same_week_issue
+from webapp.digests.services import (
+    ClickLinkError,
+    archive_entries,
+    is_public,
+    record_click,
+    resolve_click,
+    same_week_issue,
+)
 from webapp.i18n import current_language, public_route
 from webapp.outbox.services import get_mailer
 
@@ -63,3 +70,27 @@ def archive_issue(issue_id: int) -> Any:
         donate_enabled="donations.donate" in current_app.view_functions,
         language_links=language_links,
     )
+
+
+@public_route(bp, "/r/<token>", methods=["GET"])
+def follow_link(token: str) -> Any:
+    """A digest link: count (issue, link) and send the reader on with a 302.
+
+    Nothing about the reader is read or kept. A token that does not verify is a 404, so
+    this is never an open redirect. HEAD (Flask answers it from this view) goes on
+    without counting: mail scanners probe links that way.
+    """
+    try:
+        target = resolve_click(str(current_app.config["SECRET_KEY"]), token)
+    except ClickLinkError:
+        abort(404)
+    if request.method == "GET":
+        session = get_session()
+        record_click(session, target, get_clock().now())
+        session.commit()
+    response = redirect(target.url, code=302)
+    # Each click must reach us: no cache may answer it, and the article learns nothing
+    # of the redirect's address.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

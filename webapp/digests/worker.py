@@ -69,6 +69,8 @@ class EngineSettings:
     pause_failure_rate: float = 0.2
     #: ... once at least this many are finished.
     pause_min_finished: int = 50
+    #: The address of `List-Unsubscribe`'s mailto: form (None: the HTTPS link alone).
+    unsubscribe_mailto: str | None = None
 
 
 def engine_settings(config: Any) -> EngineSettings:
@@ -79,6 +81,7 @@ def engine_settings(config: Any) -> EngineSettings:
         max_attempts=int(config.get("DIGEST_MAX_ATTEMPTS", 8)),
         pause_failure_rate=float(config.get("DIGEST_PAUSE_FAILURE_RATE", 0.2)),
         pause_min_finished=int(config.get("DIGEST_PAUSE_MIN_FINISHED", 50)),
+        unsubscribe_mailto=config.get("LIST_UNSUBSCRIBE_MAILTO") or None,
     )
 
 
@@ -191,7 +194,12 @@ class Worker:
             issue = session.get(DigestIssue, issue_id)
             assert issue is not None
             compiled = compile_issue(
-                session, self.mailer, issue, secret=self.secret, now=self.now()
+                session,
+                self.mailer,
+                issue,
+                secret=self.secret,
+                now=self.now(),
+                unsubscribe_mailto=self.settings.unsubscribe_mailto,
             )
             self._emails[issue_id] = compiled
         return compiled
