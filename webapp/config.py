@@ -85,6 +85,10 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "EMAIL_EVENTS_MAILGUN_SIGNING_KEY": env.get("EMAIL_EVENTS_MAILGUN_SIGNING_KEY") or None,
         # The verification key SendGrid shows for its signed Event Webhook (unset: endpoint off).
         "EMAIL_EVENTS_SENDGRID_PUBLIC_KEY": env.get("EMAIL_EVENTS_SENDGRID_PUBLIC_KEY") or None,
+        # The SNS topics (ARNs, comma-separated) SES posts its notifications to (unset: the
+        # `/email-events/ses` endpoint is off). `EMAIL_EVENTS_SNS_TEST_HOSTS` (never read
+        # from the environment) lets tests serve SNS certificates from 127.0.0.1.
+        "EMAIL_EVENTS_SES_TOPIC_ARNS": env.get("EMAIL_EVENTS_SES_TOPIC_ARNS") or None,
     }
     # Donation limits and Stripe timing; the donations feature fills in its defaults.
     for name, convert in (

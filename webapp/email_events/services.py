@@ -51,6 +51,7 @@ __all__ = [
     "parse_mailgun",
     "parse_postmark",
     "parse_sendgrid",
+    "parse_ses",
     "sendgrid_signature_matches",
     "record_email_events",
 ]
@@ -415,3 +416,63 @@ def parse_sendgrid(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent],
             )
         )
     return events, ignored
+
+
+# --- Amazon SES (through SNS) -------------------------------------------------------------
+
+
+def parse_ses(notification: Mapping[str, Any], *, now: datetime) -> tuple[list[ReportedEvent], int]:
+    """The events in an SNS `Notification` (already verified) from Amazon SES: its
+    `Message` is SES's JSON, a notification (`notificationType`) or a configuration set's
+    event (`eventType`). A bounce or complaint names several recipients at times: one event
+    each. Permanent bounces are hard, Transient and Undetermined soft (SES sends them once
+    it stops retrying). Sends, opens, clicks and the rest are ignored."""
+    try:
+        ses = json.loads(str(notification.get("Message", "")))
+    except ValueError as exc:
+        raise PayloadError("the SNS Message is not SES's JSON") from exc
+    if not isinstance(ses, dict):
+        raise PayloadError("the SNS Message is not SES's JSON object")
+    name = ses.get("notificationType") or ses.get("eventType")
+    mail: dict[str, Any] = ses["mail"] if isinstance(ses.get("mail"), dict) else {}
+    headers: dict[str, Any] = (
+        mail["commonHeaders"] if isinstance(mail.get("commonHeaders"), dict) else {}
+    )
+    message_id = str(headers.get("messageId") or mail.get("messageId") or "")
+    sns_id = str(notification.get("MessageId", ""))
+    kind: EmailEventKind | None = None
+    recipients: list[Any] = []
+    detail = ""
+    if name == "Bounce" and isinstance(ses.get("bounce"), dict):
+        bounce = ses["bounce"]
+        hard = bounce.get("bounceType") == "Permanent"
+        kind = EmailEventKind.HARD_BOUNCE if hard else EmailEventKind.SOFT_BOUNCE
+        recipients = bounce.get("bouncedRecipients") or []
+        detail = f"{bounce.get('bounceType')}: {bounce.get('bounceSubType')}"
+    elif name == "Complaint" and isinstance(ses.get("complaint"), dict):
+        kind = EmailEventKind.COMPLAINT
+        recipients = ses["complaint"].get("complainedRecipients") or []
+        detail = str(ses["complaint"].get("complaintFeedbackType") or "")
+    elif name == "Delivery" and isinstance(ses.get("delivery"), dict):
+        kind = EmailEventKind.DELIVERED
+        recipients = [{"emailAddress": a} for a in ses["delivery"].get("recipients") or []]
+        detail = str(ses["delivery"].get("smtpResponse") or "")
+    if kind is None or not isinstance(recipients, list):
+        return [], 1
+    occurred = _moment(notification.get("Timestamp"), "SES notification", now)
+    events = []
+    for recipient in recipients:
+        if not isinstance(recipient, dict):
+            raise PayloadError("SES recipients must be objects")
+        address = _address(recipient.get("emailAddress"), "SES recipient")
+        events.append(
+            ReportedEvent(
+                kind=kind,
+                address=address,
+                event_key=f"{sns_id}:{address}" if sns_id else _content_key(ses),
+                occurred_at=occurred,
+                message_id=message_id,
+                detail=str(recipient.get("diagnosticCode") or detail),
+            )
+        )
+    return events, 0

@@ -13,7 +13,11 @@ from webapp.email_events.models import EmailEvent
 def init_app(app: Flask, csrf: CSRFProtect) -> None:
     """Register `/email-events/...`; relays authenticate by signature or token, not CSRF."""
     from webapp.email_events import views
+    from webapp.email_events.sns import fetch_url
 
+    # SNS signing certificates, fetched once per URL; tests may replace the fetcher.
+    app.extensions["email_events.sns_certificates"] = {}
+    app.extensions.setdefault("email_events.fetch", fetch_url)
     csrf.exempt(views.bp)
     app.register_blueprint(views.bp)
 

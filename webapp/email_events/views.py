@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -29,9 +32,13 @@ from webapp.email_events.services import (
     parse_mailgun,
     parse_postmark,
     parse_sendgrid,
+    parse_ses,
     record_email_events,
     sendgrid_signature_matches,
 )
+from webapp.email_events.sns import SnsError, sns_url_allowed, verify_sns_message
+
+log = logging.getLogger("readership.email_events")
 
 bp = Blueprint("email_events", __name__, url_prefix="/email-events")
 
@@ -109,6 +116,58 @@ def sendgrid() -> ResponseReturnValue:
     ):
         return jsonify(error="missing or wrong signature"), 401
     return _record("sendgrid", parse_sendgrid)
+
+
+@bp.post("/ses")
+@limiter.exempt
+@body_limit(MAX_BODY_BYTES)
+def ses() -> ResponseReturnValue:
+    """Amazon SES's bounce and complaint notifications through an SNS topic (HTTPS
+    subscription). The SNS signature is checked against AWS's certificate, the topic must be
+    one of `EMAIL_EVENTS_SES_TOPIC_ARNS`, and the subscription confirms itself."""
+    topics = _topics(current_app.config.get("EMAIL_EVENTS_SES_TOPIC_ARNS"))
+    if not topics:
+        abort(404)
+    try:
+        message = json.loads(request.get_data(cache=True))
+    except ValueError:
+        return jsonify(error="the body must be an SNS message (JSON)"), 400
+    if not isinstance(message, dict):
+        return jsonify(error="the body must be an SNS message (JSON)"), 400
+    test_hosts = tuple(current_app.config.get("EMAIL_EVENTS_SNS_TEST_HOSTS") or ())
+    try:
+        verify_sns_message(
+            message,
+            fetch=current_app.extensions["email_events.fetch"],
+            certificates=current_app.extensions["email_events.sns_certificates"],
+            test_hosts=test_hosts,
+        )
+    except SnsError as exc:
+        return jsonify(error=f"not a genuine SNS message: {exc}"), 401
+    if message.get("TopicArn") not in topics:
+        return jsonify(error="not one of our SNS topics"), 403
+    if message["Type"] == "SubscriptionConfirmation":
+        return _confirm_subscription(str(message.get("SubscribeURL", "")), test_hosts)
+    if message["Type"] != "Notification":
+        return jsonify(recorded=0, repeated=0, ignored=1)
+    return _record("ses", parse_ses, message)
+
+
+def _topics(setting: Any) -> frozenset[str]:
+    return frozenset(part.strip() for part in str(setting or "").split(",") if part.strip())
+
+
+def _confirm_subscription(url: str, test_hosts: tuple[str, ...]) -> ResponseReturnValue:
+    """Visit the SubscribeURL (an SNS host only), which is how SNS subscriptions confirm."""
+    if not sns_url_allowed(url, test_hosts):
+        return jsonify(error="the SubscribeURL is not on an SNS host"), 400
+    try:
+        current_app.extensions["email_events.fetch"](url)
+    except (OSError, SnsError) as exc:
+        log.warning("SNS subscription confirmation failed: %s", exc)
+        return jsonify(error="the subscription could not be confirmed, SNS will retry"), 503
+    log.info("SNS subscription confirmed for %s", urlsplit(url).hostname)
+    return jsonify(confirmed=True)
 
 
 Parser = Callable[..., tuple[list[ReportedEvent], int]]
