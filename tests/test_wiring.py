@@ -39,7 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Every cross-feature receiver, in the order it runs.
 EXPECTED_RECEIVERS = {
     "permanent_failure": [features._suppress_bounced_subscriber],
-    "erasing": [features._erase_donor, features._erase_digest_deliveries],
+    "erasing": [
+        features._erase_donor,
+        features._erase_digest_deliveries,
+        features._erase_email_events,
+    ],
     "loading_demo": [features._load_demo_donations, features._load_demo_digest],
     "loading_demo_history": [features._load_demo_history],
 }
@@ -130,7 +134,7 @@ def test_an_erasure_in_a_fresh_process_reaches_donations_and_digests(
 
     child = run_child(app_config, clock, "erase", email)
 
-    assert child["erasing"] == ["_erase_donor", "_erase_digest_deliveries"]
+    assert child["erasing"] == ["_erase_donor", "_erase_digest_deliveries", "_erase_email_events"]
     db_session.expire_all()
     erased_donor = db_session.get(Donor, donor.id)
     assert erased_donor is not None and erased_donor.email.endswith("@erased.invalid")
