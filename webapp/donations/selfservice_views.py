@@ -129,7 +129,7 @@ def manage(token: str) -> Any:
     session = get_session()
     gifts = session.scalars(
         select(Donation)
-        .where(Donation.donor_id == donor.id, Donation.status == "paid")
+        .where(Donation.donor_id == donor.id, Donation.counts_as_paid)
         .order_by(Donation.paid_at.desc(), Donation.id.desc())
     ).all()
     plans = session.scalars(
