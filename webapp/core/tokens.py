@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import (
+    BadData,
     BadSignature,
     SignatureExpired,
     TimestampSigner,
@@ -100,5 +101,5 @@ class StableTokenSigner:
         """The payload of a valid token; raises `TokenError` when tampered."""
         try:
             return _stable_serializer_for(self.secret_key, self.purpose).loads(token)
-        except (BadSignature, UnicodeError, ValueError) as exc:
+        except (BadData, UnicodeError, ValueError) as exc:
             raise TokenError(expired=False) from exc

@@ -71,11 +71,11 @@ def click_token(secret: str, issue_id: int, url: str) -> str:
     return StableTokenSigner(secret, PURPOSE).dumps({"i": issue_id, "u": url})
 
 
-def click_url(base_url: str, secret: str, issue_id: int, language: str, url: str) -> str:
+def click_url(base_url: str, secret: str, issue_id: int, url: str) -> str:
     """The redirect link for `url` (links that are not http(s) are returned unchanged)."""
     if not _is_web_link(url):
         return url
-    link = f"{base_url.rstrip('/')}/{language}/r/{click_token(secret, issue_id, url)}"
+    link = f"{base_url.rstrip('/')}/r/{click_token(secret, issue_id, url)}"
     # The target's UTM tags are repeated, readable, on the redirect link itself, so the
     # campaign a link belongs to can be seen without decoding the token. The redirect
     # ignores them: the signed URL alone decides where it leads.
@@ -83,11 +83,11 @@ def click_url(base_url: str, secret: str, issue_id: int, language: str, url: str
     return f"{link}?{urlencode(tags)}" if tags else link
 
 
-def click_wrapper(base_url: str, secret: str, issue_id: int, language: str) -> Callable[[str], str]:
+def click_wrapper(base_url: str, secret: str, issue_id: int) -> Callable[[str], str]:
     """A function turning an issue's links into redirect links."""
 
     def wrap(url: str) -> str:
-        return click_url(base_url, secret, issue_id, language, url)
+        return click_url(base_url, secret, issue_id, url)
 
     return wrap
 

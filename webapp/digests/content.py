@@ -303,7 +303,7 @@ def compile_issue(
     base_url = mailer.base_url
     link: LinkWrapper = plain_link
     if redirect_is_on(get_digest_settings(session), issue.language):
-        link = click_wrapper(base_url, secret, issue.id, issue.language)
+        link = click_wrapper(base_url, secret, issue.id)
     context = issue_context(session, mailer, issue, base_url, link)
     compiled = mailer.renderer.compile(
         "digest", issue.language, context, recipient_fields=RECIPIENT_FIELDS

@@ -72,13 +72,15 @@ def archive_issue(issue_id: int) -> Any:
     )
 
 
-@public_route(bp, "/r/<token>", methods=["GET"])
+@bp.get("/r/<token>")
 def follow_link(token: str) -> Any:
     """A digest link: count (issue, link) and send the reader on with a 302.
 
-    Nothing about the reader is read or kept. A token that does not verify is a 404, so
-    this is never an open redirect. HEAD (Flask answers it from this view) goes on
-    without counting: mail scanners probe links that way.
+    Nothing about the reader is read or kept. A token that does not verify is a 404 (in
+    the browser's language), so this is never an open redirect. HEAD (Flask answers it
+    from this view) goes on without counting: mail scanners probe links that way. No
+    language prefix: a prefixed page remembers its language in a cookie, and this one
+    sets none.
     """
     try:
         target = resolve_click(str(current_app.config["SECRET_KEY"]), token)
