@@ -55,6 +55,7 @@ def build_message(
     headers: Mapping[str, str] | None,
     message_id_domain: str,
     date: datetime | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message (text first, then HTML), UTF-8, with `Message-ID` and
     `Date`.
@@ -68,7 +69,7 @@ def build_message(
     message["To"] = _one_line("To", to)
     message["Subject"] = _one_line("Subject", rendered.subject)
     message["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
-    message["Message-ID"] = make_msgid(domain=_one_line("Message-ID domain", message_id_domain))
+    message["Message-ID"] = _message_id(message_id, message_id_domain)
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     # After the parts exist: making the message multipart moves Content-* headers (such as
@@ -78,6 +79,17 @@ def build_message(
             raise HeaderError(f"{name} is set by the message builder")
         message[_one_line("header name", name)] = _one_line(name, value)
     return message
+
+
+def _message_id(given: str | None, domain: str) -> str:
+    """`given` (a caller's own `<...@domain>`, so a relay's report can be tied back to what
+    was sent), or a random one on `domain`."""
+    if given is not None:
+        value = _one_line("Message-ID", given)
+        if not (value.startswith("<") and value.endswith(">") and "@" in value):
+            raise HeaderError("a Message-ID looks like <left@domain>")
+        return value
+    return make_msgid(domain=_one_line("Message-ID domain", domain))
 
 
 def message_bytes(message: EmailMessage) -> bytes:
@@ -106,6 +118,7 @@ def build_message_bytes(
     headers: Mapping[str, str] | None,
     message_id_domain: str,
     date: datetime | None = None,
+    message_id: str | None = None,
 ) -> bytes:
     """The same message as `message_bytes(build_message(...))`, written directly as bytes.
 
@@ -119,7 +132,7 @@ def build_message_bytes(
         ("To", _one_line("To", to)),
         ("Subject", _one_line("Subject", rendered.subject)),
         ("Date", format_datetime((date or datetime.now(UTC)).astimezone(UTC))),
-        ("Message-ID", make_msgid(domain=_one_line("Message-ID domain", message_id_domain))),
+        ("Message-ID", _message_id(message_id, message_id_domain)),
     ]
     for name, value in (headers or {}).items():
         if name.lower() in RESERVED_HEADERS:
@@ -137,6 +150,7 @@ def build_message_bytes(
                     headers=headers,
                     message_id_domain=message_id_domain,
                     date=date,
+                    message_id=message_id,
                 )
             )
         lines.append(encoded)

@@ -105,6 +105,9 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         ("DIGEST_MAX_ATTEMPTS", int),
         ("DIGEST_PAUSE_FAILURE_RATE", float),
         ("DIGEST_PAUSE_MIN_FINISHED", int),
+        ("DIGEST_PAUSE_COMPLAINT_RATE", float),
+        ("DIGEST_PAUSE_BOUNCE_RATE", float),
+        ("DIGEST_PAUSE_MIN_SENT", int),
         ("SUBSCRIBER_IMPORT_MAX_BYTES", int),
         ("FEED_FETCH_DEADLINE_SECONDS", float),
     ):

@@ -5,7 +5,8 @@ Revises: 0015
 Create Date: 2026-12-08 00:40:00
 
 `email_events`: one row per event a relay reported (unique per provider and event key, so
-retries are recognised), with the subscriber it was about but never the address.
+retries are recognised), with the subscriber it was about but never the address, and the
+digest delivery and issue its Message-ID names.
 """
 
 from collections.abc import Sequence
@@ -28,14 +29,18 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("subscriber_id", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.String(300), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("issue_id", sa.Integer(), nullable=True),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.UniqueConstraint("provider", "event_key", name="uq_email_events_key"),
     )
     op.create_index("ix_email_events_subscriber_id", "email_events", ["subscriber_id"])
+    op.create_index("ix_email_events_issue_id", "email_events", ["issue_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_email_events_issue_id", table_name="email_events")
     op.drop_index("ix_email_events_subscriber_id", table_name="email_events")
     op.drop_table("email_events")

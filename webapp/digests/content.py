@@ -8,6 +8,8 @@ support block and the bulk-mail headers, with no Jinja or MJML run per person.
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,9 +152,17 @@ class IssueEmail:
         )
 
     def message_for(
-        self, *, subscriber_id: int, email: str, name: str, is_donor: bool, now: datetime
+        self,
+        *,
+        subscriber_id: int,
+        email: str,
+        name: str,
+        is_donor: bool,
+        now: datetime,
+        delivery_id: int | None = None,
     ) -> bytes:
-        """The whole MIME message for one reader, with the bulk-mail headers."""
+        """The whole MIME message for one reader, with the bulk-mail headers; with
+        `delivery_id` its Message-ID names the delivery (`delivery_message_id`)."""
         # Signing a link needs only .id, .email and .language, not a loaded `Subscriber`.
         list_headers = list_unsubscribe_headers(
             _Reader(subscriber_id, email, self.language),  # type: ignore[arg-type]
@@ -183,6 +193,9 @@ class IssueEmail:
             },
             message_id_domain=self.message_id_domain,
             date=now,
+            message_id=delivery_message_id(delivery_id, self.message_id_domain)
+            if delivery_id is not None
+            else None,
         )
 
     def _link(self, reader: _Reader, purpose: LinkPurpose) -> str:
@@ -341,3 +354,19 @@ def _list_id(publication: str, language: str, domain: str) -> str:
     # RFC 2919: a phrase, then <list-label.domain>; one list per language.
     phrase = " ".join(publication.replace('"', "").split()) or "Digest"
     return f'"{phrase} digest ({language})" <digest-{language}.{domain}>'
+
+
+#: Our Message-ID of a digest delivery; relays report it back with bounces and complaints.
+_DELIVERY_MESSAGE_ID = re.compile(r"^<?rd\.(\d{1,18})\.[0-9a-f]{12}@", re.IGNORECASE)
+
+
+def delivery_message_id(delivery_id: int, domain: str) -> str:
+    """`<rd.<delivery id>.<random>@<domain>>`: unique (the random part: a database restored
+    or started again reuses ids) and naming the delivery a relay's later report is about."""
+    return f"<rd.{delivery_id}.{secrets.token_hex(6)}@{domain}>"
+
+
+def delivery_id_of(message_id: str) -> int | None:
+    """The delivery a Message-ID of ours names (with or without its angle brackets)."""
+    found = _DELIVERY_MESSAGE_ID.match(message_id.strip())
+    return int(found.group(1)) if found else None

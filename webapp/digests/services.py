@@ -28,7 +28,7 @@ from webapp.digests.clicks import (
     resolve_click,
 )
 from webapp.digests.clicks import clicks_per_link as _clicks_per_link
-from webapp.digests.content import compile_issue
+from webapp.digests.content import compile_issue, delivery_id_of, delivery_message_id
 from webapp.digests.lifecycle import (
     IssueStateError,
     Progress,
@@ -57,6 +57,8 @@ __all__ = [
     "SendCounts",
     "Worker",
     "approve_issue",
+    "delivery_id_of",
+    "delivery_message_id",
     "archive_entries",
     "clicks_per_link",
     "drop_item",

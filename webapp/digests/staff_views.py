@@ -70,6 +70,16 @@ def note_text(note: str) -> str:
         return _("No issue: nothing was published since the previous issue.")
     if note.startswith("error-threshold: "):
         return _("Paused automatically, too many deliveries failed: %(detail)s", detail=note[17:])
+    if note.startswith("complaint-threshold: "):
+        return _(
+            "Paused automatically, too many spam complaints: %(detail)s",
+            detail=note.split(": ", 1)[1],
+        )
+    if note.startswith("bounce-threshold: "):
+        return _(
+            "Paused automatically, too many addresses bounced: %(detail)s",
+            detail=note.split(": ", 1)[1],
+        )
     return note
 
 

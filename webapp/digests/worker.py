@@ -243,7 +243,8 @@ class Worker:
                 now = self.now()
                 try:
                     message = prebuilt.take(
-                        delivery_id, self._builder(session, issue_id, subscriber, donors)
+                        delivery_id,
+                        self._builder(session, delivery_id, issue_id, subscriber, donors),
                     )
                     self._build_next(session, prebuilt, ids, position, readers, sending, donors)
                     sender.send(self.mailer.envelope_from, [subscriber.email], message)
@@ -267,7 +268,12 @@ class Worker:
         return True
 
     def _builder(
-        self, session: Session, issue_id: int, subscriber: _Subscriber, donors: set[str]
+        self,
+        session: Session,
+        delivery_id: int,
+        issue_id: int,
+        subscriber: _Subscriber,
+        donors: set[str],
     ) -> Callable[[], bytes]:
         """A function building one reader's message (the compiled issue is loaded here, on
         the calling thread, because it may need the database)."""
@@ -280,6 +286,7 @@ class Worker:
                 name=subscriber.name,
                 is_donor=subscriber.email in donors,
                 now=self.now(),
+                delivery_id=delivery_id,
             )
 
         return build
@@ -302,7 +309,7 @@ class Worker:
         reader = readers.get(next_id)
         if reader is None or reader[0] not in sending or reader[1] is None:
             return
-        prebuilt.ahead(next_id, self._builder(session, reader[0], reader[1], donors))
+        prebuilt.ahead(next_id, self._builder(session, next_id, reader[0], reader[1], donors))
 
     def _pace(self, started: float) -> None:
         rate = self.settings.rate_per_second

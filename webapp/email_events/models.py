@@ -43,6 +43,10 @@ class EmailEvent(Base):
     subscriber_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     #: The Message-ID of the message it is about, as the relay reported it ("" if none).
     message_id: Mapped[str] = mapped_column(String(300), default="")
+    #: The digest delivery that Message-ID names (ours: `rd.<id>.…`), and its issue; None
+    #: for transactional mail and for relays that report their own ids only.
+    delivery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    issue_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     #: When the relay says it happened.
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: When we heard of it.

@@ -25,11 +25,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp.core.addresses import InvalidEmail, normalise_email
 from webapp.core.clock import as_utc
+from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.digests.services import delivery_id_of, pause_issue
 from webapp.email_events.models import EmailEvent, EmailEventKind
 from webapp.subscribers.services import (
     SOFT_BOUNCE_LIMIT,
@@ -44,9 +47,11 @@ __all__ = [
     "GENERIC_TYPES",
     "EmailEventKind",
     "PayloadError",
+    "PauseLimits",
     "RecordResult",
     "ReportedEvent",
     "mailgun_signature_matches",
+    "pause_issues_over_limits",
     "parse_generic",
     "parse_mailgun",
     "parse_postmark",
@@ -88,6 +93,30 @@ class RecordResult:
     recorded: int
     #: Events we had already (a provider's retry or repeat): nothing done.
     repeated: int
+    #: The digest issues the new events were about.
+    issue_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class PauseLimits:
+    """When an issue being sent pauses itself. The defaults are the providers' own lines:
+    Amazon SES reviews an account at a 0.1% complaint rate and a 5% bounce rate (Gmail and
+    Yahoo want spam under 0.3%)."""
+
+    complaint_rate: float = 0.001
+    bounce_rate: float = 0.05
+    #: Rates on fewer sent messages than this are noise: one complaint in the first 20
+    #: would be 5%.
+    min_sent: int = 200
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PauseLimits:
+        """The limits as the app's configuration sets them."""
+        return cls(
+            complaint_rate=float(config.get("DIGEST_PAUSE_COMPLAINT_RATE", cls.complaint_rate)),
+            bounce_rate=float(config.get("DIGEST_PAUSE_BOUNCE_RATE", cls.bounce_rate)),
+            min_sent=int(config.get("DIGEST_PAUSE_MIN_SENT", cls.min_sent)),
+        )
 
 
 def record_email_events(
@@ -102,6 +131,7 @@ def record_email_events(
     The caller commits; an event already recorded is skipped, in its own savepoint, so the
     others in the same request still count."""
     recorded = repeated = 0
+    issue_ids: set[int] = set()
     for event in events:
         row = EmailEvent(
             provider=provider,
@@ -112,6 +142,7 @@ def record_email_events(
             received_at=now,
             detail=event.detail.replace(event.address, "<address>")[:1000],
         )
+        _tie_to_delivery(session, row)
         try:
             with session.begin_nested():
                 session.add(row)
@@ -122,7 +153,61 @@ def record_email_events(
             repeated += 1
             continue
         recorded += 1
-    return RecordResult(recorded=recorded, repeated=repeated)
+        if row.issue_id is not None:
+            issue_ids.add(row.issue_id)
+    return RecordResult(recorded=recorded, repeated=repeated, issue_ids=frozenset(issue_ids))
+
+
+def _tie_to_delivery(session: Session, row: EmailEvent) -> None:
+    """Fill in the digest delivery (and issue) the event's Message-ID names, if it is ours."""
+    delivery_id = delivery_id_of(row.message_id)
+    if delivery_id is None:
+        return
+    delivery = session.get(DigestDelivery, delivery_id)
+    if delivery is not None:
+        row.delivery_id, row.issue_id = delivery.id, delivery.issue_id
+
+
+def pause_issues_over_limits(
+    session: Session, issue_ids: Iterable[int], *, limits: PauseLimits, now: datetime
+) -> list[int]:
+    """Pause each of these issues that is being sent and whose complaint or hard-bounce
+    rate (relay reports over messages sent) passed `limits`; returns the paused ones. The
+    note says which rate and by how much, for staff. The caller commits."""
+    paused = []
+    for issue_id in sorted(set(issue_ids)):
+        issue = session.get(DigestIssue, issue_id, with_for_update=True)
+        if issue is None or issue.status != IssueStatus.SENDING:
+            continue
+        sent = _count(
+            session,
+            DigestDelivery,
+            DigestDelivery.issue_id == issue_id,
+            DigestDelivery.status == DeliveryStatus.SENT,
+        )
+        if sent < limits.min_sent:
+            continue
+        for kind, limit, name in (
+            (EmailEventKind.COMPLAINT, limits.complaint_rate, "complaint-threshold"),
+            (EmailEventKind.HARD_BOUNCE, limits.bounce_rate, "bounce-threshold"),
+        ):
+            count = _count(
+                session, EmailEvent, EmailEvent.issue_id == issue_id, EmailEvent.kind == kind
+            )
+            if count / sent > limit:
+                pause_issue(
+                    session,
+                    issue,
+                    now=now,
+                    note=f"{name}: {count} of {sent} sent ({count / sent:.2%}, limit {limit:.2%})",
+                )
+                paused.append(issue_id)
+                break
+    return paused
+
+
+def _count(session: Session, model: Any, *conditions: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
 
 
 def _apply(session: Session, event: ReportedEvent, now: datetime, soft_bounce_limit: int) -> Any:

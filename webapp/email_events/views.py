@@ -25,6 +25,7 @@ from webapp.core.clock import utcnow
 from webapp.core.limits import body_limit, limiter
 from webapp.db import begin_writing, get_database
 from webapp.email_events.services import (
+    PauseLimits,
     PayloadError,
     ReportedEvent,
     mailgun_signature_matches,
@@ -33,6 +34,7 @@ from webapp.email_events.services import (
     parse_postmark,
     parse_sendgrid,
     parse_ses,
+    pause_issues_over_limits,
     record_email_events,
     sendgrid_signature_matches,
 )
@@ -187,6 +189,9 @@ def _record(provider: str, parse: Parser, payload: Any = None) -> ResponseReturn
     with get_database().session() as session:
         begin_writing(session)
         result = record_email_events(session, provider, events, now=now)
+        pause_issues_over_limits(
+            session, result.issue_ids, limits=PauseLimits.from_config(current_app.config), now=now
+        )
         session.commit()
     return jsonify(recorded=result.recorded, repeated=result.repeated, ignored=ignored)
 
