@@ -28,6 +28,7 @@ from webapp.digests.services import (
     engine_settings,
 )
 from webapp.email_events.models import EmailEvent
+from webapp.email_events.services import IssueReports, issue_reports
 from webapp.outbox.services import get_mailer
 from webapp.subscribers.models import Subscriber
 
@@ -109,6 +110,14 @@ def test_reports_are_tied_to_the_issue_and_the_next_issue_skips_the_suppressed(
     assert [(row.issue_id, row.delivery_id) for row in rows] == [
         (issue_id, deliveries[r.id]) for r in bounced + complained
     ]
+    # A second report of the same complaint under another id (relays do that) is one reader.
+    again = {**events[-1], "id": "c-again"}
+    assert _report(client, [again])["recorded"] == 1
+    figures = issue_reports(db_session, issue_id)
+    assert figures == IssueReports(
+        sent=40, delivered=0, hard_bounces=3, soft_bounces=0, complaints=1
+    )
+    assert figures.rate(figures.hard_bounces) == 3 / 40
     # 3 of 40 bounced (7.5%, under 25%) and 1 of 40 complained (2.5%, under 5%): still sent.
     assert issue_in(db_session, issue_id).status == IssueStatus.SENT
     wanting = set(db_session.scalars(select(Subscriber.id).where(eligible_subscribers("en"))))

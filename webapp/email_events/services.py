@@ -45,6 +45,7 @@ from webapp.subscribers.services import (
 __all__ = [
     "MAX_EVENTS_PER_REQUEST",
     "GENERIC_TYPES",
+    "IssueReports",
     "EmailEventKind",
     "PayloadError",
     "PauseLimits",
@@ -52,6 +53,7 @@ __all__ = [
     "ReportedEvent",
     "mailgun_signature_matches",
     "pause_issues_over_limits",
+    "issue_reports",
     "parse_generic",
     "parse_mailgun",
     "parse_postmark",
@@ -172,38 +174,72 @@ def pause_issues_over_limits(
     session: Session, issue_ids: Iterable[int], *, limits: PauseLimits, now: datetime
 ) -> list[int]:
     """Pause each of these issues that is being sent and whose complaint or hard-bounce
-    rate (relay reports over messages sent) passed `limits`; returns the paused ones. The
-    note says which rate and by how much, for staff. The caller commits."""
+    rate (`issue_reports` over messages sent) passed `limits`; returns the paused ones.
+    The note says which rate and by how much, for staff. The caller commits."""
     paused = []
     for issue_id in sorted(set(issue_ids)):
         issue = session.get(DigestIssue, issue_id, with_for_update=True)
         if issue is None or issue.status != IssueStatus.SENDING:
             continue
-        sent = _count(
+        reports = issue_reports(session, issue_id)
+        if reports.sent < limits.min_sent:
+            continue
+        for count, limit, name in (
+            (reports.complaints, limits.complaint_rate, "complaint-threshold"),
+            (reports.hard_bounces, limits.bounce_rate, "bounce-threshold"),
+        ):
+            if reports.rate(count) > limit:
+                note = (
+                    f"{name}: {count} of {reports.sent} sent "
+                    f"({reports.rate(count):.2%}, limit {limit:.2%})"
+                )
+                pause_issue(session, issue, now=now, note=note)
+                paused.append(issue_id)
+                break
+    return paused
+
+
+@dataclass(frozen=True)
+class IssueReports:
+    """What relays reported about one issue, next to what it sent."""
+
+    #: Deliveries the mail server took.
+    sent: int
+    #: Readers whose copy a relay reported as delivered, bounced (hard, soft) or reported
+    #: as spam: each delivery once per kind, however many reports said so.
+    delivered: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+
+    def rate(self, count: int) -> float:
+        """`count` as a share of the messages sent (0 when nothing was sent)."""
+        return count / self.sent if self.sent else 0.0
+
+
+def issue_reports(session: Session, issue_id: int) -> IssueReports:
+    """The figures of one issue: its sent deliveries, and for each kind of relay report
+    the number of deliveries it was about."""
+    per_kind: dict[str, int] = {
+        str(kind): int(count)
+        for kind, count in session.execute(
+            select(EmailEvent.kind, func.count(func.distinct(EmailEvent.delivery_id)))
+            .where(EmailEvent.issue_id == issue_id)
+            .group_by(EmailEvent.kind)
+        ).all()
+    }
+    return IssueReports(
+        sent=_count(
             session,
             DigestDelivery,
             DigestDelivery.issue_id == issue_id,
             DigestDelivery.status == DeliveryStatus.SENT,
-        )
-        if sent < limits.min_sent:
-            continue
-        for kind, limit, name in (
-            (EmailEventKind.COMPLAINT, limits.complaint_rate, "complaint-threshold"),
-            (EmailEventKind.HARD_BOUNCE, limits.bounce_rate, "bounce-threshold"),
-        ):
-            count = _count(
-                session, EmailEvent, EmailEvent.issue_id == issue_id, EmailEvent.kind == kind
-            )
-            if count / sent > limit:
-                pause_issue(
-                    session,
-                    issue,
-                    now=now,
-                    note=f"{name}: {count} of {sent} sent ({count / sent:.2%}, limit {limit:.2%})",
-                )
-                paused.append(issue_id)
-                break
-    return paused
+        ),
+        delivered=per_kind.get(EmailEventKind.DELIVERED, 0),
+        hard_bounces=per_kind.get(EmailEventKind.HARD_BOUNCE, 0),
+        soft_bounces=per_kind.get(EmailEventKind.SOFT_BOUNCE, 0),
+        complaints=per_kind.get(EmailEventKind.COMPLAINT, 0),
+    )
 
 
 def _count(session: Session, model: Any, *conditions: Any) -> int:
