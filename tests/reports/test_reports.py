@@ -169,6 +169,7 @@ def test_subscriber_growth(loaded: Session) -> None:
 
 def test_unsubscribes_per_issue(loaded: Session) -> None:
     from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+    from webapp.email_events.models import EmailEvent
     from webapp.subscribers.models import Subscriber
 
     readers = list(loaded.scalars(select(Subscriber).order_by(Subscriber.id)))
@@ -204,6 +205,37 @@ def test_unsubscribes_per_issue(loaded: Session) -> None:
     loaded.commit()
     row = run(loaded, "issues", (2026, 11), (2026, 11))[0]
     assert row["unsubscribed"] == 1 and row["unsubscribe_rate"] == pytest.approx(1 / 5)
+    assert (row["hard_bounces"], row["complaints"], row["clicks"]) == (0, 0, 0)
+    # What relays reported about two of its deliveries (one complaint reported twice).
+    deliveries = loaded.scalars(
+        select(DigestDelivery)
+        .where(DigestDelivery.issue_id == issue.id)
+        .order_by(DigestDelivery.id)
+    ).all()
+    for key, kind, delivery in [
+        ("b1", "hard_bounce", deliveries[1]),
+        ("c1", "complaint", deliveries[2]),
+        ("c2", "complaint", deliveries[2]),
+    ]:
+        loaded.add(
+            EmailEvent(
+                provider="generic",
+                event_key=key,
+                kind=kind,
+                subscriber_id=delivery.subscriber_id,
+                delivery_id=delivery.id,
+                issue_id=issue.id,
+                message_id="",
+                occurred_at=dataset.at(11, 6),
+                received_at=dataset.at(11, 6),
+                detail="",
+            )
+        )
+    loaded.commit()
+    row = run(loaded, "issues", (2026, 11), (2026, 11))[0]
+    assert (row["hard_bounces"], row["soft_bounces"], row["complaints"]) == (1, 0, 1)
+    assert row["bounce_rate"] == pytest.approx(1 / 5)
+    assert row["complaint_rate"] == pytest.approx(1 / 5)
 
 
 def test_gift_sizes_agree_whether_read_from_totals_or_from_gifts(loaded: Session) -> None:

@@ -531,9 +531,12 @@ UNSUBSCRIBE_WINDOW_DAYS = 7
 
 
 def issues_report(session: Session, query: Query, rates: Rates) -> Table:
-    """Each issue that went out in range: recipients, sent, failed, and readers who got it
-    and unsubscribed within 7 days."""
+    """Each issue that went out in range: recipients, sent, failed, what relays reported
+    (hard and soft bounces, spam complaints, as counts and shares of sent), clicks, and
+    readers who got it and unsubscribed within 7 days."""
     from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+    from webapp.digests.services import clicks_per_link
+    from webapp.email_events.services import issue_reports
 
     issues = session.scalars(
         select(DigestIssue)
@@ -568,6 +571,7 @@ def issues_report(session: Session, query: Query, rates: Rates) -> Table:
             )
         )
         sent = counts.get(DeliveryStatus.SENT, 0)
+        reports = issue_reports(session, issue.id)
         rows.append(
             {
                 "issue": f"{sent_at:%Y-%m-%d} {issue.language} #{issue.id}",
@@ -575,6 +579,12 @@ def issues_report(session: Session, query: Query, rates: Rates) -> Table:
                 "recipients": issue.recipients,
                 "sent": sent,
                 "failed": counts.get(DeliveryStatus.FAILED, 0),
+                "hard_bounces": reports.hard_bounces,
+                "soft_bounces": reports.soft_bounces,
+                "bounce_rate": reports.rate(reports.hard_bounces) if sent else None,
+                "complaints": reports.complaints,
+                "complaint_rate": reports.rate(reports.complaints) if sent else None,
+                "clicks": sum(link.clicks for link in clicks_per_link(session, issue)),
                 "unsubscribed": int(left or 0),
                 "unsubscribe_rate": int(left or 0) / sent if sent else None,
             }
@@ -586,6 +596,12 @@ def issues_report(session: Session, query: Query, rates: Rates) -> Table:
             Column("recipients", _l("Recipients")),
             Column("sent", _l("Sent")),
             Column("failed", _l("Failed")),
+            Column("hard_bounces", _l("Hard bounces")),
+            Column("soft_bounces", _l("Soft bounces")),
+            Column("bounce_rate", _l("Bounce rate"), "share"),
+            Column("complaints", _l("Spam complaints")),
+            Column("complaint_rate", _l("Complaint rate"), "share"),
+            Column("clicks", _l("Clicks")),
             Column("unsubscribed", _l("Unsubscribed within 7 days")),
             Column("unsubscribe_rate", _l("Unsubscribe rate"), "share"),
         ],
@@ -662,7 +678,10 @@ REPORTS: list[Report] = [
     Report(
         "issues",
         _l("Unsubscribes per issue"),
-        _l("Each digest issue: sent, failed, and readers who left within 7 days."),
+        _l(
+            "Each digest issue: sent, failed, bounces and spam complaints the relays"
+            " reported, clicks, and readers who left within 7 days."
+        ),
         issues_report,
     ),
 ]
