@@ -606,7 +606,7 @@ def issues_report(session: Session, query: Query, rates: Rates) -> Table:
             Column("unsubscribe_rate", _l("Unsubscribe rate"), "share"),
         ],
         rows,
-        Chart("bar", ("unsubscribed",)),
+        Chart("bar", ("hard_bounces", "complaints", "unsubscribed")),
     )
 
 
