@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.helpers.html import csrf_token
@@ -212,6 +213,28 @@ def test_the_last_digest_compares_with_the_issue_before(
     issue(10, [sent, sent, sent, failed, pending], IssueStatus.SENDING)
     issue(12, [pending], IssueStatus.DRAFT)  # not approved: not on the dashboard
     loaded.commit()
+    # A relay's complaint about one message of the latest issue (read as the issues report).
+    from webapp.email_events.models import EmailEvent
+
+    latest = loaded.scalars(
+        select(DigestDelivery).join(DigestIssue).where(DigestIssue.status == IssueStatus.SENDING)
+    ).first()
+    assert latest is not None
+    loaded.add(
+        EmailEvent(
+            provider="generic",
+            event_key="c1",
+            kind="complaint",
+            subscriber_id=latest.subscriber_id,
+            delivery_id=latest.id,
+            issue_id=latest.issue_id,
+            message_id="",
+            occurred_at=dataset.at(11, 11),
+            received_at=dataset.at(11, 11),
+            detail="",
+        )
+    )
+    loaded.commit()
     board = build_dashboard(loaded, dataset.NOW, load_rates(loaded))
     assert board.last_issue is not None and board.previous_issue is not None
     assert (board.last_issue.recipients, board.last_issue.sent, board.last_issue.failed) == (
@@ -219,6 +242,7 @@ def test_the_last_digest_compares_with_the_issue_before(
         3,
         1,
     )
+    assert (board.last_issue.complaints, board.last_issue.hard_bounces) == (1, 0)
     assert (board.previous_issue.sent, board.previous_issue.subject) == (2, "Week of 3 November")
     assert board.issue_trend is not None
     assert board.issue_trend.trend == [3.0, 5.0]
@@ -229,4 +253,5 @@ def test_the_last_digest_compares_with_the_issue_before(
     force_login(client, loaded, staff)
     page = client.get("/staff/").get_data(as_text=True)
     assert "previous issue: 2 / 3" in page
+    assert "relay reports: spam complaints 1, hard bounces 0" in page
     assert "Recipients per issue" in page

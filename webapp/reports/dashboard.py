@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from webapp.digests.models import DeliveryStatus, DigestDelivery, DigestIssue, IssueStatus
+from webapp.email_events.services import issue_reports
 from webapp.reports import metrics
 from webapp.reports.rates import Rates
 
@@ -56,6 +57,9 @@ class LastIssue:
     recipients: int
     sent: int
     failed: int
+    #: What relays reported (`email_events.services.issue_reports`, as the issues report).
+    hard_bounces: int = 0
+    complaints: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ def _issue_numbers(session: Session, issues: list[DigestIssue]) -> list[LastIssu
             .group_by(DigestDelivery.issue_id, DigestDelivery.status)
         )
     }
+    reports = {issue.id: issue_reports(session, issue.id) for issue in issues}
     return [
         LastIssue(
             issue.id,
@@ -212,6 +217,8 @@ def _issue_numbers(session: Session, issues: list[DigestIssue]) -> list[LastIssu
             issue.recipients,
             counts.get((issue.id, DeliveryStatus.SENT), 0),
             counts.get((issue.id, DeliveryStatus.FAILED), 0),
+            reports[issue.id].hard_bounces,
+            reports[issue.id].complaints,
         )
         for issue in issues
     ]
