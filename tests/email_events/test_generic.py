@@ -13,9 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.email_events.support import event_rows, subscriber_state
 from tests.subscribers.factories import get_subscriber, make_subscriber
 from webapp.db import get_database
 from webapp.email_events.models import EmailEvent
@@ -39,22 +40,10 @@ def _post(client: FlaskClient, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def _event_rows(session: Session) -> int:
-    session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(EmailEvent)) or 0)
-
-
 def _reader(db_session: Session, email: str) -> Subscriber:
     subscriber = make_subscriber(db_session, email=email)
     db_session.commit()
     return subscriber
-
-
-def _state(db_session: Session, email: str) -> tuple[str, bool, str | None]:
-    db_session.expire_all()
-    subscriber = get_subscriber(db_session, email)
-    assert subscriber is not None
-    return (str(subscriber.status), subscriber.suppressed, subscriber.suppression_reason)
 
 
 def test_the_endpoint_is_off_without_a_token(
@@ -80,8 +69,8 @@ def test_a_missing_or_wrong_token_is_refused_with_nothing_written(
     _reader(db_session, "reader@example.com")
     answer = _post(client, {"type": "bounce", "email": "reader@example.com"}, headers=headers)
     assert answer.status_code == 401
-    assert _event_rows(db_session) == 0
-    assert _state(db_session, "reader@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "reader@example.com") == ("confirmed", False, None)
 
 
 def test_a_hard_bounce_bounces_and_suppresses_and_keeps_no_address(
@@ -101,7 +90,7 @@ def test_a_hard_bounce_bounces_and_suppresses_and_keeps_no_address(
     )
     assert answer.status_code == 200, answer.text
     assert answer.json == {"recorded": 1, "repeated": 0, "ignored": 0}
-    assert _state(db_session, "gone@example.com") == ("bounced", True, "hard_bounce")
+    assert subscriber_state(db_session, "gone@example.com") == ("bounced", True, "hard_bounce")
     row = db_session.scalars(select(EmailEvent)).one()
     assert (row.provider, row.event_key, row.kind, row.subscriber_id) == (
         "generic",
@@ -117,7 +106,7 @@ def test_a_hard_bounce_bounces_and_suppresses_and_keeps_no_address(
 def test_a_complaint_unsubscribes_and_suppresses(client: FlaskClient, db_session: Session) -> None:
     _reader(db_session, "angry@example.com")
     assert _post(client, {"type": "complaint", "email": "angry@example.com"}).status_code == 200
-    assert _state(db_session, "angry@example.com") == ("unsubscribed", True, "complaint")
+    assert subscriber_state(db_session, "angry@example.com") == ("unsubscribed", True, "complaint")
 
 
 def test_three_soft_bounces_suppress_and_two_do_not(
@@ -126,9 +115,9 @@ def test_three_soft_bounces_suppress_and_two_do_not(
     _reader(db_session, "full@example.com")
     for number in (1, 2):
         _post(client, {"type": "soft_bounce", "email": "full@example.com", "id": f"s{number}"})
-    assert _state(db_session, "full@example.com") == ("confirmed", False, None)
+    assert subscriber_state(db_session, "full@example.com") == ("confirmed", False, None)
     _post(client, {"type": "soft_bounce", "email": "full@example.com", "id": "s3"})
-    assert _state(db_session, "full@example.com") == ("bounced", True, "soft_bounces")
+    assert subscriber_state(db_session, "full@example.com") == ("bounced", True, "soft_bounces")
 
 
 def test_a_repeat_is_recognised_and_changes_nothing_more(
@@ -145,14 +134,14 @@ def test_a_repeat_is_recognised_and_changes_nothing_more(
     db_session.expire_all()
     subscriber = get_subscriber(db_session, "twice@example.com")
     assert subscriber is not None and subscriber.soft_bounce_count == 1
-    assert _event_rows(db_session) == 1
+    assert event_rows(db_session) == 1
 
 
 def test_a_delivery_after_a_bounce_lifts_nothing(client: FlaskClient, db_session: Session) -> None:
     _reader(db_session, "late@example.com")
     _post(client, {"type": "bounce", "email": "late@example.com", "id": "b"})
     _post(client, {"type": "delivered", "email": "late@example.com", "id": "d"})
-    assert _state(db_session, "late@example.com") == ("bounced", True, "hard_bounce")
+    assert subscriber_state(db_session, "late@example.com") == ("bounced", True, "hard_bounce")
 
 
 def test_unknown_types_and_strangers_are_taken_without_effect(
@@ -194,8 +183,8 @@ def test_a_bad_body_is_refused_with_a_message_and_nothing_written(
     answer = _post(client, body)
     assert answer.status_code == 400
     assert answer.json and answer.json["error"]
-    assert _event_rows(db_session) == 0
-    assert _state(db_session, "a@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "a@example.com") == ("confirmed", False, None)
 
 
 def test_erasure_deletes_the_events_about_the_person(
@@ -204,7 +193,7 @@ def test_erasure_deletes_the_events_about_the_person(
     _reader(db_session, "forget@example.com")
     _post(client, {"type": "bounce", "email": "forget@example.com", "id": "b1"})
     subscriber = get_subscriber(db_session, "forget@example.com")
-    assert subscriber is not None and _event_rows(db_session) == 1
+    assert subscriber is not None and event_rows(db_session) == 1
     erase_subscriber(
         db_session,
         subscriber,
@@ -214,7 +203,7 @@ def test_erasure_deletes_the_events_about_the_person(
         ip=None,
     )
     db_session.commit()
-    assert _event_rows(db_session) == 0
+    assert event_rows(db_session) == 0
 
 
 # --- Any order, any repeats: a small model of what must hold --------------------------
@@ -260,12 +249,12 @@ def test_any_order_and_repeats_end_as_the_model_says(
     suppressed_before: set[str] = set()
     for start in range(0, len(replay), batch):
         assert _post(client, {"events": replay[start : start + batch]}).status_code == 200
-        now_suppressed = {a for a in ADDRESSES if _state(db_session, a)[1]}
+        now_suppressed = {a for a in ADDRESSES if subscriber_state(db_session, a)[1]}
         assert suppressed_before <= now_suppressed  # never unsuppressed
         suppressed_before = now_suppressed
     distinct = {(address, kind, n) for address, kind, n in history}
-    assert _event_rows(db_session) == len(distinct)
+    assert event_rows(db_session) == len(distinct)
     for address in ADDRESSES:
         kinds = [kind for a, kind, _n in distinct if a == address]
         expected = "bounce" in kinds or "complaint" in kinds or kinds.count("soft_bounce") >= 3
-        assert _state(db_session, address)[1] is expected, (address, kinds)
+        assert subscriber_state(db_session, address)[1] is expected, (address, kinds)

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.subscribers.factories import get_subscriber, make_subscriber
+from tests.email_events.support import event_rows, subscriber_state
+from tests.subscribers.factories import make_subscriber
 from webapp.email_events.models import EmailEvent
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "email_events"
@@ -40,18 +41,6 @@ def _post(client: FlaskClient, body: Any) -> Any:
     return client.post(
         "/email-events/mailgun", data=json.dumps(body), content_type="application/json"
     )
-
-
-def _state(session: Session, email: str) -> tuple[str, bool, str | None]:
-    session.expire_all()
-    subscriber = get_subscriber(session, email)
-    assert subscriber is not None
-    return (str(subscriber.status), subscriber.suppressed, subscriber.suppression_reason)
-
-
-def _rows(session: Session) -> int:
-    session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(EmailEvent)) or 0)
 
 
 @pytest.mark.parametrize(
@@ -92,10 +81,10 @@ def test_each_documented_event_does_what_it_says(
     response = _post(client, _signed(fixture))
     assert response.status_code == 200, response.text
     assert response.json == {"recorded": recorded, "repeated": 0, "ignored": 1 - recorded}
-    assert _state(db_session, address) == state
+    assert subscriber_state(db_session, address) == state
     again = _post(client, _signed(fixture, token="b" * 50))  # a retry, signed afresh
     assert again.json == {"recorded": 0, "repeated": recorded, "ignored": 1 - recorded}
-    assert _rows(db_session) == recorded
+    assert event_rows(db_session) == recorded
 
 
 def test_the_bounce_keeps_the_message_id_and_the_smtp_reply(
@@ -131,8 +120,8 @@ def test_a_missing_or_wrong_signature_is_refused_with_nothing_written(
     make_subscriber(db_session, email="invalid@example.com")
     db_session.commit()
     assert _post(client, make()).status_code == 401
-    assert _rows(db_session) == 0
-    assert _state(db_session, "invalid@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "invalid@example.com") == ("confirmed", False, None)
 
 
 def test_a_signed_body_that_is_not_an_event_is_refused(
@@ -147,4 +136,4 @@ def test_a_signed_body_that_is_not_an_event_is_refused(
     body["signature"]["signature"] = digest
     response = _post(client, body)
     assert response.status_code == 400 and "timestamp" in response.json["error"]
-    assert _rows(db_session) == 0
+    assert event_rows(db_session) == 0

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.subscribers.factories import get_subscriber, make_subscriber
+from tests.email_events.support import event_rows, subscriber_state
+from tests.subscribers.factories import make_subscriber
 from webapp.email_events.models import EmailEvent
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "email_events"
@@ -41,18 +42,6 @@ def _post(client: FlaskClient, body: Any, headers: dict[str, str] | None = None)
         data=json.dumps(body),
         headers={"Content-Type": "application/json", **(headers or _basic(CREDENTIALS))},
     )
-
-
-def _state(session: Session, email: str) -> tuple[str, bool, str | None]:
-    session.expire_all()
-    subscriber = get_subscriber(session, email)
-    assert subscriber is not None
-    return (str(subscriber.status), subscriber.suppressed, subscriber.suppression_reason)
-
-
-def _rows(session: Session) -> int:
-    session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(EmailEvent)) or 0)
 
 
 @pytest.mark.parametrize(
@@ -88,14 +77,14 @@ def test_each_documented_record_does_what_it_says(
     response = _post(client, _fixture(fixture))
     assert response.status_code == 200, response.text
     assert response.json == {"recorded": answer, "repeated": 0, "ignored": 1 - answer}
-    assert _state(db_session, address) == state
+    assert subscriber_state(db_session, address) == state
     # Postmark retries until it gets a 2xx: the same post again changes nothing.
     assert _post(client, _fixture(fixture)).json == {
         "recorded": 0,
         "repeated": answer,
         "ignored": 1 - answer,
     }
-    assert _rows(db_session) == answer
+    assert event_rows(db_session) == answer
 
 
 def test_the_bounce_keeps_postmarks_ids_and_time(client: FlaskClient, db_session: Session) -> None:
@@ -119,7 +108,7 @@ def test_a_reactivation_never_lifts_the_suppression(
     _post(client, _fixture("postmark_subscription_change_bounce.json"))
     response = _post(client, _fixture("postmark_resubscribe.json"))
     assert response.json == {"recorded": 0, "repeated": 0, "ignored": 1}
-    assert _state(db_session, "john@example.com") == ("bounced", True, "hard_bounce")
+    assert subscriber_state(db_session, "john@example.com") == ("bounced", True, "hard_bounce")
 
 
 @pytest.mark.parametrize(
@@ -140,8 +129,8 @@ def test_wrong_or_missing_credentials_are_refused_with_nothing_written(
     response = _post(client, _fixture("postmark_bounce.json"), headers=headers or {"X": "y"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic")
-    assert _rows(db_session) == 0
-    assert _state(db_session, "bounce@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "bounce@example.com") == ("confirmed", False, None)
 
 
 @pytest.mark.parametrize(
@@ -158,4 +147,4 @@ def test_a_body_postmark_would_not_send_is_refused(
 ) -> None:
     response = _post(client, body)
     assert response.status_code == 400 and response.json["error"]
-    assert _rows(db_session) == 0
+    assert event_rows(db_session) == 0

@@ -14,10 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.subscribers.factories import get_subscriber, make_subscriber
+from tests.email_events.support import event_rows, subscriber_state
+from tests.subscribers.factories import make_subscriber
 from webapp.email_events.models import EmailEvent
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "email_events"
@@ -60,18 +61,6 @@ def _events() -> list[dict[str, Any]]:
     return loaded
 
 
-def _state(session: Session, email: str) -> tuple[str, bool, str | None]:
-    session.expire_all()
-    subscriber = get_subscriber(session, email)
-    assert subscriber is not None
-    return (str(subscriber.status), subscriber.suppressed, subscriber.suppression_reason)
-
-
-def _rows(session: Session) -> int:
-    session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(EmailEvent)) or 0)
-
-
 def test_a_documented_batch_does_what_each_event_says(
     client: FlaskClient, db_session: Session
 ) -> None:
@@ -84,15 +73,15 @@ def test_a_documented_batch_does_what_each_event_says(
     # delivered and the hard bounce are recorded; processed, deferred, open, the dropped
     # "Unsubscribed Address" and the dropped "invalid@invalid" (not an address) are not.
     assert response.json == {"recorded": 2, "repeated": 0, "ignored": 5}
-    assert _state(db_session, "noreply@example.com") == ("bounced", True, "hard_bounce")
-    assert _state(db_session, "recipient@example.com") == ("confirmed", False, None)
-    assert _state(db_session, "unsubscribe@example.com") == ("confirmed", False, None)
+    assert subscriber_state(db_session, "noreply@example.com") == ("bounced", True, "hard_bounce")
+    assert subscriber_state(db_session, "recipient@example.com") == ("confirmed", False, None)
+    assert subscriber_state(db_session, "unsubscribe@example.com") == ("confirmed", False, None)
     keys = set(db_session.scalars(select(EmailEvent.event_key)))
     assert keys == {"nOSv8m0eTQ-vxvwNwt3fZQ", "lC0Rc-FuQmKbnxCWxX1jRQ"}
     # SendGrid retries a batch it got no 2xx for, signed afresh: nothing more happens.
     again = _post(client, body, _signed_headers(body, timestamp="1700000300"))
     assert again.json == {"recorded": 0, "repeated": 2, "ignored": 5}
-    assert _rows(db_session) == 2
+    assert event_rows(db_session) == 2
 
 
 @pytest.mark.parametrize(
@@ -118,7 +107,7 @@ def test_complaints_and_suppressed_drops(
     item = {"email": "reader@example.com", "timestamp": 1461095250, "sg_event_id": "x1", **event}
     body = json.dumps([item]).encode()
     assert _post(client, body, _signed_headers(body)).json["recorded"] == 1
-    assert _state(db_session, "reader@example.com") == state
+    assert subscriber_state(db_session, "reader@example.com") == state
 
 
 def test_three_blocked_bounces_are_three_soft_ones(
@@ -137,7 +126,7 @@ def test_three_blocked_bounces_are_three_soft_ones(
     ]
     body = json.dumps(items).encode()
     assert _post(client, body, _signed_headers(body)).json["recorded"] == 3
-    assert _state(db_session, "reader@example.com") == ("bounced", True, "soft_bounces")
+    assert subscriber_state(db_session, "reader@example.com") == ("bounced", True, "soft_bounces")
 
 
 def _bad_headers() -> list[dict[str, str]]:
@@ -162,8 +151,8 @@ def test_a_bad_or_missing_signature_is_refused_with_nothing_written(
     db_session.commit()
     response = _post(client, json.dumps(_events()).encode(), headers)
     assert response.status_code == 401
-    assert _rows(db_session) == 0
-    assert _state(db_session, "noreply@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "noreply@example.com") == ("confirmed", False, None)
 
 
 @pytest.mark.parametrize(
@@ -181,4 +170,4 @@ def test_a_signed_body_that_is_not_events_is_refused(
 ) -> None:
     response = _post(client, body, _signed_headers(body))
     assert response.status_code == 400 and response.json["error"]
-    assert _rows(db_session) == 0
+    assert event_rows(db_session) == 0

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.email_events.support import event_rows, subscriber_state
 from tests.subscribers.factories import get_subscriber, make_subscriber
 from webapp.email_events.models import EmailEvent
 from webapp.email_events.sns import SIGNED_FIELDS, canonical_text, sns_url_allowed
@@ -144,18 +145,6 @@ def _post(client: FlaskClient, message: Any) -> Any:
     )
 
 
-def _state(session: Session, email: str) -> tuple[str, bool, str | None]:
-    session.expire_all()
-    subscriber = get_subscriber(session, email)
-    assert subscriber is not None
-    return (str(subscriber.status), subscriber.suppressed, subscriber.suppression_reason)
-
-
-def _rows(session: Session) -> int:
-    session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(EmailEvent)) or 0)
-
-
 def _readers(session: Session, *addresses: str) -> None:
     for address in addresses:
         make_subscriber(session, email=address)
@@ -170,8 +159,8 @@ def test_a_documented_bounce_suppresses_with_either_signature_version(
     response = _post(client, _sns(sns_host, _fixture("ses_bounce.json"), version=version))
     assert response.status_code == 200, response.text
     assert response.json == {"recorded": 1, "repeated": 0, "ignored": 0}
-    assert _state(db_session, "jane@example.com") == ("bounced", True, "hard_bounce")
-    assert _state(db_session, "mary@example.com") == ("confirmed", False, None)
+    assert subscriber_state(db_session, "jane@example.com") == ("bounced", True, "hard_bounce")
+    assert subscriber_state(db_session, "mary@example.com") == ("confirmed", False, None)
     row = db_session.scalars(select(EmailEvent)).one()
     # Our own Message-ID (SES keeps it in commonHeaders), not SES's id.
     assert row.message_id == "custom-message-ID"
@@ -186,8 +175,8 @@ def test_one_bounce_for_several_recipients_is_one_event_each(
     _readers(db_session, "jane@example.com", "mary@example.com", "richard@example.com")
     response = _post(client, _sns(sns_host, _fixture("ses_bounce_multiple.json")))
     assert response.json == {"recorded": 2, "repeated": 0, "ignored": 0}
-    assert _state(db_session, "richard@example.com")[1] is True
-    assert _state(db_session, "mary@example.com")[1] is False
+    assert subscriber_state(db_session, "richard@example.com")[1] is True
+    assert subscriber_state(db_session, "mary@example.com")[1] is False
 
 
 @pytest.mark.parametrize(
@@ -210,7 +199,7 @@ def test_complaints_deliveries_and_opens(
     _readers(db_session, address)
     response = _post(client, _sns(sns_host, _fixture(fixture)))
     assert response.json == {"recorded": recorded, "repeated": 0, "ignored": 1 - recorded}
-    assert _state(db_session, address) == state
+    assert subscriber_state(db_session, address) == state
 
 
 def test_a_transient_bounce_is_a_soft_one(
@@ -274,8 +263,8 @@ def test_anything_but_a_genuine_message_of_our_topic_is_refused_with_nothing_wri
     _readers(db_session, "jane@example.com")
     response = _post(client, make(sns_host))
     assert response.status_code == status, response.text
-    assert _rows(db_session) == 0
-    assert _state(db_session, "jane@example.com") == ("confirmed", False, None)
+    assert event_rows(db_session) == 0
+    assert subscriber_state(db_session, "jane@example.com") == ("confirmed", False, None)
 
 
 def test_the_certificate_host_rule() -> None:

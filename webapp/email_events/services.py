@@ -333,6 +333,16 @@ def _moment(value: Any, where: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _unix_moment(value: Any, where: str, now: datetime) -> datetime:
+    """A relay's Unix timestamp (seconds, maybe fractional) as a UTC time; `now` if absent."""
+    if value is None:
+        return now
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(f"{where}: timestamp is not a number") from exc
+
+
 def _content_key(item: Mapping[str, Any]) -> str:
     """A key for an event without an id: the same event sent twice has the same key."""
     canonical = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
@@ -438,11 +448,7 @@ def parse_mailgun(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent], 
     message = data.get("message")
     headers = message.get("headers") if isinstance(message, dict) else None
     status = data.get("delivery-status")
-    stamp = data.get("timestamp")
-    try:
-        occurred = datetime.fromtimestamp(float(stamp), UTC) if stamp is not None else now
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise PayloadError(f"{where}: timestamp is not a number") from exc
+    occurred = _unix_moment(data.get("timestamp"), where, now)
     event = ReportedEvent(
         kind=kind,
         address=_address(data.get("recipient"), where),
@@ -520,11 +526,7 @@ def parse_sendgrid(payload: Any, *, now: datetime) -> tuple[list[ReportedEvent],
         if kind is None:
             ignored += 1
             continue
-        stamp = item.get("timestamp")
-        try:
-            occurred = datetime.fromtimestamp(float(stamp), UTC) if stamp is not None else now
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise PayloadError(f"{where}: timestamp is not a number") from exc
+        occurred = _unix_moment(item.get("timestamp"), where, now)
         events.append(
             ReportedEvent(
                 kind=kind,
